@@ -1,0 +1,29 @@
+"""``tvmc compile``: apply tuning records and write one deployable package file."""
+
+from ..main import register_parser
+from ..target import add_target_arguments, target_from_args
+from .common import add_model_arguments, check_output_folder, load_model_from_args
+
+
+@register_parser
+def add_compile_parser(subparsers, main_parser, json_config):
+    parser = subparsers.add_parser(
+        "compile",
+        help="compile a model into a package (library + metadata)",
+        description="Compile a model with Relax. Kernels with a tuning record get their best schedule.",
+    )
+    add_model_arguments(parser)
+    parser.add_argument("-o", "--output", default="module.tar", metavar="PACKAGE", help="package file (default module.tar)")
+    parser.add_argument("--tuning-records", metavar="RECORDS", help="records folder from 'tvmc tune' or 'tvmc transfer'")
+    add_target_arguments(parser)
+    parser.set_defaults(func=drive_compile)
+
+
+def drive_compile(args) -> int:
+    from ..compiler import compile_model  # pylint: disable=import-outside-toplevel
+
+    check_output_folder(args.output, "package")
+    target = target_from_args(args)
+    report = compile_model(load_model_from_args(args), target, args.output, records=args.tuning_records)
+    print(f"package: {report.package} ({report.tuned_kernels} of {report.kernels} kernels tuned)")
+    return 0

@@ -1,0 +1,61 @@
+"""``tvmc tune``: MetaSchedule evolutionary search into a records folder; re-running it resumes."""
+
+from ..main import add_hooked_options, apply_option_hooks, register_parser
+from ..measure import add_measure_arguments, measure_options_from_args
+from ..target import add_target_arguments, target_from_args
+from .common import add_model_arguments, check_output_folder, load_model_from_args
+
+
+@register_parser
+def add_tune_parser(subparsers, main_parser, json_config):
+    parser = subparsers.add_parser(
+        "tune",
+        help="auto-tune a model's kernels with MetaSchedule",
+        description="Tune a model's kernels. The records are MetaSchedule's JSON database (a folder); running "
+        "the same command again resumes: recorded trials count against --trials and are not measured again.",
+    )
+    add_model_arguments(parser)
+    parser.add_argument("-o", "--output", metavar="RECORDS", help="records folder to write (and resume); required unless --tasks list")
+    add_target_arguments(parser)
+    parser.add_argument("--trials", type=int, default=1000, help="total trials over all tasks, recorded ones included (default 1000)")
+    parser.add_argument("--trials-per-task", type=int, help="most trials for one task")
+    parser.add_argument("--trials-per-iter", type=int, default=64, help="candidates measured per batch (default 64)")
+    parser.add_argument("--tasks", metavar="list|SPEC", help="'list' to show the tasks, or which to tune: 0,2-5")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
+    parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512)")
+    parser.add_argument("--tuning-records", action="append", default=[], metavar="PRIOR", help="records to start from (repeatable)")
+    add_measure_arguments(parser)
+    add_hooked_options("tune", parser)
+    parser.set_defaults(func=drive_tune)
+
+
+def drive_tune(args) -> int:
+    from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
+    from ..tasks import extract_tasks, format_task_table
+    from ..tune import TuneOptions, TunePlan, tune_model
+
+    if args.tasks != "list" and not args.output:
+        raise TVMCException("give the records folder to write with -o RECORDS")
+    target = target_from_args(args)
+    model = load_model_from_args(args)
+    if args.tasks == "list":
+        print(format_task_table(extract_tasks(model, target)))
+        return 0
+    check_output_folder(args.output, "records")
+    options = TuneOptions(
+        trials=args.trials,
+        trials_per_task=args.trials_per_task,
+        trials_per_iter=args.trials_per_iter,
+        tasks=args.tasks,
+        seed=args.seed,
+        population=args.population,
+        measure=measure_options_from_args(args),
+    )
+    plan = TunePlan()
+    apply_option_hooks("tune", args, plan)
+    report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan)
+    print(report.table())
+    for phase in report.phases:
+        print(phase.summary() if hasattr(phase, "summary") else phase)
+    print(f"records: {report.records}")
+    return 0

@@ -1,0 +1,80 @@
+"""``compile_model``: apply tuning records, build with Relax, write one package file."""
+
+import logging
+import os
+
+import attrs
+
+from .errors import TVMCException
+from .package import PackageMetadata, write_package
+from .records import open_database, records_digest, same_target
+from .target import target_json
+from .tasks import extract_tasks
+
+log = logging.getLogger("tvmc")
+
+
+@attrs.frozen
+class CompileReport:
+    package: str
+    kernels: int
+    tuned_kernels: int
+    other_target_records: int
+
+
+def _records_for(records: str, target):
+    """The records of ``records`` that are for ``target``, in memory, and how many were for another."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    from .records import copy_records
+
+    source = open_database(records)
+    if not source.get_all_tuning_records():
+        raise TVMCException(f"tuning records in '{records}' are empty; run 'tvmc tune' first or compile without them")
+    memory = ms.database.MemoryDatabase()
+    _, other = copy_records(source, memory, target)
+    return memory, other
+
+
+def compile_model(model, target, output: str, records: str | None = None) -> CompileReport:
+    """Compile ``model`` for ``target`` into the package file ``output``.
+
+    Kernels with a record in ``records`` get their best tuned schedule; the others keep a valid default one.
+
+    >>> compile_model(load_model("net.onnx"), parse_target("llvm"), "net.tar", records="records")  # doctest: +SKIP
+    """
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.s_tir import meta_schedule as ms
+
+    from .intrinsics import load_tensor_intrinsics
+
+    tasks = extract_tasks(model, target)
+    other = 0
+    if records:
+        database, other = _records_for(records, target)
+        if other:
+            log.warning("%s: %d records are for another target and were ignored", records, other)
+    else:
+        database = ms.database.MemoryDatabase()
+    tuned = sum(1 for t in tasks if database.has_workload(t.mod))
+    if records and tuned < len(tasks):
+        log.warning("the records match %d of the model's %d kernels; the others keep a default schedule", tuned, len(tasks))
+    load_tensor_intrinsics(target)  # tuned traces may tensorize
+    try:
+        executable = ms.relax_integration.compile_relax(database, model.mod, target, params=None)
+    except Exception as err:
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        raise TVMCException(f"compilation failed: {(lines[-1] if lines else type(err).__name__)[:300]}") from None
+    metadata = PackageMetadata(
+        inputs=model.inputs,
+        outputs=model.outputs,
+        target=target_json(target),
+        tvm_version=tvm.__version__,
+        model=os.path.basename(model.path),
+        model_digest=model.digest,
+        records_digest=records_digest(records) if records else None,
+        tuned_kernels=tuned,
+        kernels=len(tasks),
+    )
+    write_package(executable, metadata, output)
+    return CompileReport(os.path.abspath(output), len(tasks), tuned, other)

@@ -1,0 +1,92 @@
+"""How candidates are built and measured: one protocol for every phase, so their times compare.
+
+The same ``MeasureOptions`` drive evolutionary search, droplet search and transfer-tuning: number, repeat,
+minimum repeat time, cache flush, timeout, and a local or RPC runner.
+"""
+
+import os
+
+import attrs
+
+from .errors import TVMCException
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@attrs.frozen
+class MeasureOptions:
+    """Measurement protocol. ``repeat`` gives the samples a droplet t-test compares; ``number`` runs are averaged
+    into each sample, and at least ``min_repeat_ms`` is spent per sample."""
+
+    number: int = 3
+    repeat: int = 3
+    min_repeat_ms: int = 20
+    cache_flush: bool = False
+    timeout: float = 10.0
+    parallel: int = attrs.field(factory=default_workers)  # build workers
+    rpc_tracker: str | None = None  # host:port
+    rpc_key: str | None = None
+
+    def __attrs_post_init__(self):
+        for name in ("number", "repeat", "parallel"):
+            if getattr(self, name) < 1:
+                raise TVMCException(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_repeat_ms < 0 or self.timeout <= 0:
+            raise TVMCException("--min-repeat-ms must be >= 0 and --timeout > 0")
+        if bool(self.rpc_tracker) != bool(self.rpc_key):
+            raise TVMCException("--rpc-tracker and --rpc-key go together: give both, or neither for local runs")
+
+    def evaluator_config(self):
+        from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+        return ms.runner.EvaluatorConfig(
+            number=self.number,
+            repeat=self.repeat,
+            min_repeat_ms=self.min_repeat_ms,
+            enable_cpu_cache_flush=self.cache_flush,
+        )
+
+    def make_runner(self):
+        """A local runner (one persistent worker) or MetaSchedule's RPC runner through a tracker."""
+        from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+        if not self.rpc_tracker:
+            return ms.runner.LocalRunner(timeout_sec=self.timeout, evaluator_config=self.evaluator_config())
+        host, _, port = self.rpc_tracker.rpartition(":")
+        if not host or not port.isdigit():
+            raise TVMCException(f"--rpc-tracker '{self.rpc_tracker}' must be host:port")
+        config = ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=self.rpc_key, session_timeout_sec=int(self.timeout) + 30)
+        return ms.runner.RPCRunner(rpc_config=config, evaluator_config=self.evaluator_config(), max_workers=1)
+
+    def make_builder(self, target):
+        from .builder import PersistentBuilder  # pylint: disable=import-outside-toplevel
+
+        return PersistentBuilder(target, max_workers=self.parallel, timeout_sec=max(self.timeout, 60.0))
+
+
+def add_measure_arguments(parser) -> None:
+    """The measurement options shared by ``tune`` and ``transfer``."""
+    group = parser.add_argument_group("measurement")
+    group.add_argument("--number", type=int, default=3, help="runs averaged into one measurement (default 3)")
+    group.add_argument("--repeat", type=int, default=3, help="measurements per candidate (default 3)")
+    group.add_argument("--min-repeat-ms", type=int, default=20, help="minimum time of one measurement, ms (default 20)")
+    group.add_argument("--cache-flush", action="store_true", help="flush the CPU cache before each measurement")
+    group.add_argument("--timeout", type=float, default=10.0, help="seconds before a run is given up (default 10)")
+    group.add_argument("--parallel", type=int, default=None, help="build workers (default: the cores this process may use)")
+    group.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on remote devices through an RPC tracker")
+    group.add_argument("--rpc-key", metavar="KEY", help="the device key registered with the tracker")
+
+
+def measure_options_from_args(args) -> MeasureOptions:
+    return MeasureOptions(
+        number=args.number,
+        repeat=args.repeat,
+        min_repeat_ms=args.min_repeat_ms,
+        cache_flush=args.cache_flush,
+        timeout=args.timeout,
+        parallel=args.parallel or default_workers(),
+        rpc_tracker=args.rpc_tracker,
+        rpc_key=args.rpc_key,
+    )

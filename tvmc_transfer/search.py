@@ -1,0 +1,91 @@
+"""A search strategy wrapper that makes tuning resumable.
+
+MetaSchedule's evolutionary search only remembers what it measured in the current session. Wrapped in
+``ResumableSearch``, a task's trials already in the database count against its budget, and a candidate whose
+scheduled module is already in the database is never measured again. A ``Budget`` shared by all tasks' wrappers
+keeps the total exact: MetaSchedule's task scheduler would let the last batch overshoot it.
+"""
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
+from tvm_ffi import structural_hash
+
+
+def measured_hashes(database, workload_mod) -> set:
+    """Structural hashes of the scheduled modules the database already holds for ``workload_mod``."""
+    from tvm import s_tir  # pylint: disable=import-outside-toplevel
+
+    if not database.has_workload(workload_mod):
+        return set()
+    workload = database.commit_workload(workload_mod)
+    hashes = set()
+    for record in database.get_top_k(workload, 1 << 30):
+        sch = s_tir.Schedule(workload_mod)
+        try:
+            record.trace.apply_to_schedule(sch, remove_postproc=False)
+        except Exception:  # a record that no longer replays cannot be proposed again either
+            continue
+        hashes.add(structural_hash(sch.mod))
+    return hashes
+
+
+def count_records(database, workload_mod) -> int:
+    if not database.has_workload(workload_mod):
+        return 0
+    return len(database.get_top_k(database.commit_workload(workload_mod), 1 << 30))
+
+
+class Budget:
+    """Trials left for the whole tuning session, shared by every task's search."""
+
+    def __init__(self, trials: int):
+        self.left = trials
+
+    def take(self, candidates: list) -> list:
+        taken = candidates[: max(self.left, 0)]
+        self.left -= len(taken)
+        return taken
+
+
+@derived_object
+class ResumableSearch(PySearchStrategy):
+    """Delegates to ``inner`` (any search strategy); skips what the database already measured."""
+
+    def __init__(self, inner, budget: Budget | None = None):
+        super().__init__()
+        self.inner = inner
+        self.budget = budget or Budget(1 << 62)
+        self.seen = set()
+        self.mod = None
+
+    def _initialize_with_tune_context(self, context) -> None:
+        self.mod = context.mod
+        self.inner._initialize_with_tune_context(context)  # pylint: disable=protected-access
+
+    def pre_tuning(self, max_trials, num_trials_per_iter, design_spaces, database=None, cost_model=None):
+        done = count_records(database, self.mod) if database is not None else 0
+        self.seen = measured_hashes(database, self.mod) if database is not None else set()
+        self.inner.pre_tuning(max(max_trials - done, 0), num_trials_per_iter, design_spaces, database, cost_model)
+
+    def post_tuning(self):
+        self.inner.post_tuning()
+
+    def generate_measure_candidates(self):
+        if self.budget.left <= 0:
+            return None
+        candidates = self.inner.generate_measure_candidates()
+        if candidates is None:
+            return None
+        fresh = []
+        for candidate in candidates:
+            key = structural_hash(candidate.sch.mod)
+            if key not in self.seen:
+                self.seen.add(key)
+                fresh.append(candidate)
+        return self.budget.take(fresh)
+
+    def notify_runner_results(self, measure_candidates, results):
+        self.inner.notify_runner_results(measure_candidates, results)
+
+    def clone(self):
+        return ResumableSearch(self.inner.clone(), self.budget)

@@ -1,0 +1,173 @@
+"""Turn what tvmc users type into a TVM 0.27 ``Target``.
+
+TVM 0.27 rejects the CLI form ``"llvm -mcpu=znver3 -num-cores=2"`` that tvmc users know. We accept it and
+translate it to the JSON form, typing each option by the target kind's own schema. Also accepted: bare kinds
+(``llvm``), tags (``nvidia/nvidia-h100``), JSON strings and ``.json`` files, ``native`` (this machine's exact CPU
+and core count), per-option flags such as ``--target-llvm-mcpu``, and a host target.
+"""
+
+import json
+import os
+import shlex
+
+from .errors import TVMCException
+
+# Per-option flags offered on the command line (``--target-llvm-mcpu znver3``). Listed here rather than read
+# from TVM so that ``tvmc --help`` does not import TVM; a test checks each against TVM's own schema.
+TARGET_OPTION_FLAGS = {
+    "llvm": ("mcpu", "mtriple", "mattr", "mabi", "num-cores", "opt-level", "vector-width", "fast-math"),
+    "cuda": ("arch", "max_num_threads", "thread_warp_size", "max_shared_memory_per_block"),
+}
+EXAMPLES = "e.g. 'llvm', 'llvm -mcpu=znver3 -num-cores=2', 'cuda -arch=sm_90', 'native' or a JSON object"
+
+
+def add_target_arguments(parser) -> None:
+    """The target options shared by ``tune``, ``transfer`` and ``compile``."""
+    parser.add_argument("--target", default="llvm", help=f"compilation target ({EXAMPLES}); default: llvm")
+    parser.add_argument("--target-host", help="host target for a device target (same forms as --target)")
+    for kind, options in TARGET_OPTION_FLAGS.items():
+        for option in options:
+            parser.add_argument(
+                f"--target-{kind}-{option}",
+                dest=_flag_dest(kind, option),
+                metavar="VALUE",
+                help=f"set '{option}' of a {kind} target",
+            )
+
+
+def _flag_dest(kind: str, option: str) -> str:
+    return f"target_{kind}_{option}".replace("-", "_")
+
+
+def target_from_args(args):
+    """The ``Target`` that the parsed ``--target*`` options of a command describe."""
+    overrides = {}
+    for kind, options in TARGET_OPTION_FLAGS.items():
+        for option in options:
+            value = getattr(args, _flag_dest(kind, option), None)
+            if value is not None:
+                overrides.setdefault(kind, {})[option] = value
+    return parse_target(args.target, host=args.target_host, overrides=overrides)
+
+
+def native_target() -> dict:
+    """This machine's CPU exactly: its ``-mcpu`` and the number of cores this process may use."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    return {
+        "kind": "llvm",
+        "mcpu": str(tvm.target.codegen.llvm_get_system_cpu()),
+        "num-cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }
+
+
+def _parse_cli_form(text: str) -> dict:
+    try:
+        words = shlex.split(text)
+    except ValueError as err:
+        raise TVMCException(f"cannot parse target '{text}': {err}") from None
+    config = {"kind": words[0]}
+    for word in words[1:]:
+        if not word.startswith("-") or word in ("-", "--"):
+            raise TVMCException(f"cannot parse target '{text}': '{word}' is not an option like -mcpu=znver3")
+        key, eq, value = word.lstrip("-").partition("=")
+        config[key] = value if eq else True
+    return config
+
+
+def _read_target_text(text: str) -> dict | str:
+    text = text.strip()
+    if not text:
+        raise TVMCException(f"the target is empty; give one, {EXAMPLES}")
+    if text in ("native", "host"):
+        return native_target()
+    if text.endswith(".json"):
+        try:
+            with open(text, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as err:
+            raise TVMCException(f"cannot read target file {text}: {err.strerror}") from None
+    if text.startswith("{"):
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise TVMCException(f"target is not valid JSON ({err}); {EXAMPLES}") from None
+        if not isinstance(config, dict) or "kind" not in config:
+            raise TVMCException(f"a JSON target must be an object with a 'kind'; {EXAMPLES}")
+        return config
+    if " " in text or text.startswith("-"):
+        return _parse_cli_form(text)
+    return text  # a bare kind or a tag: TVM knows both
+
+
+def _typed(kind: str, key: str, value, schema: dict):
+    expected = schema.get(key)
+    if expected is None:
+        known = ", ".join(sorted(k for k in schema if k not in ("kind", "tag", "host", "from_device", "target_device_type")))
+        raise TVMCException(f"target kind '{kind}' has no option '{key}'; its options are: {known}")
+    if not isinstance(value, str):
+        return value
+    try:
+        if expected == "int":
+            return int(value)
+        if expected == "bool":
+            if value.lower() not in ("1", "0", "true", "false"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true")
+        if expected.startswith("Array"):
+            return [item for item in value.split(",") if item]
+    except ValueError:
+        raise TVMCException(f"target option '{key}' of '{kind}' expects {expected}, got '{value}'") from None
+    return value
+
+
+def _normalize(config: dict) -> dict:
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    kind = config["kind"]
+    if kind not in tvm.target.Target.list_kinds():
+        raise TVMCException(f"unknown target kind '{kind}'; known kinds: {', '.join(sorted(tvm.target.Target.list_kinds()))}")
+    schema = dict(tvm.target.TargetKind.options_from_name(kind))
+    return {"kind": kind, **{key: _typed(kind, key, value, schema) for key, value in config.items() if key != "kind"}}
+
+
+def _to_config(text_or_config) -> dict | str:
+    config = _read_target_text(text_or_config) if isinstance(text_or_config, str) else dict(text_or_config)
+    return _normalize(config) if isinstance(config, dict) else config
+
+
+def parse_target(target, host=None, overrides: dict | None = None):
+    """Translate a target in any accepted form into a ``tvm.target.Target``.
+
+    >>> parse_target("llvm -mcpu=znver3 -num-cores=2").export()["num-cores"]
+    2
+    """
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    if isinstance(target, tvm.target.Target) and not overrides and host is None:
+        return target
+    config = _to_config(target) if not isinstance(target, tvm.target.Target) else target_json(target)
+    for kind, options in (overrides or {}).items():
+        if not isinstance(config, dict):
+            config = target_json(_build(tvm, config))
+        if config["kind"] != kind:
+            raise TVMCException(f"--target-{kind}-* options given, but the target is a '{config['kind']}' target")
+        config.update(_normalize({"kind": kind, **options}))
+    result = _build(tvm, config)
+    if host is not None:
+        result = tvm.target.Target(result, _build(tvm, _to_config(host)))
+    return result
+
+
+def _build(tvm, config):
+    try:
+        return tvm.target.Target(config)
+    except Exception as err:  # TVM raises ValueError or its own errors with a long message
+        last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        shown = config if isinstance(config, str) else json.dumps(config)
+        raise TVMCException(f"invalid target '{shown}': {last[:300]}; {EXAMPLES}") from None
+
+
+def target_json(target) -> dict:
+    """The target as plain JSON data (``Target.export()`` holds TVM containers); ``Target(data)`` rebuilds it."""
+    return json.loads(str(target))

@@ -1,0 +1,86 @@
+"""Tuning tasks: the fused kernels of a model, as MetaSchedule sees them.
+
+``extract_tasks`` on a freshly imported module finds nothing; the fusion passes must run first, the same ones
+``ms.relax_integration.compile_relax`` runs, so that database keys match at compile time.
+"""
+
+import re
+
+import attrs
+
+from .errors import TVMCException
+
+
+def fusion_passes(target) -> list:
+    """The passes ``compile_relax`` runs before it applies the database (keep the two in step)."""
+    from tvm import relax  # pylint: disable=import-outside-toplevel
+
+    try:
+        dispatch = list(relax.pipeline.library_dispatch_passes(target))
+    except (ValueError, AttributeError):
+        dispatch = []
+    return [
+        *dispatch,
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+
+
+@attrs.frozen
+class Task:
+    """One kernel to tune: its index in the model, name, weight (uses per inference) and FLOPs."""
+
+    index: int
+    name: str
+    weight: int
+    flops: float
+    extracted: object  # ms.ExtractedTask
+
+    @property
+    def mod(self):
+        return self.extracted.dispatched[0]
+
+
+def extract_tasks(model, target) -> list:
+    """The model's tuning tasks, in MetaSchedule's order."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.s_tir import meta_schedule as ms
+
+    with target:
+        fused = tvm.transform.Sequential(fusion_passes(target))(model.mod)
+    extracted = ms.relax_integration.extract_tasks(fused, target)
+    return [Task(i, t.task_name, int(t.weight), _flops(t.dispatched[0]), t) for i, t in enumerate(extracted)]
+
+
+def _flops(mod) -> float:
+    from tvm.s_tir.analysis import estimate_tir_flops  # pylint: disable=import-outside-toplevel
+
+    try:
+        return float(estimate_tir_flops(mod))
+    except Exception:  # some kernels (pure data movement) have no countable FLOPs
+        return 0.0
+
+
+def select_tasks(tasks: list, spec: str | None) -> list:
+    """Pick tasks by a spec like ``"0,2-5"``; ``None`` or ``"all"`` keeps every task."""
+    if spec is None or spec.strip() in ("", "all"):
+        return list(tasks)
+    chosen = set()
+    for part in spec.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise TVMCException(f"--tasks '{spec}' is not a list like 0,2-5 (or 'list' to show the tasks)")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first or last >= len(tasks):
+            raise TVMCException(f"--tasks '{spec}': the model has tasks 0-{len(tasks) - 1}")
+        chosen.update(range(first, last + 1))
+    return [t for t in tasks if t.index in chosen]
+
+
+def format_task_table(tasks: list) -> str:
+    rows = [f"{'#':>3}  {'task':<40} {'weight':>6} {'MFLOP':>10}"]
+    rows += [f"{t.index:>3}  {t.name[:40]:<40} {t.weight:>6} {t.flops / 1e6:>10.2f}" for t in tasks]
+    return "\n".join(rows)

@@ -1,0 +1,189 @@
+"""``tune_model``: MetaSchedule's evolutionary search, fast on a small machine and resumable.
+
+The task scheduler, cost model and database are TVM's own; what we add is a builder that does not pay
+TVM's 20 s tensor-intrinsic import per worker (``builder.py``), a search wrapper that makes a second run with
+the same records folder resume instead of starting over (``search.py``), and progress output.
+"""
+
+import logging
+import os
+import time
+
+import attrs
+
+from .errors import TVMCException
+from .measure import MeasureOptions
+from .records import copy_records, is_measured, mean_seconds, open_database
+from .tasks import extract_tasks, select_tasks
+
+log = logging.getLogger("tvmc")
+
+
+@attrs.frozen
+class TuneOptions:
+    """What to tune and how much. ``trials`` is the total budget over all tasks, trials already in the
+    records included; ``trials_per_task`` caps each task (default: no cap beyond the total)."""
+
+    trials: int = 1000
+    trials_per_task: int | None = None
+    trials_per_iter: int = 64
+    tasks: str | None = None  # "0,2-5"
+    seed: int | None = 0
+    population: int = 512  # evolutionary search's population; smaller is faster per batch
+    measure: MeasureOptions = attrs.field(factory=MeasureOptions)
+
+    def __attrs_post_init__(self):
+        if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
+            raise TVMCException("--trials must be >= 0 and --trials-per-task >= 1")
+        if self.trials_per_iter < 1 or self.population < 2:
+            raise TVMCException("--trials-per-iter must be >= 1 and --population >= 2")
+
+
+@attrs.frozen
+class TaskResult:
+    index: int
+    name: str
+    weight: int
+    flops: float
+    trials: int  # measured records in the database for this task, old and new
+    best_seconds: float | None
+
+    @property
+    def weighted_seconds(self) -> float | None:
+        return None if self.best_seconds is None else self.best_seconds * self.weight
+
+
+@attrs.frozen
+class TuneReport:
+    records: str
+    tasks: tuple  # of TaskResult
+    new_trials: int
+    wall_seconds: float
+    phases: tuple = ()  # reports of extra phases (droplet search, ...), in order
+
+    def table(self) -> str:
+        rows = [f"{'#':>3}  {'task':<36} {'weight':>6} {'trials':>6} {'best (us)':>11} {'GFLOP/s':>8}"]
+        for t in self.tasks:
+            best = f"{t.best_seconds * 1e6:11.2f}" if t.best_seconds is not None else f"{'-':>11}"
+            gflops = f"{t.flops / t.best_seconds / 1e9:8.2f}" if t.best_seconds and t.flops else f"{'-':>8}"
+            rows.append(f"{t.index:>3}  {t.name[:36]:<36} {t.weight:>6} {t.trials:>6} {best} {gflops}")
+        total = sum(t.weighted_seconds for t in self.tasks if t.weighted_seconds is not None)
+        rows.append(f"sum of weighted best times: {total * 1e3:.3f} ms; {self.new_trials} new trials in {self.wall_seconds:.1f} s")
+        return "\n".join(rows)
+
+
+@attrs.define
+class TunePlan:
+    """What ``tune_model`` will do, open to plugins: ``phases`` run in order after evolutionary search,
+    each as ``phase(session) -> report``, where ``session`` is a ``TuneSession``."""
+
+    phases: list = attrs.field(factory=list)
+
+
+@attrs.frozen
+class TuneSession:
+    """Everything a later phase needs to go on where the search stopped."""
+
+    model: object
+    target: object
+    tasks: list
+    database: object
+    options: TuneOptions
+    records: str
+
+
+def task_results(tasks, database) -> tuple:
+    """Per task: how many measured records the database holds and the best mean time among them."""
+    results = []
+    for task in tasks:
+        records = []
+        if database.has_workload(task.mod):
+            records = [r for r in database.get_top_k(database.commit_workload(task.mod), 1 << 30) if is_measured(r)]
+        best = min((mean_seconds(r) for r in records), default=None)
+        results.append(TaskResult(task.index, task.name, task.weight, task.flops, len(records), best))
+    return tuple(results)
+
+
+def _quiet_metaschedule() -> None:
+    # MetaSchedule prints its task table to stdout at INFO; its per-task log files keep everything.
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+
+
+def tune_model(model, target, records: str, options: TuneOptions = TuneOptions(), prior_records=(), plan=None, progress=True) -> TuneReport:
+    """Tune ``model`` for ``target``, writing MetaSchedule tuning records into the folder ``records``.
+
+    Running it again with the same ``records`` resumes: trials already recorded count against the budget,
+    and no recorded schedule is measured again.
+
+    >>> from tvmc_transfer import load_model, parse_target, tune_model, TuneOptions   # doctest: +SKIP
+    >>> report = tune_model(load_model("net.onnx"), parse_target("llvm"), "records", TuneOptions(trials=64))
+    """
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    from .intrinsics import load_tensor_intrinsics
+    from .search import Budget, ResumableSearch
+
+    start = time.time()
+    plan = plan or TunePlan()
+    all_tasks = extract_tasks(model, target)
+    if not all_tasks:
+        raise TVMCException(f"{model.path} has no kernels to tune")
+    tasks = select_tasks(all_tasks, options.tasks)
+    database = open_database(records, create=True)
+    for prior in prior_records:
+        copied, other = copy_records(open_database(prior), database, target)
+        log.info("copied %d records from %s", copied, prior)
+        if other:
+            log.warning("%s: %d records are for another target and were ignored", prior, other)
+
+    before = task_results(tasks, database)
+    already = sum(t.trials for t in before)
+    budget = options.trials - already
+    new_trials = 0
+    if budget > 0:
+        _quiet_metaschedule()
+        load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
+        strategy = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
+        # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
+        # spent on reshapes before the convolutions get a batch.
+        by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            [t.extracted for t in by_cost],
+            records,
+            strategy=strategy,
+            num_threads=options.measure.parallel,
+            seed=options.seed,
+        )
+        callback = _progress_callback(progress, budget, [f"#{t.index} {t.name}" for t in by_cost])
+        builder = options.measure.make_builder(target)
+        try:
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=records,
+                max_trials_global=budget,
+                max_trials_per_task=options.trials_per_task or options.trials,
+                num_trials_per_iter=options.trials_per_iter,
+                builder=builder,
+                runner=options.measure.make_runner(),
+                database=database,
+                cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callback],
+            )
+        finally:
+            builder.shutdown()
+            for cb in callback:
+                cb.close()
+        new_trials = sum(t.trials for t in task_results(tasks, database)) - already
+    session = TuneSession(model, target, tasks, database, options, records)
+    phases = tuple(phase(session) for phase in plan.phases)
+    return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, time.time() - start, phases)
+
+
+def _progress_callback(progress, total: int, names: list) -> list:
+    if not progress:
+        return []
+    from .progress import ProgressCallback  # pylint: disable=import-outside-toplevel
+
+    return [ProgressCallback(total, names)]

@@ -1,0 +1,470 @@
+"""A model zoo built in pure Python: torchvision's ResNet-50, GoogLeNet and AlexNet, plus tiny test nets.
+
+Every model is written with ``onnx.helper`` and filled with seeded NumPy random weights, so nothing has to
+be downloaded and no deep-learning framework is needed. The big three reproduce torchvision's inference
+graphs layer for layer (and so its parameter counts); the tiny nets compile and tune in seconds.
+
+All models have one float32 input named ``input`` (NCHW for the CNNs) and one output named ``output``,
+use ONNX opset 17 and IR version 8, and keep ``BatchNormalization`` as its own node (not folded into the
+convolution before it). Initializers are named like torchvision's state dict (``layer1.0.conv1.weight``).
+
+Example
+-------
+>>> from tvmc_transfer import zoo
+>>> sorted(zoo.MODELS)
+['alexnet', 'googlenet', 'resnet50', 'tiny-cnn', 'tiny-cnn-b', 'tiny-mlp']
+>>> model = zoo.build("tiny-cnn", seed=0)
+>>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
+(['input'], ['output'])
+>>> zoo.count_parameters(zoo.build("tiny-mlp"))
+2410
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable, Sequence
+
+import attrs
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+"""The ONNX opset every zoo model imports (TVM 0.27's ``from_onnx`` converts all its operators)."""
+
+IR_VERSION = 8
+"""The ONNX IR version that goes with opset 17; old enough for any ONNX Runtime that knows opset 17."""
+
+BATCH_DIM = "N"
+"""The symbolic name of the batch dimension when a model is built with ``dynamic_batch=True``."""
+
+# Random-weight scales. He-normal (fan-in) keeps the activation variance roughly constant through a
+# conv+ReLU, and the BatchNorms stay close to the identity (gamma ~ 1, beta and running mean ~ 0, running var
+# in 0.8..1.2), so activations neither explode nor vanish; see _RESNET50_BRANCH_GAIN for the residual sums.
+_BIAS_STD = 0.01
+_BN_GAMMA_STD = 0.05
+_BN_BETA_STD = 0.05
+_BN_MEAN_STD = 0.05
+_BN_VAR_RANGE = (0.8, 1.2)
+
+
+@attrs.frozen
+class ZooModel:
+    """One entry of the zoo: what the model is and how to build it.
+
+    ``build(seed, dynamic_batch)`` returns a fresh ``onnx.ModelProto``; ``input_shape`` is the static shape of
+    the single input ``input`` (with ``dynamic_batch=True`` its first dimension becomes the symbol ``N``).
+
+    Example
+    -------
+    >>> from tvmc_transfer.zoo import MODELS
+    >>> MODELS["tiny-mlp"].input_shape
+    (1, 64)
+    >>> MODELS["tiny-mlp"].build(seed=1, dynamic_batch=False).graph.input[0].name
+    'input'
+    """
+
+    name: str
+    description: str
+    input_shape: tuple[int, ...]
+    build: Callable[[int, bool], onnx.ModelProto] = attrs.field(repr=False)
+
+
+class _Graph:
+    """Collects the nodes and initializers of one ONNX graph; each method adds a layer and returns its output.
+
+    Value names are the layer names, so the graph reads like torchvision's module tree. Weights come from
+    one ``np.random.default_rng(seed)`` stream, drawn in graph order, so a seed fixes every weight.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    # ---- weights ---------------------------------------------------------------------------------------
+
+    def _param(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=np.float32), name))
+        return name
+
+    def _he_normal(self, name: str, shape: Sequence[int], fan_in: int, gain: float = 1.0) -> str:
+        return self._param(name, self.rng.normal(0.0, gain * np.sqrt(2.0 / fan_in), size=shape))
+
+    def _bias(self, name: str, size: int) -> str:
+        return self._param(name, self.rng.normal(0.0, _BIAS_STD, size=size))
+
+    # ---- layers ----------------------------------------------------------------------------------------
+
+    def _node(self, op: str, inputs: Sequence[str], name: str, **attributes) -> str:
+        self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attributes))
+        return name
+
+    def conv(
+        self,
+        x: str,
+        name: str,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        pad: int = 0,
+        bias: bool = True,
+        gain: float = 1.0,
+    ) -> str:
+        """A square ``kernel`` x ``kernel`` convolution with symmetric padding, weights ``{name}.weight``.
+
+        The weights are He-normal times ``gain``.
+        """
+        fan_in = cin * kernel * kernel
+        inputs = [x, self._he_normal(f"{name}.weight", (cout, cin, kernel, kernel), fan_in=fan_in, gain=gain)]
+        if bias:
+            inputs.append(self._bias(f"{name}.bias", cout))
+        return self._node(
+            "Conv", inputs, name, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4
+        )
+
+    def batch_norm(self, x: str, name: str, channels: int, eps: float = 1e-5) -> str:
+        """An inference BatchNormalization with near-identity scale, bias, running mean and running var."""
+        rng = self.rng
+        inputs = [
+            x,
+            self._param(f"{name}.weight", 1.0 + rng.normal(0.0, _BN_GAMMA_STD, size=channels)),
+            self._param(f"{name}.bias", rng.normal(0.0, _BN_BETA_STD, size=channels)),
+            self._param(f"{name}.running_mean", rng.normal(0.0, _BN_MEAN_STD, size=channels)),
+            self._param(f"{name}.running_var", rng.uniform(*_BN_VAR_RANGE, size=channels)),
+        ]
+        return self._node("BatchNormalization", inputs, name, epsilon=eps)
+
+    def relu(self, x: str) -> str:
+        return self._node("Relu", [x], f"{x}.relu")
+
+    def conv_bn_relu(
+        self, x: str, name: str, cin: int, cout: int, kernel: int, stride: int = 1, pad: int = 0, eps: float = 1e-5
+    ) -> str:
+        """Conv (no bias) + BatchNorm + ReLU; with ``eps=0.001`` this is torchvision's GoogLeNet BasicConv2d."""
+        x = self.conv(x, f"{name}.conv", cin, cout, kernel, stride, pad, bias=False)
+        return self.relu(self.batch_norm(x, f"{name}.bn", cout, eps))
+
+    def max_pool(self, x: str, name: str, kernel: int, stride: int, pad: int = 0, ceil_mode: bool = False) -> str:
+        return self._node(
+            "MaxPool",
+            [x],
+            name,
+            kernel_shape=[kernel, kernel],
+            strides=[stride, stride],
+            pads=[pad] * 4,
+            ceil_mode=int(ceil_mode),
+        )
+
+    def add(self, a: str, b: str, name: str) -> str:
+        return self._node("Add", [a, b], name)
+
+    def concat(self, xs: Sequence[str], name: str) -> str:
+        return self._node("Concat", xs, name, axis=1)
+
+    def global_avg_pool_flatten(self, x: str, name: str) -> str:
+        """AdaptiveAvgPool2d((1, 1)) + flatten(1): (N, C, H, W) -> (N, C)."""
+        return self._node("Flatten", [self._node("GlobalAveragePool", [x], name)], f"{name}.flatten", axis=1)
+
+    def flatten(self, x: str, name: str) -> str:
+        return self._node("Flatten", [x], name, axis=1)
+
+    def linear(self, x: str, name: str, fin: int, fout: int, output: str | None = None) -> str:
+        """torchvision's nn.Linear: ``x @ weight.T + bias`` with weight of shape (fout, fin)."""
+        weight = self._he_normal(f"{name}.weight", (fout, fin), fan_in=fin)
+        bias = self._bias(f"{name}.bias", fout)
+        return self._node("Gemm", [x, weight, bias], output or name, transB=1)
+
+    # ---- the model -------------------------------------------------------------------------------------
+
+    def to_model(
+        self,
+        name: str,
+        description: str,
+        input_shape: Sequence[int],
+        output_shape: Sequence[int],
+        dynamic_batch: bool,
+    ) -> onnx.ModelProto:
+        """Wrap the graph as an opset-17 model with one input ``input`` and one output ``output``."""
+        batch = BATCH_DIM if dynamic_batch else input_shape[0]
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, *input_shape[1:]])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, *output_shape[1:]])],
+            initializer=self.initializers,
+            doc_string=description,
+        )
+        model = helper.make_model(
+            graph,
+            producer_name="tvmc_transfer.zoo",
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            doc_string=description,
+        )
+        model.ir_version = IR_VERSION
+        return model
+
+
+# ---- ResNet-50 ---------------------------------------------------------------------------------------------
+
+
+# With plain He-normal weights and near-identity BatchNorms every residual branch adds about as much variance
+# as its input already has, so 16 blocks would grow the output std a thousandfold. Fixup's rule scales the
+# last conv of each branch by L ** (-1 / (2m - 2)) for L branches of m layers: 16 ** (-1 / 4) = 0.5.
+_RESNET50_BRANCH_GAIN = 16 ** (-1 / 4)
+
+
+def _bottleneck(g: _Graph, x: str, name: str, cin: int, planes: int, stride: int) -> str:
+    """torchvision's Bottleneck (v1.5: the stride sits on the 3x3 conv), expansion 4."""
+    cout = planes * 4
+    y = g.relu(g.batch_norm(g.conv(x, f"{name}.conv1", cin, planes, 1, bias=False), f"{name}.bn1", planes))
+    y = g.conv(y, f"{name}.conv2", planes, planes, 3, stride=stride, pad=1, bias=False)
+    y = g.relu(g.batch_norm(y, f"{name}.bn2", planes))
+    y = g.conv(y, f"{name}.conv3", planes, cout, 1, bias=False, gain=_RESNET50_BRANCH_GAIN)
+    y = g.batch_norm(y, f"{name}.bn3", cout)
+    if stride != 1 or cin != cout:
+        x = g.conv(x, f"{name}.downsample.0", cin, cout, 1, stride=stride, bias=False)
+        x = g.batch_norm(x, f"{name}.downsample.1", cout)
+    return g.relu(g.add(y, x, f"{name}.add"))
+
+
+def _resnet50(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = _Graph(seed)
+    x = g.conv("input", "conv1", 3, 64, 7, stride=2, pad=3, bias=False)
+    x = g.relu(g.batch_norm(x, "bn1", 64))
+    x = g.max_pool(x, "maxpool", 3, stride=2, pad=1)
+    cin = 64
+    for layer, (planes, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], start=1):
+        for block in range(blocks):
+            x = _bottleneck(g, x, f"layer{layer}.{block}", cin, planes, stride if block == 0 else 1)
+            cin = planes * 4
+    x = g.global_avg_pool_flatten(x, "avgpool")
+    g.linear(x, "fc", 2048, 1000, output="output")
+    return g.to_model("resnet50", MODELS["resnet50"].description, (1, 3, 224, 224), (1, 1000), dynamic_batch)
+
+
+# ---- GoogLeNet ---------------------------------------------------------------------------------------------
+
+_GOOGLENET_EPS = 1e-3  # torchvision's BasicConv2d uses BatchNorm2d(eps=0.001)
+
+
+def _inception(  # pylint: disable=too-many-arguments
+    g: _Graph,
+    x: str,
+    name: str,
+    cin: int,
+    ch1x1: int,
+    ch3x3red: int,
+    ch3x3: int,
+    ch5x5red: int,
+    ch5x5: int,
+    pool_proj: int,
+) -> str:
+    """torchvision's Inception block; its "5x5" branch really is a 3x3 conv (a known torchvision quirk)."""
+    eps = _GOOGLENET_EPS
+    b1 = g.conv_bn_relu(x, f"{name}.branch1", cin, ch1x1, 1, eps=eps)
+    b2 = g.conv_bn_relu(x, f"{name}.branch2.0", cin, ch3x3red, 1, eps=eps)
+    b2 = g.conv_bn_relu(b2, f"{name}.branch2.1", ch3x3red, ch3x3, 3, pad=1, eps=eps)
+    b3 = g.conv_bn_relu(x, f"{name}.branch3.0", cin, ch5x5red, 1, eps=eps)
+    b3 = g.conv_bn_relu(b3, f"{name}.branch3.1", ch5x5red, ch5x5, 3, pad=1, eps=eps)
+    b4 = g.max_pool(x, f"{name}.branch4.0", 3, stride=1, pad=1, ceil_mode=True)
+    b4 = g.conv_bn_relu(b4, f"{name}.branch4.1", cin, pool_proj, 1, eps=eps)
+    return g.concat([b1, b2, b3, b4], f"{name}.concat")
+
+
+def _googlenet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = _Graph(seed)
+    eps = _GOOGLENET_EPS
+    x = g.conv_bn_relu("input", "conv1", 3, 64, 7, stride=2, pad=3, eps=eps)
+    x = g.max_pool(x, "maxpool1", 3, stride=2, ceil_mode=True)
+    x = g.conv_bn_relu(x, "conv2", 64, 64, 1, eps=eps)
+    x = g.conv_bn_relu(x, "conv3", 64, 192, 3, pad=1, eps=eps)
+    x = g.max_pool(x, "maxpool2", 3, stride=2, ceil_mode=True)
+    x = _inception(g, x, "inception3a", 192, 64, 96, 128, 16, 32, 32)
+    x = _inception(g, x, "inception3b", 256, 128, 128, 192, 32, 96, 64)
+    x = g.max_pool(x, "maxpool3", 3, stride=2, ceil_mode=True)
+    x = _inception(g, x, "inception4a", 480, 192, 96, 208, 16, 48, 64)
+    x = _inception(g, x, "inception4b", 512, 160, 112, 224, 24, 64, 64)
+    x = _inception(g, x, "inception4c", 512, 128, 128, 256, 24, 64, 64)
+    x = _inception(g, x, "inception4d", 512, 112, 144, 288, 32, 64, 64)
+    x = _inception(g, x, "inception4e", 528, 256, 160, 320, 32, 128, 128)
+    x = g.max_pool(x, "maxpool4", 2, stride=2, ceil_mode=True)
+    x = _inception(g, x, "inception5a", 832, 256, 160, 320, 32, 128, 128)
+    x = _inception(g, x, "inception5b", 832, 384, 192, 384, 48, 128, 128)
+    x = g.global_avg_pool_flatten(x, "avgpool")  # dropout(0.2) is the identity at inference
+    g.linear(x, "fc", 1024, 1000, output="output")
+    return g.to_model("googlenet", MODELS["googlenet"].description, (1, 3, 224, 224), (1, 1000), dynamic_batch)
+
+
+# ---- AlexNet -----------------------------------------------------------------------------------------------
+
+
+def _alexnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = _Graph(seed)
+    x = g.relu(g.conv("input", "features.0", 3, 64, 11, stride=4, pad=2))
+    x = g.max_pool(x, "features.2", 3, stride=2)
+    x = g.relu(g.conv(x, "features.3", 64, 192, 5, pad=2))
+    x = g.max_pool(x, "features.5", 3, stride=2)
+    x = g.relu(g.conv(x, "features.6", 192, 384, 3, pad=1))
+    x = g.relu(g.conv(x, "features.8", 384, 256, 3, pad=1))
+    x = g.relu(g.conv(x, "features.10", 256, 256, 3, pad=1))
+    x = g.max_pool(x, "features.12", 3, stride=2)
+    # AdaptiveAvgPool2d((6, 6)) is the identity on the 6x6 map a 224x224 input gives; dropouts are omitted.
+    x = g.flatten(x, "flatten")
+    x = g.relu(g.linear(x, "classifier.1", 256 * 6 * 6, 4096))
+    x = g.relu(g.linear(x, "classifier.4", 4096, 4096))
+    g.linear(x, "classifier.6", 4096, 1000, output="output")
+    return g.to_model("alexnet", MODELS["alexnet"].description, (1, 3, 224, 224), (1, 1000), dynamic_batch)
+
+
+# ---- tiny nets ---------------------------------------------------------------------------------------------
+
+
+def _tiny_cnn_graph(
+    seed: int, dynamic_batch: bool, name: str, size: int, c1: int, c2: int, classes: int
+) -> onnx.ModelProto:
+    g = _Graph(seed)
+    x = g.relu(g.conv("input", "conv1", 3, c1, 3, pad=1))
+    x = g.max_pool(x, "pool", 2, stride=2)
+    x = g.relu(g.conv(x, "conv2", c1, c2, 3, pad=1))
+    x = g.global_avg_pool_flatten(x, "avgpool")
+    g.linear(x, "fc", c2, classes, output="output")
+    return g.to_model(name, MODELS[name].description, (1, 3, size, size), (1, classes), dynamic_batch)
+
+
+def _tiny_cnn(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    return _tiny_cnn_graph(seed, dynamic_batch, "tiny-cnn", size=16, c1=8, c2=16, classes=10)
+
+
+def _tiny_cnn_b(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    return _tiny_cnn_graph(seed, dynamic_batch, "tiny-cnn-b", size=24, c1=12, c2=24, classes=5)
+
+
+def _tiny_mlp(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = _Graph(seed)
+    x = g.relu(g.linear("input", "fc1", 64, 32))
+    g.linear(x, "fc2", 32, 10, output="output")
+    return g.to_model("tiny-mlp", MODELS["tiny-mlp"].description, (1, 64), (1, 10), dynamic_batch)
+
+
+# ---- registry and public API -------------------------------------------------------------------------------
+
+MODELS: dict[str, ZooModel] = {
+    m.name: m
+    for m in [
+        ZooModel(
+            "resnet50",
+            "torchvision resnet50 (v1.5), random weights: 25,557,032 parameters, input 1x3x224x224",
+            (1, 3, 224, 224),
+            _resnet50,
+        ),
+        ZooModel(
+            "googlenet",
+            "torchvision googlenet (aux_logits=False, transform_input=False), random weights: "
+            "6,624,904 parameters, input 1x3x224x224",
+            (1, 3, 224, 224),
+            _googlenet,
+        ),
+        ZooModel(
+            "alexnet",
+            "torchvision alexnet, random weights: 61,100,840 parameters, input 1x3x224x224",
+            (1, 3, 224, 224),
+            _alexnet,
+        ),
+        ZooModel(
+            "tiny-cnn",
+            "conv3x3(3->8)+relu, maxpool 2x2, conv3x3(8->16)+relu, global avg pool, gemm(16->10); input 1x3x16x16",
+            (1, 3, 16, 16),
+            _tiny_cnn,
+        ),
+        ZooModel(
+            "tiny-cnn-b",
+            "tiny-cnn's operators at other shapes: conv3x3(3->12)+relu, maxpool 2x2, conv3x3(12->24)+relu, "
+            "global avg pool, gemm(24->5); input 1x3x24x24",
+            (1, 3, 24, 24),
+            _tiny_cnn_b,
+        ),
+        ZooModel(
+            "tiny-mlp",
+            "gemm(64->32)+relu, gemm(32->10); input 1x64",
+            (1, 64),
+            _tiny_mlp,
+        ),
+    ]
+}
+
+
+def _lookup(name: str) -> ZooModel:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown zoo model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def build(name: str, seed: int = 0, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """Build zoo model ``name`` with weights drawn from ``np.random.default_rng(seed)``.
+
+    With ``dynamic_batch=True`` the first dimension of ``input`` and ``output`` is the symbol ``N``.
+    Raises ``ValueError`` (naming the known models) for an unknown name.
+
+    Example
+    -------
+    >>> from tvmc_transfer.zoo import build
+    >>> model = build("tiny-cnn", seed=0, dynamic_batch=True)
+    >>> model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    'N'
+    >>> build("vgg16")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown zoo model 'vgg16'; known models: resnet50, googlenet, alexnet, tiny-cnn, tiny-cnn-b, tiny-mlp
+    """
+    return _lookup(name).build(seed, dynamic_batch)
+
+
+def save(name: str, path: str, seed: int = 0, dynamic_batch: bool = False) -> str:
+    """Build zoo model ``name`` and write it to ``path`` atomically (a temporary file, then ``os.replace``).
+
+    Missing parent directories are created. Returns ``path``.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from tvmc_transfer.zoo import save
+    >>> path = save("tiny-mlp", os.path.join(tempfile.mkdtemp(), "tiny-mlp.onnx"))
+    >>> os.path.getsize(path) > 0
+    True
+    """
+    model = build(name, seed=seed, dynamic_batch=dynamic_batch)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def count_parameters(model: onnx.ModelProto) -> int:
+    """Count parameters the way torchvision does (``sum(p.numel() for p in model.parameters())``).
+
+    That is every initializer element (conv and gemm weights and biases, BatchNorm scale and bias) except the
+    BatchNorm running mean and running variance, which are buffers in PyTorch, not parameters.
+
+    Example
+    -------
+    >>> from tvmc_transfer.zoo import build, count_parameters
+    >>> count_parameters(build("resnet50"))
+    25557032
+    """
+    buffers = {name for node in model.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]}
+    return sum(
+        int(np.prod(init.dims, dtype=np.int64)) for init in model.graph.initializer if init.name not in buffers
+    )
