@@ -31,6 +31,7 @@ _API = {
     "verify_with_onnxruntime": "runner",
     "read_package": "package",
     "open_database": "records",
+    "zoo": None,
 }
 
 __all__ = sorted(_API) + ["__version__"]
@@ -38,5 +39,6 @@ __all__ = sorted(_API) + ["__version__"]
 
 def __getattr__(name):
     if name in _API:
-        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        module = importlib.import_module(f".{_API[name] or name}", __name__)
+        return module if _API[name] is None else getattr(module, name)
     raise AttributeError(f"module 'tvmc_transfer' has no attribute '{name}'")

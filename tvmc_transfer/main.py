@@ -35,8 +35,8 @@ def register_parser(make_parser: Callable) -> Callable:
 class OptionHook:
     """Options a plugin adds to another command, and how it turns them into work.
 
-    ``add_arguments(parser)`` adds the options; ``apply(args, plan)`` is called by the command before it
-    runs, with the command's own extension object (for ``tune``, a ``TunePlan`` whose phases it may extend).
+    The driver calls ``add_arguments(parser)`` on the command's parser; the command calls ``apply(args, plan)``
+    before it runs, with its own extension object (for ``tune``, a ``TunePlan`` whose phases it may extend).
     """
 
     add_arguments: Callable[[argparse.ArgumentParser], None]
@@ -47,12 +47,6 @@ def register_option_hook(command: str, hook: OptionHook) -> OptionHook:
     """Attach ``hook`` to ``command``; the command's parser and driver will call it."""
     OPTION_HOOKS.setdefault(command, []).append(hook)
     return hook
-
-
-def add_hooked_options(command: str, parser: argparse.ArgumentParser) -> None:
-    """Called by a command's ``add_*_parser``: lets plugins add their options."""
-    for hook in OPTION_HOOKS.get(command, []):
-        hook.add_arguments(parser)
 
 
 def apply_option_hooks(command: str, args: argparse.Namespace, plan: Any) -> None:
@@ -131,6 +125,10 @@ def build_parser(config: dict | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for make_parser in REGISTERED_PARSER:
         make_parser(subparsers, parser, config or {})
+    for command, hooks in OPTION_HOOKS.items():
+        if command in subparsers.choices:
+            for hook in hooks:
+                hook.add_arguments(subparsers.choices[command])
     _apply_config(subparsers, config or {})
     return parser
 

@@ -122,7 +122,15 @@ def verify_with_onnxruntime(model_path: str, inputs: dict, outputs: dict, rtol: 
     names = [i.name for i in session.get_inputs()]
     if sorted(names) != sorted(inputs):
         raise TVMCException(f"--verify model's inputs ({', '.join(names)}) differ from the package's ({', '.join(inputs)})")
-    references = session.run(None, {n: inputs[n] for n in names})
+    for info in session.get_inputs():
+        expected = [d if isinstance(d, int) else None for d in info.shape]
+        given = list(inputs[info.name].shape)
+        if len(expected) != len(given) or any(e is not None and e != g for e, g in zip(expected, given)):
+            raise TVMCException(f"--verify model expects input '{info.name}' of shape {info.shape}, the package takes {given}")
+    try:
+        references = session.run(None, {n: inputs[n] for n in names})
+    except Exception as err:
+        raise TVMCException(f"ONNX Runtime failed on '{model_path}': {str(err).splitlines()[0][:200]}") from None
     checks = []
     for (name, ours), reference in zip(outputs.items(), references):
         if ours.shape != reference.shape:

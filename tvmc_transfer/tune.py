@@ -26,7 +26,7 @@ class TuneOptions:
 
     trials: int = 1000
     trials_per_task: int | None = None
-    trials_per_iter: int = 64
+    trials_per_iter: int | None = None  # None: as many as lets every task have a batch, at most 64
     tasks: str | None = None  # "0,2-5"
     seed: int | None = 0
     population: int = 512  # evolutionary search's population; smaller is faster per batch
@@ -35,7 +35,7 @@ class TuneOptions:
     def __attrs_post_init__(self):
         if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
             raise TVMCException("--trials must be >= 0 and --trials-per-task >= 1")
-        if self.trials_per_iter < 1 or self.population < 2:
+        if (self.trials_per_iter is not None and self.trials_per_iter < 1) or self.population < 2:
             raise TVMCException("--trials-per-iter must be >= 1 and --population >= 2")
 
 
@@ -130,9 +130,10 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     if not all_tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
     tasks = select_tasks(all_tasks, options.tasks)
+    priors = [(path, open_database(path)) for path in prior_records]  # fail before creating anything
     database = open_database(records, create=True)
-    for prior in prior_records:
-        copied, other = copy_records(open_database(prior), database, target)
+    for prior, source in priors:
+        copied, other = copy_records(source, database, target)
         log.info("copied %d records from %s", copied, prior)
         if other:
             log.warning("%s: %d records are for another target and were ignored", prior, other)
@@ -164,7 +165,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
                 work_dir=records,
                 max_trials_global=budget,
                 max_trials_per_task=options.trials_per_task or options.trials,
-                num_trials_per_iter=options.trials_per_iter,
+                num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
                 builder=builder,
                 runner=options.measure.make_runner(),
                 database=database,
@@ -179,6 +180,11 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     session = TuneSession(model, target, tasks, database, options, records)
     phases = tuple(phase(session) for phase in plan.phases)
     return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, time.time() - start, phases)
+
+
+def batch_size(budget: int, tasks: int) -> int:
+    """MetaSchedule's 64 candidates per batch, smaller when the budget would not give every task one."""
+    return max(4, min(64, budget // max(tasks, 1)))
 
 
 def _progress_callback(progress, total: int, names: list) -> list:

@@ -1,6 +1,6 @@
 """``tvmc tune``: MetaSchedule evolutionary search into a records folder; re-running it resumes."""
 
-from ..main import add_hooked_options, apply_option_hooks, register_parser
+from ..main import apply_option_hooks, register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
 from ..target import add_target_arguments, target_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args
@@ -19,13 +19,12 @@ def add_tune_parser(subparsers, main_parser, json_config):
     add_target_arguments(parser)
     parser.add_argument("--trials", type=int, default=1000, help="total trials over all tasks, recorded ones included (default 1000)")
     parser.add_argument("--trials-per-task", type=int, help="most trials for one task")
-    parser.add_argument("--trials-per-iter", type=int, default=64, help="candidates measured per batch (default 64)")
+    parser.add_argument("--trials-per-iter", type=int, help="candidates measured per batch (default: 64, fewer if the budget is small)")
     parser.add_argument("--tasks", metavar="list|SPEC", help="'list' to show the tasks, or which to tune: 0,2-5")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512)")
     parser.add_argument("--tuning-records", action="append", default=[], metavar="PRIOR", help="records to start from (repeatable)")
     add_measure_arguments(parser)
-    add_hooked_options("tune", parser)
     parser.set_defaults(func=drive_tune)
 
 

@@ -1,0 +1,101 @@
+"""``tvmc tune``: real MetaSchedule tuning on a tiny model, resumable, with records plain TVM reads."""
+
+import json
+import os
+import shutil
+
+from tvm.s_tir import meta_schedule as ms
+
+from conftest import FAST_TUNE
+from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS
+
+
+def record_lines(folder):
+    with open(os.path.join(folder, TUNING_RECORDS)) as f:
+        return [line for line in f if line.strip()]
+
+
+def test_tune_writes_metaschedule_records_that_plain_tvm_reads(tuned_cnn, tvmc):
+    _, records = tuned_cnn
+    database = ms.database.JSONDatabase(work_dir=records)  # plain TVM, no tvmc_transfer involved
+    all_records = database.get_all_tuning_records()
+    assert len(all_records) == 24
+    measured = [r for r in all_records if r.run_secs and float(r.run_secs[0]) < 1e9]
+    assert len(measured) >= 20  # a build or run may fail; most must succeed
+    assert all(len(r.run_secs) == 3 for r in measured)  # --repeat 3 samples per candidate
+    assert all(0 < float(s) < 1e-2 for r in measured for s in r.run_secs)
+
+
+def test_rerun_resumes_and_extends_exactly(tuned_cnn, tvmc, tmp_path):
+    model, records = tuned_cnn
+    copy = str(tmp_path / "records")
+    shutil.copytree(records, copy)
+    again = tvmc("tune", model, "-o", copy, "--trials", "24", *FAST_TUNE)
+    assert again.code == 0 and "0 new trials" in again.out
+    assert len(record_lines(copy)) == 24
+    more = tvmc("tune", model, "-o", copy, "--trials", "32", *FAST_TUNE)
+    assert more.code == 0 and "8 new trials" in more.out
+    lines = record_lines(copy)
+    assert len(lines) == 32
+    # no schedule measured twice: every (workload, trace) pair is unique
+    keys = [json.dumps(json.loads(line)[:1] + [json.loads(line)[1][0]]) for line in lines]
+    assert len(set(keys)) == len(keys)
+
+
+def test_task_table_and_task_selection(models, tvmc, tmp_path):
+    listed = tvmc("tune", models["tiny-cnn"], "--tasks", "list")
+    assert listed.code == 0
+    names = [line.split()[1] for line in listed.out.splitlines()[1:]]
+    assert any("conv2d" in n for n in names) and len(names) == 6
+    conv = next(i for i, n in enumerate(names) if n.startswith("fused_conv2d_add_relu"))
+    records = str(tmp_path / "one-task")
+    result = tvmc("tune", models["tiny-cnn"], "-o", records, "--tasks", str(conv), "--trials", "8", *FAST_TUNE)
+    assert result.code == 0
+    workloads = [json.loads(line) for line in open(os.path.join(records, WORKLOADS))]
+    assert len(workloads) == 1 and len(record_lines(records)) == 8
+    bad = tvmc("tune", models["tiny-cnn"], "-o", records, "--tasks", "3-99")
+    assert bad.code == 4 and "has tasks 0-5" in bad.err
+
+
+def test_prior_records_seed_a_new_folder(tuned_cnn, tvmc, tmp_path):
+    model, prior = tuned_cnn
+    fresh = str(tmp_path / "fresh")
+    result = tvmc("tune", model, "-o", fresh, "--tuning-records", prior, "--trials", "24", *FAST_TUNE)
+    assert result.code == 0 and "0 new trials" in result.out  # the prior's 24 trials fill the budget
+    assert len(record_lines(fresh)) == 24
+
+
+def test_half_written_last_line_is_dropped_not_fatal(tuned_cnn, tvmc, tmp_path):
+    model, records = tuned_cnn
+    copy = str(tmp_path / "records")
+    shutil.copytree(records, copy)
+    with open(os.path.join(copy, TUNING_RECORDS), "a") as f:
+        f.write('[0, [[["GetSBlock", [], ["root"')  # what a kill mid-write leaves behind
+    result = tvmc("tune", model, "-o", copy, "--trials", "24", *FAST_TUNE)
+    assert result.code == 0
+    assert len(record_lines(copy)) == 24
+
+
+def test_bad_records_are_one_line_errors(models, tvmc, tmp_path):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / WORKLOADS).write_text("this is not json\n")
+    (corrupt / TUNING_RECORDS).write_text("[0, nonsense]\n")
+    result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "out", "--tuning-records", corrupt, "--trials", "4")
+    assert result.code == 4 and result.err.startswith("Error: ") and "corrupt" in result.err
+    assert result.err.count("\n") == 1
+    a_file = tmp_path / "file.json"
+    a_file.write_text("{}")
+    result = tvmc("tune", models["tiny-mlp"], "-o", a_file, "--trials", "4")
+    assert result.code == 4 and "must be a folder" in result.err
+    assert a_file.read_text() == "{}"
+
+
+def test_tuning_options_are_checked(models, tvmc, tmp_path):
+    for args, message in [
+        (["--trials", "-1"], "--trials must be >= 0"),
+        (["--number", "0"], "--number must be at least 1"),
+        (["--rpc-tracker", "host:9190"], "--rpc-tracker and --rpc-key go together"),
+    ]:
+        result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "r", *args)
+        assert result.code == 4 and message in result.err, result.err
