@@ -99,3 +99,33 @@ def test_tuning_options_are_checked(models, tvmc, tmp_path):
     ]:
         result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "r", *args)
         assert result.code == 4 and message in result.err, result.err
+
+
+def test_killed_run_keeps_its_records_and_resumes(models, tmp_path):
+    """SIGKILL in the middle of tuning: what was measured is on disk, and the rerun finishes the budget."""
+    import signal
+    import subprocess
+    import sys
+
+    records = str(tmp_path / "records")
+    command = [sys.executable, "-m", "tvmc_transfer", "tune", models["tiny-cnn"], "-o", records, "--trials", "40",
+               *FAST_TUNE[:2], "--trials-per-iter", "4", "--population", "16", "--min-repeat-ms", "5"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stderr:  # progress: one line per committed batch when not on a terminal
+            if line.startswith("tune: 12/40"):
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    kept = len(record_lines(records))
+    assert 12 <= kept < 40  # every batch reported was committed; the run did not get to finish
+    from conftest import run_cli
+
+    result = run_cli(*command[3:])
+    assert result.code == 0, result.err
+    lines = record_lines(records)
+    assert len(lines) == 40
+    keys = [json.dumps(json.loads(line)[:1] + [json.loads(line)[1][0]]) for line in lines]
+    assert len(set(keys)) == len(keys)

@@ -1,8 +1,9 @@
 """``tune_model``: MetaSchedule's evolutionary search, fast on a small machine and resumable.
 
-The task scheduler, cost model and database are TVM's own; what we add is a builder that does not pay
-TVM's 20 s tensor-intrinsic import per worker (``builder.py``), a search wrapper that makes a second run with
-the same records folder resume instead of starting over (``search.py``), and progress output.
+The search, cost model and database are TVM's own; what we add is a builder that does not pay TVM's 20 s
+tensor-intrinsic import per worker (``builder.py``), a search wrapper that makes a second run with the same
+records folder resume instead of starting over (``search.py``), a gradient scheduler that commits each batch
+as soon as the next starts (``scheduler.py``), and progress output.
 """
 
 import logging
@@ -122,6 +123,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .intrinsics import load_tensor_intrinsics
+    from .scheduler import CommittingGradientScheduler
     from .search import Budget, ResumableSearch
 
     start = time.time()
@@ -170,6 +172,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
                 runner=options.measure.make_runner(),
                 database=database,
                 cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
+                task_scheduler=CommittingGradientScheduler(seed=options.seed or 0),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callback],
             )
         finally:

@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmark scripts: timing a package and ONNX Runtime side by side in one process."""
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def median_ms(fn, repeat: int = 30, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def onnxruntime_runner(model_path: str, inputs: dict, threads: int):
+    import onnxruntime as ort  # pylint: disable=import-outside-toplevel
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, inputs)
+
+
+def package_runner(package_path: str, inputs: dict):
+    """A callable that runs the package once (inputs already on the device), and its metadata."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import relax
+
+    from tvmc_transfer.package import read_package
+
+    package = read_package(package_path)
+    vm = relax.VirtualMachine(package.load(), tvm.cpu())
+    args = [tvm.runtime.tensor(inputs[i.name]) for i in package.metadata.inputs]
+    main = vm["main"]
+    return (lambda: main(*args)), package
+
+
+def threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def random_inputs(model, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in model.inputs}

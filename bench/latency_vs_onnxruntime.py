@@ -1,0 +1,92 @@
+"""Benchmark (b): a tuned package against ONNX Runtime, same inputs, same process, as ratios.
+
+For each zoo model: tune to --trials (resumable: records live in WORK/<model>-records and a re-run goes on
+where the last one stopped), compile tuned and untuned packages, check both against ONNX Runtime, then time
+tuned, untuned and ONNX Runtime interleaved in one process.
+
+    python bench/latency_vs_onnxruntime.py --models resnet50 googlenet alexnet --trials 1000 --work bench/work
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+
+from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
+
+
+def prepare(name: str, work: str, trials: int, target):
+    path = os.path.join(work, f"{name}.onnx")
+    if not os.path.exists(path):
+        zoo.save(name, path)
+    model = load_model(path)
+    records = os.path.join(work, f"{name}-records")
+    start = time.time()
+    report = tune_model(model, target, records, TuneOptions(trials=trials, measure=MeasureOptions()))
+    tune_seconds = time.time() - start
+    tuned, untuned = os.path.join(work, f"{name}.tar"), os.path.join(work, f"{name}-untuned.tar")
+    compile_model(model, target, tuned, records=records)
+    if not os.path.exists(untuned):
+        compile_model(model, target, untuned)
+    return path, model, tuned, untuned, report, tune_seconds
+
+
+def measure(path, model, tuned, untuned, repeat):
+    inputs = random_inputs(model)
+    run_tuned, _ = package_runner(tuned, inputs)
+    run_untuned, _ = package_runner(untuned, inputs)
+    run_ort = onnxruntime_runner(path, inputs, threads())
+    reference = run_ort()[0]
+    errors = {}
+    for label, run in (("tuned", run_tuned), ("untuned", run_untuned)):
+        out = run().numpy()
+        errors[label] = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
+    # interleave so drift on a shared machine hits all three alike
+    times = {"tuned": [], "untuned": [], "onnxruntime": []}
+    for _ in range(3):
+        times["onnxruntime"].append(median_ms(run_ort, repeat))
+        times["tuned"].append(median_ms(run_tuned, repeat))
+        times["untuned"].append(median_ms(run_untuned, max(3, repeat // 10), warmup=1))
+    return {k: float(np.median(v)) for k, v in times.items()}, errors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["resnet50", "googlenet", "alexnet"])
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--target", default="native")
+    parser.add_argument("--work", default="bench/work")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--json", help="append one JSON line per model here")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    target = parse_target(args.target)
+    print(f"{'model':<10} {'trials':>6} {'tune s':>7} {'ORT ms':>8} {'tuned ms':>9} {'untuned ms':>10} "
+          f"{'tuned/ORT':>9} {'untuned/tuned':>13} {'rel err':>8}")
+    for name in args.models:
+        path, model, tuned, untuned, report, tune_seconds = prepare(name, args.work, args.trials, target)
+        times, errors = measure(path, model, tuned, untuned, args.repeat)
+        trials = sum(t.trials for t in report.tasks)
+        row = {
+            "model": name, "trials": trials, "tune_seconds_this_run": round(tune_seconds, 1),
+            **{f"{k}_ms": round(v, 3) for k, v in times.items()},
+            "tuned_over_onnxruntime": round(times["tuned"] / times["onnxruntime"], 3),
+            "untuned_over_tuned": round(times["untuned"] / times["tuned"], 2),
+            "max_relative_error": max(errors.values()),
+        }
+        print(f"{name:<10} {trials:>6} {tune_seconds:>7.0f} {times['onnxruntime']:>8.2f} {times['tuned']:>9.2f} "
+              f"{times['untuned']:>10.1f} {row['tuned_over_onnxruntime']:>9.2f} {row['untuned_over_tuned']:>13.1f} "
+              f"{row['max_relative_error']:>8.1e}", flush=True)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Benchmark (a): wall time of `tvmc tune` against stock MetaSchedule `tune_relax`, same model, same trials.
+
+Both run as fresh processes (what a user waits for, imports included), one after the other in this run, with
+the same batch size, population, seed and measurement protocol (MetaSchedule's defaults: number 3, repeat 1,
+min_repeat_ms 100). Stock uses its default LocalBuilder and LocalRunner. Then both record sets are compiled and
+the packages timed side by side in this process.
+
+    python bench/tuning_throughput.py --model tiny-cnn --trials 64 --work bench/work/throughput
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import median_ms, package_runner, random_inputs  # noqa: E402
+
+from tvmc_transfer import compile_model, load_model, parse_target, zoo  # noqa: E402
+from tvmc_transfer.records import is_measured, open_database  # noqa: E402
+
+STOCK = textwrap.dedent(
+    """
+    import sys, tvm
+    from tvm.s_tir import meta_schedule as ms
+    from tvmc_transfer.frontends import load_model
+    from tvmc_transfer.tasks import fusion_passes
+    model_path, target_json, work, trials, per_iter = sys.argv[1:6]
+    target = tvm.target.Target(target_json)
+    mod = load_model(model_path).mod
+    with target:
+        fused = tvm.transform.Sequential(fusion_passes(target))(mod)  # unfused, extract_tasks finds nothing
+    ms.relax_integration.tune_relax(
+        fused, params={}, target=target, work_dir=work, max_trials_global=int(trials),
+        num_trials_per_iter=int(per_iter), seed=0,
+        runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100)),
+    )
+    """
+)
+
+
+def timed(command) -> float:
+    start = time.time()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{proc.stderr[-2000:]}")
+    return time.time() - start
+
+
+def summary(records: str) -> tuple:
+    database = open_database(records)
+    all_records = database.get_all_tuning_records()
+    return len(all_records), sum(1 for r in all_records if is_measured(r))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="tiny-cnn")
+    parser.add_argument("--trials", type=int, default=64)
+    parser.add_argument("--trials-per-iter", type=int, default=16)
+    parser.add_argument("--target", default="llvm -num-cores=2")
+    parser.add_argument("--work", default="bench/work/throughput")
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    path = zoo.save(args.model, os.path.join(args.work, f"{args.model}.onnx"))
+    target = parse_target(args.target)
+    ours, stock = os.path.join(args.work, "tvmc-records"), os.path.join(args.work, "stock-records")
+    ours_s = timed([sys.executable, "-m", "tvmc_transfer", "tune", path, "-o", ours, "--target", args.target,
+                    "--trials", str(args.trials), "--trials-per-iter", str(args.trials_per_iter),
+                    "--number", "3", "--repeat", "1", "--min-repeat-ms", "100", "--seed", "0"])
+    stock_s = timed([sys.executable, "-c", STOCK, path, str(target), stock, str(args.trials), str(args.trials_per_iter)])
+    model = load_model(path)
+    inputs = random_inputs(model)
+    rows = {}
+    for label, records, seconds in (("tvmc tune", ours, ours_s), ("stock tune_relax", stock, stock_s)):
+        total, measured = summary(records)
+        package = os.path.join(args.work, f"{label.split()[0]}.tar")
+        compile_model(model, target, package, records=records)
+        run, _ = package_runner(package, inputs)
+        rows[label] = {"wall_s": round(seconds, 1), "records": total, "measured": measured, "run": run}
+    for _ in range(3):  # interleave the timings
+        for row in rows.values():
+            row.setdefault("ms", []).append(median_ms(row["run"], 50))
+    print(f"model {args.model}, {args.trials} trials, target {args.target}")
+    print(f"{'':<18} {'wall s':>8} {'records':>8} {'measured':>9} {'latency ms':>11}")
+    for label, row in rows.items():
+        row["latency_ms"] = round(sorted(row.pop("ms"))[1], 4)
+        row.pop("run")
+        print(f"{label:<18} {row['wall_s']:>8.1f} {row['records']:>8} {row['measured']:>9} {row['latency_ms']:>11.4f}")
+    a, b = rows["tvmc tune"], rows["stock tune_relax"]
+    print(f"speed-up (stock wall / tvmc wall): {b['wall_s'] / a['wall_s']:.1f}x; "
+          f"latency ratio (tvmc / stock): {a['latency_ms'] / b['latency_ms']:.2f}")
+    print(json.dumps({"model": args.model, "trials": args.trials, **{k: v for k, v in rows.items()}}))
+
+
+if __name__ == "__main__":
+    main()
