@@ -178,3 +178,19 @@ def test_tune_compile_run_cli_in_a_fresh_process(models, tmp_path):
     assert result.code == 0 and ": ok" in result.out, result.err
     meta = json.loads(tarfile.open(tmp_path / "m.tar").extractfile("metadata.json").read())
     assert meta["format"] == "tvmc-transfer-package"
+
+
+def test_failed_records_are_never_applied(tuned_cnn, tvmc, tmp_path):
+    """A database whose only records are failed builds (what stock MetaSchedule leaves on a 2-core machine)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvmc_transfer.records import open_database
+
+    model, records = tuned_cnn
+    failed = open_database(str(tmp_path / "failed"), create=True)
+    for record in open_database(records).get_all_tuning_records():
+        workload = failed.commit_workload(record.workload.mod)
+        failed.commit_tuning_record(ms.database.TuningRecord(record.trace, workload, [1e10], record.target, record.args_info))
+    result = tvmc("compile", model, "-o", tmp_path / "m.tar", "--tuning-records", tmp_path / "failed", *TARGET)
+    assert result.code == 0 and "(0 of 6 kernels tuned)" in result.out
+    assert tvmc("run", tmp_path / "m.tar", "--verify", model).code == 0

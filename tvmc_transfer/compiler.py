@@ -23,7 +23,9 @@ class CompileReport:
 
 
 def _records_for(records: str, target):
-    """The records of ``records`` that are for ``target``, in memory, and how many were for another."""
+    """The measured records of ``records`` that are for ``target``, in memory, and how many were for another.
+
+    Records of failed builds or runs stay out: a schedule that never ran correctly is never applied."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .records import copy_records
@@ -32,7 +34,7 @@ def _records_for(records: str, target):
     if not source.get_all_tuning_records():
         raise TVMCException(f"tuning records in '{records}' are empty; run 'tvmc tune' first or compile without them")
     memory = ms.database.MemoryDatabase()
-    _, other = copy_records(source, memory, target)
+    _, other = copy_records(source, memory, target, measured_only=True)
     return memory, other
 
 

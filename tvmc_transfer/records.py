@@ -83,17 +83,19 @@ def mean_seconds(record) -> float:
     return sum(float(s) for s in record.run_secs) / len(record.run_secs) if record.run_secs else float("inf")
 
 
-def copy_records(source, destination, target=None) -> tuple:
+def copy_records(source, destination, target=None, measured_only: bool = False) -> tuple:
     """Copy tuning records from one database into another; return ``(copied, other_target)``.
 
-    With ``target``, records for another target are left out and counted. A record whose trace is already
-    stored for the same workload is not copied twice.
+    With ``target``, records for another target are left out and counted; with ``measured_only``, so are
+    records of failed builds or runs. A record whose trace is already stored for the workload is not copied twice.
     """
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     copied = other = 0
     existing = {}
     for record in source.get_all_tuning_records():
+        if measured_only and not is_measured(record):
+            continue
         if target is not None and record.target is not None and not same_target(record.target, target):
             other += 1
             continue
