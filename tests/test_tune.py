@@ -129,3 +129,22 @@ def test_killed_run_keeps_its_records_and_resumes(models, tmp_path):
     assert len(lines) == 40
     keys = [json.dumps(json.loads(line)[:1] + [json.loads(line)[1][0]]) for line in lines]
     assert len(set(keys)) == len(keys)
+
+
+def test_tuning_through_an_rpc_tracker_on_loopback(models, tvmc, tmp_path):
+    """MetaSchedule's RPC runner: a real tracker and server on 127.0.0.1 measure the candidates."""
+    from tvm.rpc.server import Server
+    from tvm.rpc.tracker import Tracker
+
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    server = Server(host="127.0.0.1", port=9300, port_end=9400, key="tvmc-test", tracker_addr=("127.0.0.1", tracker.port), silent=True)
+    try:
+        records = str(tmp_path / "rpc")
+        result = tvmc("tune", models["tiny-mlp"], "-o", records, "--trials", "6", *FAST_TUNE,
+                      "--rpc-tracker", f"127.0.0.1:{tracker.port}", "--rpc-key", "tvmc-test")
+        assert result.code == 0, result.err
+        measured = [r for r in ms.database.JSONDatabase(work_dir=records).get_all_tuning_records() if float(r.run_secs[0]) < 1e9]
+        assert len(measured) == 6
+    finally:
+        server.terminate()
+        tracker.terminate()
