@@ -31,6 +31,9 @@ _API = {
     "verify_with_onnxruntime": "runner",
     "read_package": "package",
     "open_database": "records",
+    "refine_with_droplet": "droplet",
+    "DropletOptions": "droplet",
+    "DropletReport": "droplet",
     "zoo": None,
 }
 

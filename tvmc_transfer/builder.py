@@ -85,6 +85,16 @@ class PersistentBuilder(PyBuilder):
 
     def shutdown(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            try:
+                pool.shutdown()
+            except AttributeError:  # TVM's PopenWorker.kill races with its own worker thread on Ctrl-C
+                if pool._lock.locked():  # pylint: disable=protected-access
+                    pool._lock.release()  # pylint: disable=protected-access
+                for worker in list(pool._worker_map.values()):  # pylint: disable=protected-access
+                    try:
+                        worker.kill()
+                    except (AttributeError, ImportError):
+                        pass
+                pool._threadpool.shutdown(wait=False, cancel_futures=True)  # pylint: disable=protected-access
         shutil.rmtree(self._artifact_dir, ignore_errors=True)

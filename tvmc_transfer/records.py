@@ -74,6 +74,14 @@ def records_digest(folder: str) -> str:
     return digest.hexdigest()
 
 
+def records_of(database, workload_mod) -> list:
+    """Every record of a workload, failed ones included (``get_top_k`` leaves those out), for resume counting."""
+    if not database.has_workload(workload_mod):
+        return []
+    workload = database.commit_workload(workload_mod)
+    return [r for r in database.get_all_tuning_records() if r.workload.same_as(workload)]
+
+
 def is_measured(record) -> bool:
     """A record whose run succeeded (MetaSchedule stores 1e10 s for a failed build or run)."""
     return bool(record.run_secs) and all(float(s) < 1e9 for s in record.run_secs)

@@ -10,16 +10,15 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 from tvm_ffi import structural_hash
 
+from .records import records_of
+
 
 def measured_hashes(database, workload_mod) -> set:
     """Structural hashes of the scheduled modules the database already holds for ``workload_mod``."""
     from tvm import s_tir  # pylint: disable=import-outside-toplevel
 
-    if not database.has_workload(workload_mod):
-        return set()
-    workload = database.commit_workload(workload_mod)
     hashes = set()
-    for record in database.get_top_k(workload, 1 << 30):
+    for record in records_of(database, workload_mod):
         sch = s_tir.Schedule(workload_mod)
         try:
             record.trace.apply_to_schedule(sch, remove_postproc=False)
@@ -30,9 +29,8 @@ def measured_hashes(database, workload_mod) -> set:
 
 
 def count_records(database, workload_mod) -> int:
-    if not database.has_workload(workload_mod):
-        return 0
-    return len(database.get_top_k(database.commit_workload(workload_mod), 1 << 30))
+    """Trials already spent on a workload, failed ones included."""
+    return len(records_of(database, workload_mod))
 
 
 class Budget:

@@ -14,7 +14,7 @@ import attrs
 
 from .errors import TVMCException
 from .measure import MeasureOptions
-from .records import copy_records, is_measured, mean_seconds, open_database
+from .records import copy_records, is_measured, mean_seconds, open_database, records_of
 from .tasks import extract_tasks, select_tasks
 
 log = logging.getLogger("tvmc")
@@ -46,7 +46,7 @@ class TaskResult:
     name: str
     weight: int
     flops: float
-    trials: int  # measured records in the database for this task, old and new
+    trials: int  # records in the database for this task, old and new, failed ones included
     best_seconds: float | None
 
     @property
@@ -97,15 +97,13 @@ def task_results(tasks, database) -> tuple:
     """Per task: how many measured records the database holds and the best mean time among them."""
     results = []
     for task in tasks:
-        records = []
-        if database.has_workload(task.mod):
-            records = [r for r in database.get_top_k(database.commit_workload(task.mod), 1 << 30) if is_measured(r)]
-        best = min((mean_seconds(r) for r in records), default=None)
+        records = records_of(database, task.mod)
+        best = min((mean_seconds(r) for r in records if is_measured(r)), default=None)
         results.append(TaskResult(task.index, task.name, task.weight, task.flops, len(records), best))
     return tuple(results)
 
 
-def _quiet_metaschedule() -> None:
+def quiet_metaschedule() -> None:
     # MetaSchedule prints its task table to stdout at INFO; its per-task log files keep everything.
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
@@ -145,7 +143,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     budget = options.trials - already
     new_trials = 0
     if budget > 0:
-        _quiet_metaschedule()
+        quiet_metaschedule()
         load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
         strategy = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
         # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not

@@ -1,0 +1,268 @@
+"""Droplet search against more evolutionary search, from the same starting records, side by side.
+
+For each model: tune a base records folder with evolutionary search (``--base-trials``), copy it twice, then
+give the same budget of ``--trials`` per task to droplet search in one copy and to evolutionary search in the
+other. It reports per kernel the best schedule of each arm timed again side by side in this process, the
+trials each arm used (and droplet's convergence), the tuning wall time, and the end-to-end latency of the
+three compiled packages timed in interleaved rounds (ONNX Runtime alongside, for scale).
+
+Everything it tunes is resumable: run the same command again and it measures nothing new, only times again.
+
+    python bench/droplet_bench.py tiny-cnn --base-trials 48 --trials 32
+    python bench/droplet_bench.py alexnet --base-trials 32 --trials 24 --heaviest 2
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import onnxruntime_runner, random_inputs, threads  # noqa: E402
+from tvmc_transfer import zoo  # noqa: E402
+from tvmc_transfer.compiler import compile_model  # noqa: E402
+from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
+from tvmc_transfer.frontends import load_model  # noqa: E402
+from tvmc_transfer.measure import MeasureOptions  # noqa: E402
+from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, open_database  # noqa: E402
+from tvmc_transfer.target import parse_target  # noqa: E402
+from tvmc_transfer.tasks import extract_tasks, select_tasks  # noqa: E402
+from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
+
+ARMS = ("base", "droplet", "evolutionary")
+
+
+def model_file(name: str, folder: str) -> str:
+    if os.path.isfile(name):
+        return name
+    path = os.path.join(folder, f"{name}.onnx")
+    return path if os.path.isfile(path) else zoo.save(name, path)
+
+
+def task_spec(tasks, args) -> str | None:
+    if args.heaviest:
+        heavy = sorted(tasks, key=lambda t: -t.flops * t.weight)[: args.heaviest]
+        return ",".join(str(t.index) for t in sorted(heavy, key=lambda t: t.index))
+    return args.tasks
+
+
+def run_arm(folder: str, tune) -> dict:
+    """Tune once (resumably); keep the wall time and report of the run that did the work."""
+    done = os.path.join(folder, "bench.json")
+    if os.path.isfile(done):
+        with open(done) as f:
+            return json.load(f)
+    start = time.time()
+    result = tune()
+    result["wall_seconds"] = time.time() - start
+    with open(done, "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def trials_to_best(folder: str, tasks, skip: dict) -> dict:
+    """Per task: how many of the arm's own new records (file order is time order) it took to reach its best."""
+    from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(folder, WORKLOADS)) as f:
+        shash = [json.loads(line)[0] for line in f if line.strip()]
+    names = {str(structural_hash(t.mod)): t.name for t in tasks}
+    times = {}
+    with open(os.path.join(folder, TUNING_RECORDS)) as f:
+        for line in f:
+            if line.strip():
+                index, (_, secs, *_rest) = json.loads(line)
+                name = names.get(shash[index])
+                if name is not None:
+                    times.setdefault(name, []).append(statistics.fmean(secs))
+    result = {}
+    for name, series in times.items():
+        own = series[skip.get(name, 0) :]
+        result[name] = 1 + own.index(min(own)) if own and min(own) < min(series[: skip.get(name, 0)] or [1e30]) else 0
+    return result
+
+
+def time_kernels(tasks, folders: dict, target, rounds: int) -> dict:
+    """Median seconds of each arm's best schedule per task, timed in interleaved rounds in this process."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.s_tir import Schedule
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    dev, rng = tvm.cpu(), np.random.default_rng(0)
+    timers = {}
+    for arm, folder in folders.items():
+        database = open_database(folder)
+        for task in tasks:
+            if not database.has_workload(task.mod):
+                continue
+            best = database.get_top_k(database.commit_workload(task.mod), 1)
+            if not best:
+                continue
+            sch = Schedule(task.mod)
+            best[0].trace.apply_to_schedule(sch, remove_postproc=False)
+            mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
+            lib = tvm.compile(mod, target=target).jit()
+            args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in a.shape]).astype(a.dtype), dev) for a in ArgInfo.from_entry_func(mod, remove_preproc=True)]
+            timer = lib.time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=50)
+            timers[(task.name, arm)] = (timer, args)
+    samples = {key: [] for key in timers}
+    for _ in range(rounds):
+        for key, (timer, args) in timers.items():
+            samples[key].append(timer(*args).mean)
+    return {key: statistics.median(s) for key, s in samples.items()}
+
+
+def time_packages(packages: dict, model, rounds: int) -> dict:
+    """Median end-to-end seconds per package (and ONNX Runtime), interleaved rounds, one process. The
+    packages are timed by the VM's time evaluator (at least 100 ms a sample): tiny-cnn runs in ~50 us."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import relax
+
+    from tvmc_transfer.package import read_package
+
+    dev, inputs, runs = tvm.cpu(), random_inputs(model), {}
+    for arm, path in packages.items():
+        package = read_package(path)
+        vm = relax.VirtualMachine(package.load(), dev)
+        vm.set_input("main", *[tvm.runtime.tensor(inputs[i.name], dev) for i in package.metadata.inputs])
+        timer = vm.time_evaluator("invoke_stateful", dev, number=1, repeat=1, min_repeat_ms=100)
+        runs[arm] = lambda timer=timer: timer("main").mean
+    onnxruntime = onnxruntime_runner(model.path, inputs, threads())
+
+    def onnxruntime_run(calls=10):
+        start = time.perf_counter()
+        for _ in range(calls):
+            onnxruntime()
+        return (time.perf_counter() - start) / calls
+
+    runs["onnxruntime"] = onnxruntime_run
+    samples = {arm: [] for arm in runs}
+    for _ in range(rounds):
+        for arm, run in runs.items():
+            samples[arm].append(run())
+    return {arm: statistics.median(s) for arm, s in samples.items()}
+
+
+def bench_model(name: str, args) -> dict:
+    work = os.path.join(args.work, os.path.basename(name).removesuffix(".onnx"))
+    os.makedirs(work, exist_ok=True)
+    path = model_file(name, work)
+    model, target = load_model(path), parse_target(args.target)
+    all_tasks = extract_tasks(model, target)
+    spec = task_spec(all_tasks, args)
+    tasks = select_tasks(all_tasks, spec)
+    measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
+    tune_options = dict(tasks=spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=measure)
+    folders = {arm: os.path.join(work, arm) for arm in ARMS}
+
+    def tune_base():
+        report = tune_model(model, target, folders["base"], TuneOptions(trials=args.base_trials, **tune_options))
+        return {"new_trials": report.new_trials}
+
+    base = run_arm(folders["base"], tune_base)
+    database = open_database(folders["base"])
+    base_trials = {t.name: t.trials for t in task_results(tasks, database)}
+    base_lines = _record_counts(folders["base"], tasks)
+    for arm in ("droplet", "evolutionary"):
+        if not os.path.isdir(folders[arm]):
+            shutil.copytree(folders["base"], folders[arm], ignore=shutil.ignore_patterns("logs", "bench.json"))
+
+    def tune_droplet():
+        report = refine_with_droplet(model, target, folders["droplet"], DropletOptions(trials=args.trials), measure=measure, tasks=spec)
+        print(report.summary())
+        per_task = {t.name: {"trials": t.trials, "measured": t.measured, "converged": t.converged, "moves": len(t.moves)} for t in report.tasks}
+        return {"new_trials": report.measured, "tasks": per_task}
+
+    def tune_evolutionary():
+        total = sum(base_trials.values()) + args.trials * len(tasks)
+        report = tune_model(model, target, folders["evolutionary"], TuneOptions(trials=total, **tune_options))
+        return {"new_trials": report.new_trials}
+
+    droplet = run_arm(folders["droplet"], tune_droplet)
+    evolutionary = run_arm(folders["evolutionary"], tune_evolutionary)
+    to_best = {arm: trials_to_best(folders[arm], tasks, base_lines) for arm in ("droplet", "evolutionary")}
+
+    kernels = time_kernels(tasks, folders, target, args.rounds)
+    packages = {}
+    for arm in ARMS:
+        packages[arm] = os.path.join(work, f"{arm}.tar")
+        compile_model(model, target, packages[arm], records=folders[arm])
+    end_to_end = time_packages(packages, model, args.rounds)
+    result = {
+        "model": name,
+        "tasks": spec,
+        "base": base,
+        "droplet": droplet,
+        "evolutionary": evolutionary,
+        "trials_to_best": to_best,
+        "kernels_us": {f"{task}|{arm}": s * 1e6 for (task, arm), s in kernels.items()},
+        "end_to_end_ms": {arm: s * 1e3 for arm, s in end_to_end.items()},
+    }
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(format_result(result, tasks))
+    return result
+
+
+def _record_counts(folder: str, tasks) -> dict:
+    """Records per task in a folder (measured or not), in file order: the base's share of each arm's file."""
+    from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(folder, WORKLOADS)) as f:
+        shash = [json.loads(line)[0] for line in f if line.strip()]
+    names = {str(structural_hash(t.mod)): t.name for t in tasks}
+    counts = {}
+    with open(os.path.join(folder, TUNING_RECORDS)) as f:
+        for line in f:
+            if line.strip():
+                name = names.get(shash[json.loads(line)[0]])
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def format_result(result: dict, tasks) -> str:
+    d, e = result["droplet"], result["evolutionary"]
+    rows = [f"== {result['model']} (tasks {result['tasks'] or 'all'})",
+            f"{'task':<28} {'base us':>9} {'droplet us':>10} {'evo us':>9}  {'droplet trials':>14} {'to best d/e':>11}"]
+    kernels = result["kernels_us"]
+    for t in tasks:
+        k = [kernels.get(f"{t.name}|{arm}") for arm in ARMS]
+        cells = " ".join(f"{v:9.2f}" if v else f"{'-':>9}" for v in k)
+        info = d.get("tasks", {}).get(t.name, {})
+        trials = f"{info.get('trials', 0)}{' conv' if info.get('converged') else ''}"
+        best = f"{result['trials_to_best']['droplet'].get(t.name, 0)}/{result['trials_to_best']['evolutionary'].get(t.name, 0)}"
+        rows.append(f"{t.name[:28]:<28} {cells}  {trials:>14} {best:>11}")
+    rows.append(f"new trials: droplet {d['new_trials']} in {d['wall_seconds']:.0f} s, evolutionary {e['new_trials']} in {e['wall_seconds']:.0f} s")
+    rows.append("end to end (median ms): " + ", ".join(f"{arm} {ms:.3f}" for arm, ms in result["end_to_end_ms"].items()))
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", help="zoo model names or .onnx files")
+    parser.add_argument("--work", default="bench/work/droplet", help="folder for records, packages and results (resumable)")
+    parser.add_argument("--target", default="llvm -num-cores=2")
+    parser.add_argument("--base-trials", type=int, default=48, help="evolutionary trials of the common start")
+    parser.add_argument("--trials", type=int, default=32, help="trials per task given to each arm")
+    parser.add_argument("--tasks", help="which tasks (0,2-5); default all")
+    parser.add_argument("--heaviest", type=int, help="only the N heaviest tasks (FLOPs x weight)")
+    parser.add_argument("--population", type=int, default=64)
+    parser.add_argument("--trials-per-iter", type=int, default=16)
+    parser.add_argument("--number", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--min-repeat-ms", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
+    args = parser.parse_args(argv)
+    for name in args.models:
+        bench_model(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

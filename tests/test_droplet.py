@@ -1,0 +1,361 @@
+"""``tvmc tune --droplet``: droplet search as a MetaSchedule search strategy, on real TVM tasks.
+
+The decision rule is checked on samples built here (a t-test is only as good as its inputs); the search is
+checked on a real task with measurements we feed it, then on real measurements, then from the command line.
+"""
+
+import json
+import math
+import os
+import shutil
+import statistics
+
+import numpy as np
+import pytest
+from scipy import stats
+from tvm.s_tir import meta_schedule as ms
+
+from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
+from tvmc_transfer import load_model, parse_target
+from tvmc_transfer.droplet import STARTS, DropletOptions, DropletSearch, refine_with_droplet
+from tvmc_transfer.droplet_space import COMPUTE_LOCATION, CATEGORICAL, TILE, DecisionSpace, factorizations
+from tvmc_transfer.droplet_walk import Walk, significantly_faster
+from tvmc_transfer.intrinsics import load_tensor_intrinsics
+from tvmc_transfer.measure import MeasureOptions
+from tvmc_transfer.records import TUNING_RECORDS
+from tvmc_transfer.tasks import extract_tasks
+
+TARGET = "llvm -num-cores=2"
+MEASURE = MeasureOptions(number=2, repeat=3, min_repeat_ms=5)
+US = 1e-6
+
+
+def record_lines(folder):
+    with open(os.path.join(folder, TUNING_RECORDS)) as f:
+        return [line for line in f if line.strip()]
+
+
+def welch_p(a, b):
+    """One-sided Welch p-value of mean(a) < mean(b), from the textbook formulas (not ttest_ind)."""
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(stats.t.cdf(t, df))
+
+
+# ---- the decision rule -------------------------------------------------------------------------------------
+
+
+def test_factorizations_are_the_valid_tilings():
+    tiles = factorizations(16, 4, 64)
+    assert len(tiles) == math.comb(4 + 3, 3) == 35  # 2^4 over 4 factors: stars and bars
+    assert tiles == sorted(set(tiles)) and all(math.prod(t) == 16 for t in tiles)
+    limited = factorizations(12, 2, 4)
+    assert limited == [(3, 4), (4, 3), (6, 2), (12, 1)]
+    assert factorizations(7, 3) == [(1, 1, 7), (1, 7, 1), (7, 1, 1)]
+
+
+def test_acceptance_rule_on_controlled_samples():
+    incumbent = [10.0, 10.2, 9.8]
+    faster = [8.0, 8.1, 7.9]
+    ok, p = significantly_faster(faster, incumbent, 0.05)
+    assert ok and p == pytest.approx(welch_p(faster, incumbent), rel=1e-9) and p < 1e-3
+    noisy = [6.0, 12.0, 9.0]  # faster by its mean (9 < 10) but not beyond the noise
+    ok, p = significantly_faster(noisy, incumbent, 0.05)
+    assert not ok and p == pytest.approx(welch_p(noisy, incumbent), rel=1e-9) and 0.05 < p < 0.5
+    assert significantly_faster(noisy, incumbent, 0.4)[0]  # ... which a lax level lets through
+    slower = [12.0, 12.1, 11.9]
+    ok, p = significantly_faster(slower, incumbent, 0.05)
+    assert not ok and p == pytest.approx(welch_p(slower, incumbent), rel=1e-9) and p > 0.99
+    ok, p = significantly_faster([5.0, 5.0], [5.0, 5.0], 0.05)  # identical: no evidence
+    assert not ok and math.isnan(p)
+    ok, p = significantly_faster([5.0, 5.0, 5.0], [6.0, 6.0, 6.0], 0.05)  # no noise at all: certain
+    assert ok and p == 0.0
+    ok, p = significantly_faster([9.0], incumbent, 0.05)  # one sample: no test, the means decide
+    assert ok and math.isnan(p)
+
+
+class Grid:
+    """A space of integer points, ``sizes[k]`` values per axis: what ``Walk`` needs from a space."""
+
+    def __init__(self, *sizes):
+        self.sizes = sizes
+
+    def widest(self, point, cap=None):
+        longest = max(s - 1 for s in self.sizes)
+        return min(longest, cap) if cap else longest
+
+    def neighbours(self, point, step):
+        result = []
+        for k, size in enumerate(self.sizes):
+            for j in (point[k] + step, point[k] - step):
+                if 0 <= j < size:
+                    result.append(point[:k] + (j,) + point[k + 1 :])
+        return result
+
+
+def run_walk(walk, times, batch=4):
+    """Drive ``walk`` with ``times(point) -> samples`` until it stops; return the points in the order tried."""
+    tried = []
+    while not walk.done:
+        for _ in range(min(batch, walk.left)):
+            point = walk.propose()
+            if point is None:
+                break
+            tried.append(point)
+            walk.observe(point, times(point))
+        if not walk.batch and walk.exhausted:
+            walk.converged = True
+            break
+        walk.conclude()
+    return tried
+
+
+def test_walk_widens_the_step_moves_only_on_significant_gains_and_converges():
+    planted, decoy = (4, 0), (0, 1)
+
+    def times(point):
+        if point == planted:
+            return [5.0, 5.1, 4.9]
+        if point == decoy:
+            return [3.0, 15.0, 9.0]  # the lowest mean of its batch, but only noise
+        return [10.0 + sum(point), 10.1 + sum(point), 9.9 + sum(point)]
+
+    walk = Walk(Grid(8, 3), (0, 0), [10.0, 10.1, 9.9], budget=40, pvalue=0.05)
+    tried = run_walk(walk, times)
+    # Steps 1 and 2 bring nothing significant (the decoy is refused), so the step widens to 4 and finds it.
+    assert tried[:6] == [(1, 0), (0, 1), (2, 0), (0, 2), (4, 0), (7, 0)]
+    assert walk.incumbent == planted and len(walk.moves) == 1
+    move = walk.moves[0]
+    assert move.before == pytest.approx(10.0) and move.after == pytest.approx(5.0)
+    assert move.p_value == pytest.approx(welch_p(times(planted), [10.0, 10.1, 9.9]), rel=1e-9)
+    assert move.trial == 6  # planted was in the second batch, cut short when the widest step was done
+    # Around (4, 0) every other point of both axes is slower: it converges with budget to spare.
+    assert walk.converged and walk.trials == len(tried) < 40
+    assert set(tried) == walk.seen - {(0, 0)}
+    assert len(set(tried)) == len(tried)  # nothing tried twice
+
+
+def test_walk_stops_at_its_budget():
+    walk = Walk(Grid(64, 64), (0, 0), [100.0, 100.1, 99.9], budget=10, pvalue=0.05)
+    tried = run_walk(walk, lambda p: [100.0 - sum(p), 100.1 - sum(p), 99.9 - sum(p)])
+    assert len(tried) == walk.trials == 10 and not walk.converged and walk.moves
+    assert all(b.after < a.after for a, b in zip(walk.moves, walk.moves[1:]))
+
+
+# ---- a real task, measurements fed by the test -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def matmul_task(models, tmp_path_factory):
+    """tiny-cnn's dense layer (tile, unroll and compute-location decisions) as a MetaSchedule TuneContext."""
+    target = parse_target(TARGET)
+    load_tensor_intrinsics(target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn"]), target) if t.name == "fused_matmul_add2")
+    contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts([task.extracted], str(tmp_path_factory.mktemp("logs")), strategy="replay-trace", num_threads=1, seed=0)
+    return contexts[0]
+
+
+def changed_axis(space, start, point):
+    """The axis a neighbour moved. A compute location that moves can make a later one snap to its nearest
+    valid location, so more than one decision may differ, but the later ones are compute locations."""
+    changed = [k for k, (a, b) in enumerate(zip(start, point)) if a != b]
+    assert changed and all(space.axes(start)[k].kind == COMPUTE_LOCATION for k in changed[1:])
+    return changed[0], space.axes(start)[changed[0]]
+
+
+def test_neighbourhood_is_valid_and_moves_every_kind_of_decision(matmul_task):
+    ctx = matmul_task
+    design = ctx.space_generator.generate_design_space(ctx.mod)[0]  # rfactor: all three kinds of decision
+    strategy = DropletSearch(DropletOptions(trials=50, batch=64))
+    strategy._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+    strategy.pre_tuning(50, 64, [design], ms.database.MemoryDatabase(), ms.cost_model.RandomModel())
+    (first,) = strategy.generate_measure_candidates()  # with no record, the design space's start is measured first
+    strategy.notify_runner_results([first], [ms.runner.RunnerResult([10 * US, 10.1 * US, 9.9 * US], None)])
+    space, start = strategy.space, strategy.walk.incumbent
+    assert DecisionSpace(ctx.mod, first.sch.trace, space.postprocs).start == start
+    assert [a.kind for a in space.axes(start)] == [TILE, CATEGORICAL, COMPUTE_LOCATION, COMPUTE_LOCATION]
+    tile = space.axes(start)[0]
+    assert tile.values == tuple(factorizations(16, 2, 64)) and start[0] in tile.values
+    assert space.axes(start)[1].values == (0, 1, 2, 3)  # unroll steps 0, 16, 64, 512
+
+    candidates = strategy.generate_measure_candidates()
+    points = [entry[0] for entry in strategy.pending]
+    assert len(candidates) == len(points) >= 6 and len(set(points)) == len(points)
+    assert len({DecisionSpace.module_hash(c.sch) for c in candidates}) == len(candidates)  # no module twice
+    kinds = set()
+    for candidate, point in zip(candidates, points):
+        k, axis = changed_axis(space, start, point)
+        assert point[k] in axis.values and point[k] != start[k]
+        kinds.add(axis.kind)
+        again = DecisionSpace(ctx.mod, candidate.sch.trace, space.postprocs)  # the candidate's own trace
+        assert again.start == point
+        if axis.kind == TILE:
+            assert math.prod(point[k]) == 16 and point[k][-1] <= 64
+    assert kinds == {TILE, CATEGORICAL, COMPUTE_LOCATION}
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    for candidate in candidates:  # every neighbour is a schedule that builds
+        tvm.compile(candidate.sch.mod, target=ctx.target)
+
+
+def test_planted_faster_neighbour_is_accepted_and_noise_is_refused(matmul_task):
+    ctx = matmul_task
+    design = ctx.space_generator.generate_design_space(ctx.mod)[0]
+    strategy = DropletSearch(DropletOptions(trials=50, batch=64))
+    strategy._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+    strategy.pre_tuning(50, 64, [design], ms.database.MemoryDatabase(), ms.cost_model.RandomModel())
+    start_samples = [10 * US, 10.1 * US, 9.9 * US]
+    (first,) = strategy.generate_measure_candidates()
+    strategy.notify_runner_results([first], [ms.runner.RunnerResult(start_samples, None)])
+
+    def feed(samples_of):
+        candidates = strategy.generate_measure_candidates()
+        if candidates is None:
+            return None
+        points = [entry[0] for entry in strategy.pending]
+        strategy.notify_runner_results(candidates, [ms.runner.RunnerResult(samples_of(i, p), None) for i, p in enumerate(points)])
+        return points
+
+    planted = [6 * US, 6.05 * US, 5.95 * US]
+    noisy = [2 * US, 14 * US, 8 * US]  # mean 8 us: faster than the start, but not significantly
+    first_batch = feed(lambda i, p: planted if i == 1 else noisy if i == 0 else [12 * US, 12.1 * US, 11.9 * US])
+    walk = strategy.walk
+    assert walk.incumbent == first_batch[1] and len(walk.moves) == 1
+    move = walk.moves[0]
+    assert move.after == pytest.approx(6 * US, rel=1e-6) and move.before == pytest.approx(10 * US, rel=1e-6)
+    assert move.p_value == pytest.approx(welch_p(planted, start_samples), rel=1e-4) and move.p_value < 0.05
+    # Around the new incumbent, a neighbour with a lower mean but wide noise is refused; all else is slower.
+    while feed(lambda i, p: [1 * US, 9 * US, 5 * US] if i == 0 else [7 * US, 7.05 * US, 6.95 * US]) is not None:
+        pass
+    outcome = strategy.shared.results[strategy.key]
+    first_samples, last, moves, trials, measured, converged = outcome
+    assert len(moves) == 1 and tuple(last) == pytest.approx(tuple(planted), rel=1e-6)
+    assert converged and trials == measured - 1 < 50  # the start was measured but is not a trial
+
+
+def test_a_faster_record_found_later_restarts_the_walk(matmul_task):
+    """The pinned start is kept across runs, unless the records gained a significantly faster schedule the
+    walk never saw (a later evolutionary run, say): then droplet walks again from there."""
+    ctx = matmul_task
+    designs = ctx.space_generator.generate_design_space(ctx.mod)
+    database = ms.database.MemoryDatabase()
+    workload = database.commit_workload(ctx.mod)
+
+    def commit(design, seconds):
+        space = DecisionSpace(ctx.mod, design.trace, list(ctx.space_generator.postprocs))
+        sch, _ = space.realize(space.start)
+        args = ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+        database.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, seconds, ctx.target, args))
+        return DecisionSpace.module_hash(sch)
+
+    slow = commit(designs[0], [10 * US, 10.1 * US, 9.9 * US])
+    first = DropletSearch(DropletOptions(trials=8, batch=4))
+    first._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+    first.pre_tuning(8, 4, designs, database, ms.cost_model.RandomModel())
+    assert first.shared.starts[first.key] == str(slow) and first.walk.samples == pytest.approx((10 * US, 10.1 * US, 9.9 * US))
+    fast = commit(designs[-1], [2 * US, 2.01 * US, 1.99 * US])
+    again = DropletSearch(DropletOptions(trials=8, batch=4), first.shared)  # the same pinned starts
+    again._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+    again.pre_tuning(8, 4, designs, database, ms.cost_model.RandomModel())
+    assert again.walk.samples == pytest.approx((10 * US, 10.1 * US, 9.9 * US))  # the pinned start first
+    candidates = again.generate_measure_candidates()
+    assert candidates and again.restarted and again.shared.starts[again.key] == str(fast)
+    assert again.walk.samples == pytest.approx((2 * US, 2.01 * US, 1.99 * US))
+
+
+# ---- real measurements -------------------------------------------------------------------------------------
+
+
+def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
+    model_path, tuned = tuned_cnn
+    records = str(tmp_path / "records")
+    shutil.copytree(tuned, records)
+    model, target = load_model(model_path), parse_target(TARGET)
+    index = next(t.index for t in extract_tasks(model, target) if t.name == "fused_matmul_add2")
+    before = len(record_lines(records))
+    options = DropletOptions(trials=40, max_step=2)
+    report = refine_with_droplet(model, target, records, options, measure=MEASURE, tasks=str(index), progress=False)
+    (task,) = report.tasks
+    assert task.name == "fused_matmul_add2" and task.converged and task.trials < 40
+    assert len(record_lines(records)) - before == task.measured == report.measured > 0
+    assert task.final_seconds <= task.start_seconds and len(task.moves) <= task.trials
+    database = ms.database.JSONDatabase(work_dir=records)  # plain TVM reads droplet's records
+    workload = database.commit_workload(extract_tasks(model, target)[index].mod)
+    means = [statistics.fmean(float(s) for s in r.run_secs) for r in database.get_top_k(workload, 1000)]
+    assert any(m == pytest.approx(task.final_seconds, rel=1e-6) for m in means)
+    assert any(m == pytest.approx(task.start_seconds, rel=1e-6) for m in means)
+    assert min(means) <= task.final_seconds  # compile_relax takes the best record
+    for move in task.moves:
+        assert move.p_value < 0.05 and move.after < move.before
+    pinned = json.load(open(os.path.join(records, STARTS)))
+    assert len(pinned) == 1
+    again = refine_with_droplet(model, target, records, options, measure=MEASURE, tasks=str(index), progress=False)
+    (task2,) = again.tasks
+    assert len(record_lines(records)) - before == task.measured  # nothing measured twice
+    assert task2.measured == 0 and again.measured == 0
+    assert (task2.trials, task2.converged, task2.moves) == (task.trials, task.converged, task.moves)
+    assert (task2.start_seconds, task2.final_seconds) == (task.start_seconds, task.final_seconds)
+
+
+# ---- the command line --------------------------------------------------------------------------------------
+
+
+def summary_rows(out):
+    lines = out.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("droplet search"))) + 2
+    rows = []
+    for line in lines[start:]:
+        if line.startswith("droplet:"):
+            return rows, line
+        rows.append(line.split())
+    raise AssertionError(out)
+
+
+def test_cli_tune_droplet_compiles_and_matches_onnxruntime(models, tvmc, tmp_path):
+    model = models["tiny-cnn"]
+    records, package = str(tmp_path / "records"), str(tmp_path / "tuned.tar")
+    result = tvmc("tune", model, "-o", records, "--trials", "8", "--droplet", "--droplet-trials", "6", *FAST_TUNE)
+    assert result.code == 0, result.err
+    rows, total = summary_rows(result.out)
+    assert len(rows) == 6 and all(0 <= int(r[-2]) <= 6 for r in rows)
+    assert all(r[-1] in ("converged", "budget") for r in rows)
+    new = int(total.split("; ")[1].split()[0])
+    assert len(record_lines(records)) == 8 + new  # evolutionary trials, then droplet's
+    assert "move" in result.err or "converged" in result.err  # progress per task on stderr
+    assert tvmc("compile", model, "--tuning-records", records, "-o", package, "--target", TARGET).code == 0
+    x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype("float32")
+    np.savez(tmp_path / "x.npz", input=x)
+    run = tvmc("run", package, "--inputs", tmp_path / "x.npz", "--outputs", tmp_path / "y.npz", "--verify", model)
+    assert run.code == 0 and ": ok" in run.out
+    with np.load(tmp_path / "y.npz") as y:
+        assert_matches_onnxruntime(model, {"input": x}, [y["output"]])
+
+
+def test_cli_refines_existing_records_only_and_resumes(tuned_cnn, tvmc, tmp_path):
+    model, prior = tuned_cnn
+    records = str(tmp_path / "refined")
+    args = ["tune", model, "-o", records, "--tuning-records", prior, "--trials", "0", "--droplet", "--droplet-trials", "3", *FAST_TUNE]
+    first = tvmc(*args)
+    assert first.code == 0, first.err
+    assert "; 0 new trials in" in first.out  # no evolutionary trial
+    rows, total = summary_rows(first.out)
+    new = int(total.split("; ")[1].split()[0])
+    assert len(record_lines(records)) == len(record_lines(prior)) + new and new > 0
+    second = tvmc(*args)
+    assert second.code == 0 and " 0 new trials" in summary_rows(second.out)[1]
+    assert summary_rows(second.out)[0] == rows  # the same walk, replayed from the records
+    assert len(record_lines(records)) == len(record_lines(prior)) + new
+
+
+def test_droplet_options_are_checked(models, tvmc, tmp_path):
+    for args, message in [
+        (["--droplet-trials", "5"], "--droplet-trials needs --droplet"),
+        (["--droplet", "--repeat", "1"], "use --repeat 2 or more"),
+        (["--droplet", "--droplet-pvalue", "1.5"], "--droplet-pvalue between 0 and 1"),
+        (["--droplet", "--droplet-trials", "0"], "--droplet-trials must be >= 1"),
+    ]:
+        result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "r", *args)
+        assert result.code == 4 and message in result.err, result.err
+    assert not os.path.exists(tmp_path / "r")  # refused before anything was written
+    assert all(f"--droplet{o}" in run_cli("tune", "--help").out for o in ("", "-trials", "-pvalue", "-max-step"))

@@ -1,0 +1,36 @@
+"""``tvmc tune --droplet``: refine each task's best schedule with droplet search after evolutionary search.
+
+Registered as an option hook of ``tune``, the way a plugin would; TVM is imported only when it runs.
+"""
+
+from ..errors import TVMCException
+from ..main import OptionHook, register_option_hook
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("droplet search")
+    group.add_argument("--droplet", action="store_true", help="after evolutionary search, refine each task's best schedule with droplet search")
+    group.add_argument("--droplet-trials", type=int, metavar="N", help="most schedules droplet tries per task, recorded ones included (default 64)")
+    group.add_argument("--droplet-pvalue", type=float, metavar="P", help="t-test level a move must beat (default 0.05)")
+    group.add_argument("--droplet-max-step", type=int, metavar="S", help="widest step along an axis (default: the longest axis)")
+
+
+def apply(args, plan) -> None:
+    given = [name for name in ("droplet_trials", "droplet_pvalue", "droplet_max_step") if getattr(args, name) is not None]
+    if not args.droplet:
+        if given:
+            raise TVMCException(f"--{given[0].replace('_', '-')} needs --droplet")
+        return
+    if args.repeat < 2:
+        raise TVMCException("--droplet compares repeated measurements with a t-test: use --repeat 2 or more")
+    from ..droplet import DropletOptions, droplet_phase  # pylint: disable=import-outside-toplevel
+
+    options = DropletOptions(
+        trials=64 if args.droplet_trials is None else args.droplet_trials,
+        pvalue=0.05 if args.droplet_pvalue is None else args.droplet_pvalue,
+        max_step=args.droplet_max_step,
+    )
+    plan.phases.append(droplet_phase(options))
+
+
+register_option_hook("tune", OptionHook(add_arguments, apply))
