@@ -1,0 +1,318 @@
+"""Transfer-tuning between zoo models, against no tuning, full tuning and ONNX Runtime, all timed in one run.
+
+For every ordered pair SOURCE:TARGET it transfers SOURCE's full-tuning records to TARGET at a stated budget
+(``--max-per-kernel`` candidates per kernel, the best ``--max-candidates`` records of each matching source
+kernel), then, per target model, compiles the untuned, fully tuned and transfer-tuned packages and times them
+with ONNX Runtime in interleaved rounds in one process. It reports:
+
+- untuned, transfer-tuned, fully tuned and ONNX Runtime latency, and the search time of transfer and of full
+  tuning;
+- the fraction of full tuning's speedup that transfer achieved: ``(S_transfer - 1) / (S_full - 1)`` with
+  ``S = untuned latency / latency``;
+- how long plain ``tvmc tune`` needed to reach the transferred latency: packages compiled from the first N
+  records of the full-tuning run (its records file is in measurement order) on a grid of N, timed alongside;
+  the first N at least as fast as transfer, and the tuning time it took to get there (from the timestamps of
+  MetaSchedule's task logs in the records folder; gaps over 10 minutes, between sessions, are not counted).
+
+Full-tuning records are ``WORK/<model>-records`` (tuned to ``--full-trials`` with ``tvmc tune`` here when they
+are missing or short, unless another process is writing them). Every step is resumable and the script stops
+starting new steps after ``--time-limit`` seconds: run the same command again to go on. State is kept in
+``WORK/transfer-bench/state.json``; the final table prints when every step is done.
+
+    python bench/transfer_bench.py --pairs resnet50:googlenet --max-per-kernel 8 --time-limit 540
+    python bench/transfer_bench.py --all-pairs --max-per-kernel 8 --time-limit 540
+"""
+
+import argparse
+import bisect
+import glob
+import itertools
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from tvmc_transfer import zoo  # noqa: E402
+from tvmc_transfer.compiler import compile_model  # noqa: E402
+from tvmc_transfer.frontends import load_model  # noqa: E402
+from tvmc_transfer.measure import MeasureOptions  # noqa: E402
+from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS  # noqa: E402
+from tvmc_transfer.target import parse_target  # noqa: E402
+from tvmc_transfer.transfer import TransferOptions, transfer_tune  # noqa: E402
+from tvmc_transfer.tune import TuneOptions, tune_model  # noqa: E402
+
+MODELS = ("resnet50", "googlenet", "alexnet")
+GRID = (25, 50, 100, 200, 400, 700)  # prefixes of the full-tuning records compiled to find when tune catches up
+SESSION_GAP = 600.0
+
+
+class OutOfTime(Exception):
+    pass
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = os.path.abspath(args.work)
+        self.folder = os.path.join(self.work, "transfer-bench")
+        os.makedirs(self.folder, exist_ok=True)
+        self.state_path = os.path.join(self.folder, "state.json")
+        self.state = json.load(open(self.state_path)) if os.path.exists(self.state_path) else {}
+        self.start = time.time()
+        self.target = parse_target(args.target)
+        self.measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
+
+    # -- bookkeeping ------------------------------------------------------------------------------------------
+    def save(self):
+        fd, partial = tempfile.mkstemp(dir=self.folder, prefix=".state-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.state, f, indent=1)
+        os.replace(partial, self.state_path)
+
+    def left(self) -> float:
+        return self.args.time_limit - (time.time() - self.start)
+
+    def need(self, seconds: float, what: str):
+        if self.left() < seconds:
+            raise OutOfTime(what)
+
+    def model_path(self, name):
+        path = os.path.join(self.work, f"{name}.onnx")
+        return path if os.path.isfile(path) else zoo.save(name, path)
+
+    def records(self, name):
+        return os.path.join(self.work, f"{name}-records")
+
+    # -- full tuning ------------------------------------------------------------------------------------------
+    def full_records(self, name) -> str:
+        """The model's full-tuning records, tuned further here in steps if they are short."""
+        folder = self.records(name)
+        path = os.path.join(folder, TUNING_RECORDS)
+        count = _lines(path)
+        while count < self.args.full_trials:
+            if os.path.exists(path) and time.time() - os.path.getmtime(path) < 120:
+                raise OutOfTime(f"{folder} is being written by another process ({count} records); run again later")
+            self.need(240, f"full tuning of {name}")
+            step = min(self.args.full_trials, count + max(32, int(self.left() / 4)))  # a few seconds per trial
+            start = time.time()
+            tune_model(load_model(self.model_path(name)), self.target, folder, TuneOptions(trials=step, measure=self.measure), progress=False)
+            self.state.setdefault("tuned_here", {})[name] = self.state.get("tuned_here", {}).get(name, 0.0) + time.time() - start
+            self.save()
+            count = _lines(path)
+        return folder
+
+    # -- transfer ---------------------------------------------------------------------------------------------
+    def transfer(self, source, target_model) -> dict:
+        key = f"{source}:{target_model}"
+        done = self.state.setdefault("transfer", {})
+        if key in done:
+            return done[key]
+        self.need(60, f"transfer {key}")
+        output = os.path.join(self.folder, f"{source}-to-{target_model}-records")
+        options = TransferOptions(
+            max_candidates=self.args.max_candidates,
+            max_per_kernel=self.args.max_per_kernel,
+            e2e=False,
+            time_limit=max(self.left() - 30, 1),
+            measure=self.measure,
+        )
+        report = transfer_tune(load_model(self.model_path(target_model)), self.target, [self.full_records(source)], output, options)
+        if not report.complete:
+            raise OutOfTime(f"transfer {key} (resumes where it stopped)")
+        report.write_json(os.path.join(self.folder, f"{source}-to-{target_model}.json"))
+        print(report.table(), flush=True)
+        done[key] = {"records": output, **report.totals()}
+        self.save()
+        return done[key]
+
+    # -- packages ---------------------------------------------------------------------------------------------
+    def package(self, model, label, records) -> str:
+        path = os.path.join(self.folder, "packages", f"{model}-{label}.tar")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self.need(120, f"compile {model} {label}")
+            compile_model(load_model(self.model_path(model)), self.target, path, records=records)
+        return path
+
+    def prefix_records(self, model, n) -> str:
+        """A records folder with the first ``n`` records of the model's full-tuning run."""
+        folder = os.path.join(self.folder, "prefix", f"{model}-{n}")
+        if not os.path.exists(os.path.join(folder, TUNING_RECORDS)):
+            source = self.full_records(model)
+            os.makedirs(folder, exist_ok=True)
+            shutil.copy(os.path.join(source, WORKLOADS), os.path.join(folder, WORKLOADS))
+            with open(os.path.join(source, TUNING_RECORDS)) as f:
+                lines = [line for line in f if line.strip()][:n]
+            with open(os.path.join(folder, TUNING_RECORDS), "w") as f:
+                f.writelines(lines)
+        return folder
+
+    # -- timing in one process --------------------------------------------------------------------------------
+    def measure_model(self, model, sources) -> dict:
+        done = self.state.setdefault("latency", {})
+        key = f"{model}<-{','.join(sorted(sources))}"
+        if key in done:
+            return done[key]
+        full = self.full_records(model)
+        total = _lines(os.path.join(full, TUNING_RECORDS))
+        packages = {"untuned": self.package(model, "untuned", None), "full": self.package(model, f"full{total}", full)}
+        for source in sources:
+            packages[f"transfer:{source}"] = self.package(model, f"from-{source}", self.state["transfer"][f"{source}:{model}"]["records"])
+        for n in GRID:
+            if n < total:
+                packages[f"prefix:{n}"] = self.package(model, f"prefix{n}", self.prefix_records(model, n))
+        self.need(60 + 15 * len(packages), f"timing {model}")
+        result = time_packages(self.model_path(model), packages, self.args.rounds, self.args.runs)
+        done[key] = result
+        self.save()
+        return result
+
+
+def _lines(path) -> int:
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def time_packages(model_path, packages, rounds, runs) -> dict:
+    """Median latency (ms) of each package and ONNX Runtime, interleaved rounds in this process, and each
+    package's largest error relative to ONNX Runtime."""
+    model = load_model(model_path)
+    inputs = random_inputs(model)
+    run_ort = onnxruntime_runner(model_path, inputs, threads())
+    reference = run_ort()[0]
+    runners, errors = {}, {}
+    for label, path in packages.items():
+        run, _ = package_runner(path, inputs)
+        out = run()
+        out = (out[0] if isinstance(out, (list, tuple)) or type(out).__name__ == "Array" else out).numpy()
+        errors[label] = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
+        runners[label] = run
+    samples = {label: [] for label in ["onnxruntime", *packages]}
+    for _ in range(rounds):
+        for label in samples:
+            run = run_ort if label == "onnxruntime" else runners[label]
+            repeat = max(2, runs // 10) if label == "untuned" else runs
+            run()  # warm up
+            for _ in range(repeat):
+                start = time.perf_counter()
+                run()
+                samples[label].append((time.perf_counter() - start) * 1e3)
+    return {"ms": {k: statistics.median(v) for k, v in samples.items()}, "max_relative_error": errors}
+
+
+def tuning_timeline(folder) -> list:
+    """Seconds of tuning spent when each trial of a records folder was measured, from MetaSchedule's task logs
+    (each batch's 'Sending N sample(s) to builder' line; the next event's time ends it). Gaps longer than 10
+    minutes are between sessions and not counted. Empty when the logs do not account for the records."""
+    events = []
+    pattern = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \[INFO\] \[task_scheduler\.cc:\d+\] Sending (\d+) sample\(s\) to builder")
+    stamps = []
+    for log in glob.glob(os.path.join(folder, "logs", "*.log")):
+        with open(log, errors="replace") as f:
+            for line in f:
+                if line[:4].isdigit():
+                    moment = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S").timestamp()
+                    stamps.append(moment)
+                    match = pattern.match(line)
+                    if match:
+                        events.append((moment, int(match.group(2))))
+    if not events:
+        return []
+    events.sort()
+    stamps.sort()
+    ends = [stamps[min(bisect.bisect_right(stamps, t), len(stamps) - 1)] for t, _ in events[1:]] + [stamps[-1]]
+    spent, clock, previous = [], 0.0, events[0][0]
+    for (moment, count), end in zip(events, ends):
+        gap = moment - previous
+        clock += gap if gap < SESSION_GAP else 0.0
+        previous = moment
+        done_at = clock + min(max(end - moment, 0.0), SESSION_GAP)
+        spent += [done_at] * count
+    return spent if len(spent) >= _lines(os.path.join(folder, TUNING_RECORDS)) else []
+
+
+def tuning_seconds(bench, model, trials) -> float | None:
+    timeline = tuning_timeline(bench.records(model))
+    if timeline:
+        return timeline[min(trials, len(timeline)) - 1]
+    here = bench.state.get("tuned_here", {}).get(model)
+    return here * trials / max(_lines(os.path.join(bench.records(model), TUNING_RECORDS)), 1) if here else None
+
+
+def report(bench, pairs) -> str:
+    rows = []
+    header = (
+        f"{'source -> target':<22} {'cover':>6} {'xfer s':>7} {'untuned ms':>10} {'xfer ms':>8} {'full ms':>8} {'ORT ms':>7}"
+        f" {'full s':>7} {'trials':>6} {'of full speedup':>15} {'tune to reach xfer':>26}"
+    )
+    rows.append(header)
+    for source, target_model in pairs:
+        t = bench.state["transfer"][f"{source}:{target_model}"]
+        sources = sorted(s for s, d in pairs if d == target_model)
+        lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+        total = _lines(os.path.join(bench.records(target_model), TUNING_RECORDS))
+        untuned, xfer, full, ort = lat["untuned"], lat[f"transfer:{source}"], lat["full"], lat["onnxruntime"]
+        s_x, s_f = untuned / xfer, untuned / full
+        fraction = (s_x - 1) / (s_f - 1) if s_f > 1 else float("nan")
+        full_seconds = tuning_seconds(bench, target_model, total)
+        reach = next((n for n in sorted(int(k.split(":")[1]) for k in lat if k.startswith("prefix:")) if lat[f"prefix:{n}"] <= xfer), None)
+        if reach is None and full <= xfer:
+            reach = total
+        if reach is None:
+            reach_text = f"not within {total} trials"
+        else:
+            seconds = tuning_seconds(bench, target_model, reach)
+            reach_text = f"{reach} trials, {seconds:.0f} s ({seconds / t['search_seconds']:.1f}x)" if seconds else f"{reach} trials"
+        rows.append(
+            f"{source + ' -> ' + target_model:<22} {t['coverage'] * 100:5.1f}% {t['search_seconds']:7.0f} {untuned:10.1f} {xfer:8.2f} {full:8.2f} {ort:7.2f}"
+            f" {full_seconds or float('nan'):7.0f} {total:>6} {fraction * 100:14.1f}% {reach_text:>26}"
+        )
+    return "\n".join(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", nargs="*", default=[], metavar="SOURCE:TARGET")
+    parser.add_argument("--all-pairs", action="store_true", help="every ordered pair of ResNet-50, GoogLeNet, AlexNet")
+    parser.add_argument("--work", default="bench/work")
+    parser.add_argument("--target", default="native")
+    parser.add_argument("--full-trials", type=int, default=1000)
+    parser.add_argument("--max-candidates", type=int, default=1)
+    parser.add_argument("--max-per-kernel", type=int, default=8)
+    parser.add_argument("--number", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--min-repeat-ms", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per package per round (untuned: a tenth)")
+    parser.add_argument("--time-limit", type=float, default=540, help="start no new step after this many seconds")
+    args = parser.parse_args()
+    pairs = list(itertools.permutations(MODELS, 2)) if args.all_pairs else [tuple(p.split(":")) for p in args.pairs]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        parser.error("give --pairs SOURCE:TARGET ... or --all-pairs")
+    bench = Bench(args)
+    try:
+        for source, target_model in pairs:
+            bench.transfer(source, target_model)
+        for target_model in sorted({d for _, d in pairs}):
+            bench.measure_model(target_model, [s for s, d in pairs if d == target_model])
+    except OutOfTime as stop:
+        print(f"stopped before: {stop}; run the same command again to go on", flush=True)
+        return 3
+    print(f"target {bench.target}; budget: {args.max_per_kernel} candidates per kernel, best {args.max_candidates} per source kernel")
+    print(report(bench, pairs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""``tvmc records``: list, best, merge and filter on real tuning databases."""
+
+import os
+
+from tvm.s_tir import meta_schedule as ms
+
+from tvmc_transfer import load_model, parse_target
+from tvmc_transfer.classes import kernel_class
+from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, is_measured, mean_seconds
+from tvmc_transfer.tasks import extract_tasks
+
+TARGET = "llvm -num-cores=2"
+
+
+def database(folder):
+    return ms.database.JSONDatabase(work_dir=str(folder))  # plain TVM reads what we write
+
+
+def test_list_and_best_show_classes_counts_and_times(tuned_cnn, tvmc):
+    model, records = tuned_cnn
+    all_records = database(records).get_all_tuning_records()
+    listed = tvmc("records", "list", records)
+    assert listed.code == 0, listed.err
+    rows = listed.out.splitlines()[1:-1]
+    workloads = {str(r.workload.mod) for r in all_records}
+    assert len(rows) == len(workloads)
+    assert sum(int(row.split()[-5]) for row in rows) == len(all_records)  # the records column adds up
+    classes = {str(kernel_class(t.mod)) for t in extract_tasks(load_model(model), parse_target(TARGET))}
+    assert all(any(c in row for c in classes) for row in rows)  # each workload shown with its class
+    assert listed.out.splitlines()[-1].endswith(f"{len(all_records)} records")
+    best = tvmc("records", "best", records)
+    assert best.code == 0
+    fastest = sorted(min(mean_seconds(r) for r in all_records if is_measured(r) and str(r.workload.mod) == w) for w in workloads)
+    shown = sorted(float(row.split()[1]) for row in best.out.splitlines()[1:])
+    assert shown == [round(s * 1e6, 2) for s in fastest]
+
+
+def test_merge_keeps_every_record_once_and_is_atomic(tuned_cnn, models, tvmc, tmp_path):
+    _, records = tuned_cnn
+    other = tmp_path / "mlp"
+    assert tvmc("tune", models["tiny-mlp"], "-o", other, "--trials", "4", "--target", TARGET, "--trials-per-iter", "4",
+                "--population", "16", "--min-repeat-ms", "5", "--number", "2").code == 0
+    merged = tmp_path / "merged"
+    result = tvmc("records", "merge", records, other, records, "-o", merged)
+    assert result.code == 0, result.err
+    a, b, m = (len(database(f).get_all_tuning_records()) for f in (records, other, merged))
+    assert m == a + b and f"merged {a + b} records" in result.out and f"({a} duplicates left out)" in result.out
+    # an existing output is never overwritten, unless it is itself an input (merge into it)
+    again = tvmc("records", "merge", other, "-o", merged)
+    assert again.code == 4 and "already holds tuning records" in again.err
+    into = tvmc("records", "merge", merged, other, "-o", merged)
+    assert into.code == 0 and len(database(merged).get_all_tuning_records()) == m
+    assert not [p for p in os.listdir(tmp_path) if ".partial-" in p or ".old-" in p]  # no leftovers
+
+
+def test_filter_keeps_one_target(tuned_cnn, tvmc, tmp_path):
+    _, records = tuned_cnn
+    total = len(database(records).get_all_tuning_records())
+    same = tvmc("records", "filter", records, "--target", TARGET, "-o", tmp_path / "same")
+    assert same.code == 0 and len(database(tmp_path / "same").get_all_tuning_records()) == total
+    other = tvmc("records", "filter", records, "--target", "llvm -mcpu=skylake", "-o", tmp_path / "other")
+    assert other.code == 0 and f"{total} for another target left out" in other.out
+    assert database(tmp_path / "other").get_all_tuning_records() == []
+    measured = tvmc("records", "filter", records, "--target", TARGET, "--measured-only", "-o", tmp_path / "measured")
+    kept = database(tmp_path / "measured").get_all_tuning_records()
+    assert measured.code == 0 and kept and all(is_measured(r) for r in kept)
+
+
+def test_corrupt_empty_and_missing_inputs_are_one_line_errors(tuned_cnn, tvmc, tmp_path):
+    _, records = tuned_cnn
+    corrupt, empty = tmp_path / "corrupt", tmp_path / "empty"
+    for folder in (corrupt, empty):
+        folder.mkdir()
+    (corrupt / WORKLOADS).write_text("[[[broken\n")
+    (corrupt / TUNING_RECORDS).write_text("x\n")
+    (empty / WORKLOADS).write_text("")
+    (empty / TUNING_RECORDS).write_text("")
+    out = tmp_path / "out"
+    for argv, message in [
+        (("list", corrupt), "corrupt"),
+        (("best", empty), "holds no tuning records"),
+        (("list", tmp_path / "none"), "holds no tuning records"),
+        (("merge", records, corrupt, "-o", out), "corrupt"),
+        (("merge", records, empty, "-o", out), "holds no tuning records"),
+        (("filter", corrupt, "--target", TARGET, "-o", out), "corrupt"),
+        (("filter", records, "--target", "nonsense-kind", "-o", out), "target"),
+        (("merge", records, "-o", tmp_path / "no" / "out"), "does not exist"),
+        ((), "give a subcommand"),
+    ]:
+        result = tvmc("records", *argv)
+        assert result.code == 4 and message in result.err and result.err.count("\n") == 1, (argv, result.err)
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if ".partial-" in p]

@@ -1,0 +1,224 @@
+"""``tvmc transfer``: a user's session. Tune one tiny model, transfer its schedules to another model whose
+kernels have the same structure at other shapes, compile the result and check it against ONNX Runtime."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tvm.s_tir import meta_schedule as ms
+
+from conftest import FAST_TUNE
+from tvmc_transfer import load_model, parse_target
+from tvmc_transfer.classes import kernel_class, normal_form
+from tvmc_transfer.records import TUNING_RECORDS, is_measured, open_database
+from tvmc_transfer.records_tools import workload_hash
+from tvmc_transfer.replay import ReplayError, nearest_factors
+from tvmc_transfer.tasks import extract_tasks
+
+TARGET = "llvm -num-cores=2"
+MEASURE = ["--min-repeat-ms", "5", "--number", "2"]
+
+
+def record_lines(folder):
+    with open(os.path.join(folder, TUNING_RECORDS)) as f:
+        return [line for line in f if line.strip()]
+
+
+def task_classes(path):
+    return [(t.name, kernel_class(t.mod)) for t in extract_tasks(load_model(path), parse_target(TARGET))]
+
+
+@pytest.fixture(scope="module")
+def mlp_records(models, tmp_path_factory):
+    """tiny-mlp tuned with 8 trials: a source that holds only matmul kernels."""
+    from tvmc_transfer.main import _main
+
+    records = str(tmp_path_factory.mktemp("mlp") / "records")
+    assert _main(["tune", models["tiny-mlp"], "-o", records, "--trials", "8", *FAST_TUNE, "--trials-per-iter", "4"]) == 0
+    return records
+
+
+@pytest.fixture(scope="module")
+def other_target_records(tuned_cnn, tmp_path_factory):
+    """tiny-cnn's records re-labelled for another CPU: a source transfer must ignore with a warning."""
+    import tvm
+
+    _, records = tuned_cnn
+    folder = str(tmp_path_factory.mktemp("skylake") / "records")
+    source, copy = open_database(records), open_database(folder, create=True)
+    skylake = tvm.target.Target({"kind": "llvm", "mcpu": "skylake", "num-cores": 2})
+    for r in source.get_all_tuning_records():
+        copy.commit_tuning_record(ms.database.TuningRecord(r.trace, copy.commit_workload(r.workload.mod), r.run_secs, skylake, r.args_info))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def transferred(tuned_cnn, mlp_records, other_target_records, models, tmp_path_factory):
+    """tiny-cnn's and tiny-mlp's records (and another target's) transferred to tiny-cnn-b from the command line."""
+    from tvmc_transfer.main import _main
+
+    _, cnn_records = tuned_cnn
+    folder = tmp_path_factory.mktemp("transfer")
+    output, report = str(folder / "records"), str(folder / "report.json")
+    argv = [
+        "transfer", models["tiny-cnn-b"], "--from", cnn_records, "--from", mlp_records, "--from", other_target_records,
+        "-o", output, "--sources", "auto", "--max-candidates", "2", "--report", report, "--target", TARGET, *MEASURE,
+    ]
+    return argv, output, report
+
+
+def test_kernel_classes_are_structural_and_stable(models):
+    cnn, cnn_b, mlp = (task_classes(models[m]) for m in ("tiny-cnn", "tiny-cnn-b", "tiny-mlp"))
+    # the same structure at other shapes is one class, in both models, whatever the task is called
+    assert [c for _, c in cnn] == [c for _, c in cnn_b]
+    assert len({c for _, c in cnn}) == 5  # two conv2d+bias+relu at different shapes share one
+    by_name = {c.name: c for _, c in cnn + mlp}
+    assert {"conv2d+bias+relu NCHW fp32", "matmul+bias fp32", "matmul+bias+relu fp32", "max_pool fp32", "mean fp32"} <= set(by_name)
+    assert by_name["matmul+bias fp32"].key != by_name["matmul+bias+relu fp32"].key  # another epilogue, another class
+    mlp_bias = next(c for n, c in mlp if c.name == "matmul+bias fp32")
+    assert mlp_bias == next(c for n, c in cnn if c.name == "matmul+bias fp32")  # 32x10 in tiny-mlp, 16x10 in tiny-cnn
+    # shapes are not part of the normal form, buffers' ranks and dtypes are
+    conv = next(t for t in extract_tasks(load_model(models["tiny-cnn"]), parse_target(TARGET)) if "conv2d1" in t.name)
+    form = normal_form(conv.mod)
+    assert "16" not in json.dumps(form) and form["buffers"]["p0"] == ["float32", 4]
+    # stable across sessions: a fresh process computes the same keys
+    code = f"from tvmc_transfer.classes import kernel_class\nfrom tvmc_transfer import load_model, parse_target\nfrom tvmc_transfer.tasks import extract_tasks\nprint(' '.join(kernel_class(t.mod).key for t in extract_tasks(load_model({models['tiny-cnn-b']!r}), parse_target({TARGET!r}))))"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
+    assert fresh.stdout.split() == [c.key for _, c in cnn_b]
+
+
+def test_nearest_factorization_rule():
+    assert nearest_factors(28, [1, 56, 1, 2]) == [1, 14, 1, 2]
+    assert nearest_factors(24, [2, 8]) == [2, 12]  # a tie with [3, 8]: the smaller factor list wins, every time
+    for extent, old, limit in [(12, [1, 4, 4, 4], 64), (7, [1, 4, 4, 4], 64), (1024, [1, 1, 2, 512], 64), (97, [4, 4], 0)]:
+        new = nearest_factors(extent, old, limit)
+        assert math.prod(new) == extent and len(new) == len(old) and (limit == 0 or new[-1] <= limit)
+    assert nearest_factors(256, [256, 1], 16)[-1] <= 16
+    with pytest.raises(ReplayError):
+        nearest_factors(97, [97], 16)  # one factor larger than the innermost limit: no valid tiling
+
+
+def test_transfer_to_other_shapes_is_verified_and_matches_onnxruntime(transferred, tuned_cnn, mlp_records, models, tvmc, tmp_path, caplog):
+    argv, output, report_path = transferred
+    result = tvmc(*argv)
+    assert result.code == 0, result.err
+    assert "records are for another target and were ignored" in caplog.text
+    report = json.load(open(report_path))
+    kernels = {k["task"]: k for k in report["kernels"]}
+    # every kernel whose class a used source holds got candidates, and they replayed, built and were correct
+    held = {kernel_class(r.workload.mod).key for path in (tuned_cnn[1], mlp_records) for r in open_database(path).get_all_tuning_records() if is_measured(r)}
+    for name, klass in task_classes(models["tiny-cnn-b"]):
+        k = kernels[name]
+        assert k["kernel_class"] == str(klass)
+        if klass.key in held:
+            assert k["status"] in ("transferred", "default"), k
+            assert k["valid"] >= 1 and k["wrong"] == 0 and k["seconds"] > 0 and k["default_seconds"] > 0
+            assert k["best_source"] and k["valid"] + k["invalid"] + k["wrong"] == k["candidates"]
+        else:
+            assert k["status"] == "unmatched" and k["candidates"] == 0
+            assert f"#{k['index']} {name}" in result.out  # listed as unmatched
+    assert sum(k["remapped"] for k in report["kernels"]) > 0  # other shapes: decisions had to be remapped
+    # auto: tiny-cnn's records rank first; the other target's folder covers nothing and is not used
+    assert report["sources"][0]["path"] == os.path.abspath(tuned_cnn[1]) and report["sources"][0]["chosen"]
+    skylake = next(s for s in report["sources"] if s["other_target"] > 0)
+    assert skylake["workloads"] == 0 and skylake["coverage"] == 0 and not skylake["chosen"]
+    totals = report["totals"]
+    assert 0 < totals["coverage"] <= totals["class_coverage"] <= 1 and totals["search_seconds"] > 0 and totals["e2e_ms"] > 0
+    assert totals["weighted_result_seconds"] <= totals["weighted_default_seconds"]  # never slower than untuned
+    # the output is ordinary MetaSchedule records: measured, for this target
+    records = ms.database.JSONDatabase(work_dir=output).get_all_tuning_records()
+    assert records and all(is_measured(r) and str(r.target.kind) == "llvm" for r in records)
+    # and the compiled result computes what ONNX Runtime computes
+    package = tmp_path / "b.tar"
+    assert tvmc("compile", models["tiny-cnn-b"], "--tuning-records", output, "--target", TARGET, "-o", package).code == 0
+    run = tvmc("run", package, "--verify", models["tiny-cnn-b"])
+    assert run.code == 0 and ": ok" in run.out, run.out + run.err
+
+
+def test_rerun_resumes_without_measuring_again(transferred, tvmc):
+    argv, output, report_path = transferred
+    before = json.load(open(report_path))
+    lines = record_lines(output)
+    again = tvmc(*argv, "--no-e2e")
+    assert again.code == 0, again.err
+    assert record_lines(output) == lines  # nothing measured or written twice
+    after = json.load(open(report_path))
+    strip = lambda ks: [{k: v for k, v in row.items() if k != "search_seconds"} for row in ks]  # noqa: E731
+    assert strip(after["kernels"]) == strip(before["kernels"])
+    assert after["totals"]["search_seconds"] >= before["totals"]["search_seconds"]  # every session counts
+
+
+def test_unmatched_kernels_are_listed_and_tuned_with_tune_rest(mlp_records, models, tvmc, tmp_path):
+    output = tmp_path / "records"
+    result = tvmc(
+        "transfer", models["tiny-cnn"], "--from", mlp_records, "-o", output, "--tune-rest", "8", "--population", "16",
+        "--target", TARGET, *MEASURE, "--report", tmp_path / "r.json",
+    )
+    assert result.code == 0, result.err
+    report = json.load(open(tmp_path / "r.json"))
+    status = {k["task"]: k["status"] for k in report["kernels"]}
+    assert all(s == "unmatched" for t, s in status.items() if "conv2d" in t)  # tiny-mlp has no convolutions
+    assert status["fused_matmul_add2"] in ("transferred", "default")
+    assert "no class match:" in result.out and "fused_conv2d_add_relu" in result.out.split("no class match:")[1]
+    assert report["tune_rest"]["new_trials"] == 8  # --tune-rest tuned the unmatched kernels only
+    recorded = {workload_hash(r.workload.mod) for r in open_database(str(output)).get_all_tuning_records() if is_measured(r)}
+    unmatched = [workload_hash(t.mod) for t in extract_tasks(load_model(models["tiny-cnn"]), parse_target(TARGET)) if status[t.name] == "unmatched"]
+    assert 1 <= len(recorded & set(unmatched)) <= 2  # 8 trials in batches of 4: two of the unmatched kernels
+    package = tmp_path / "cnn.tar"
+    assert tvmc("compile", models["tiny-cnn"], "--tuning-records", output, "--target", TARGET, "-o", package).code == 0
+    assert tvmc("run", package, "--verify", models["tiny-cnn"]).code == 0
+
+
+def test_time_limit_stops_between_kernels_and_writes_nothing_partial(tuned_cnn, models, tvmc, tmp_path):
+    _, records = tuned_cnn
+    output = tmp_path / "records"
+    result = tvmc("transfer", models["tiny-cnn-b"], "--from", records, "-o", output, "--time-limit", "0.001", "--target", TARGET, *MEASURE)
+    assert result.code == 0 and "stopped by the time limit" in result.out
+    assert not os.path.exists(output / TUNING_RECORDS) or record_lines(str(output)) == []
+
+
+def test_wrong_results_are_counted_and_dropped(tuned_cnn, models):
+    """A candidate whose numbers differ from the unscheduled kernel's is never measured or recorded."""
+    from tvmc_transfer.records_tools import read_source
+    from tvmc_transfer.transfer import KernelCheck, KernelTransfer, TransferOptions, _replay_all, candidates_for
+    from tvmc_transfer.classes import iter_extents
+    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+
+    target = parse_target(TARGET)
+    load_tensor_intrinsics(target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn-b"]), target) if "conv2d1" in t.name)
+    klass = kernel_class(task.mod)
+    candidates = candidates_for(klass, iter_extents(task.mod), [read_source(tuned_cnn[1], target)], TransferOptions(max_candidates=2))
+    assert candidates
+    check = KernelCheck(task.mod, target, rtol=1e-3)
+    row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
+    valid, counted = _replay_all(task, klass, candidates, target, check, row)
+    assert valid and counted.wrong == 0 and all(check.error(sch.mod) < 1e-5 for sch, _ in valid)
+    check.reference = [r + 1.0 if r.shape == check.reference[-1].shape else r for r in check.reference]  # a wrong reference
+    valid, counted = _replay_all(task, klass, candidates, target, check, row)
+    assert not valid and counted.wrong == counted.candidates - counted.invalid > 0
+
+
+def test_user_mistakes_are_one_line_errors(tuned_cnn, models, tvmc, tmp_path):
+    _, records = tuned_cnn
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "database_workload.json").write_text("[[[broken\n")
+    (corrupt / "database_tuning_record.json").write_text("x\n")
+    cases = [
+        (["--from", tmp_path / "none", "-o", tmp_path / "o1"], "holds no tuning records"),
+        (["--from", corrupt, "-o", tmp_path / "o2"], "corrupt"),
+        (["--from", records, "-o", records], "also a source"),
+        (["--from", records, "-o", tmp_path / "o3", "--max-candidates", "-2"], "--max-candidates must be at least 1"),
+        (["--from", records, "-o", tmp_path / "o4", "--sources", "best"], "invalid choice"),
+        (["--from", records, "-o", tmp_path / "missing" / "o5"], "does not exist"),
+        (["-o", tmp_path / "o6"], "--from"),
+    ]
+    for args, message in cases:
+        result = tvmc("transfer", models["tiny-cnn-b"], *args, "--target", TARGET)
+        assert result.code == 4 and message in result.err and result.err.count("\n") == 1, (args, result.err)
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 7))  # nothing written by a failed command

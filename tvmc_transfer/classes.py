@@ -1,0 +1,309 @@
+"""Kernel classes: which kernels compute the same thing up to shapes.
+
+Transfer-tuning replays the schedules of one model's kernels on another model's kernels of the same kind. "The
+same kind" must come from the kernel itself, never from its task name: names gain numeric suffixes
+(``conv2d16``, ``fused_conv2d1_add1_relu1``) and a database holds no names at all, only workloads.
+
+A kernel's class is a shape-abstracted normal form of its fused TIR ``PrimFunc``. For every block, in program
+order: its name with digits stripped, its iterator kinds (``SSSSRRR``), the operators of its init and body with
+every shape detail removed (constants become ``const:dtype``, an index expression becomes the set of block
+iterators it uses, a bounds guard that reads no buffer, i.e. padding, becomes the value it guards), which
+buffer it reads and writes; and for every buffer its dtype and rank. Two kernels are in one class when their
+normal forms are equal: same blocks, same operators and epilogue, same layout, same dtypes, any shapes,
+strides, paddings and constants. The class key is a hash of the normal form, so it is the same in every model
+and every session.
+
+>>> from tvmc_transfer.classes import kernel_class       # doctest: +SKIP
+>>> str(kernel_class(task.mod))                           # doctest: +SKIP
+'conv2d+bias+relu NCHW fp32 [6c1f0a9e2b]'
+"""
+
+import hashlib
+import json
+import re
+
+import attrs
+
+_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64", "int8": "int8", "uint8": "uint8", "int32": "int32", "int64": "int64"}
+
+
+@attrs.frozen
+class KernelClass:
+    """A class of kernels: ``key`` decides equality, ``name`` is for people."""
+
+    key: str  # 10 hex digits of sha256 over the normal form
+    name: str  # e.g. "conv2d+bias+relu NCHW fp32"
+    blocks: tuple = attrs.field(eq=False, repr=False)  # block names in normal-form order (for replay)
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.key}]"
+
+
+def kernel_class(mod) -> KernelClass:
+    """The class of a kernel given as its workload module (one PrimFunc) or a PrimFunc."""
+    func = _main_func(mod)
+    form = _NormalForm(func)
+    text = json.dumps(form.summary(), sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return KernelClass(key, _readable_name(form), tuple(b.name_hint for b in form.block_nodes))
+
+
+def normal_form(mod) -> dict:
+    """The shape-abstracted normal form a class key is the hash of (JSON data, for inspection and tests)."""
+    return _NormalForm(_main_func(mod)).summary()
+
+
+def _main_func(mod):
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    if isinstance(mod, tvm.tirx.PrimFunc):
+        return mod
+    funcs = [f for f in mod.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
+    if len(funcs) != 1:
+        raise ValueError(f"a kernel workload has one PrimFunc, this module has {len(funcs)}")
+    return funcs[0]
+
+
+def strip_digits(name: str) -> str:
+    """``T_add_1`` -> ``T_add``, ``conv2d_nchw`` stays: trailing and embedded counters are not structure."""
+    return re.sub(r"_+$", "", re.sub(r"(?<=[A-Za-z_])\d+(?=_|$)", "", name)) or name
+
+
+class _NormalForm:
+    """Walks one PrimFunc once, collecting its blocks and a shape-free description of each."""
+
+    def __init__(self, func):
+        import tvm  # pylint: disable=import-outside-toplevel
+
+        self.tvm = tvm
+        self.buffers = {}  # Buffer -> canonical id ("p0", "a1", ...)
+        self.buffer_info = {}  # id -> [dtype, rank]
+        for i, param in enumerate(func.params):  # TVM 0.27: a PrimFunc's params are its buffers
+            self._name_buffer(param, f"p{i}")
+        self.block_nodes = []
+        self.blocks = []
+        self._allocs = 0
+        self._stmt(func.body)
+
+    # -- buffers and blocks ------------------------------------------------------------------------------------
+    def _name_buffer(self, buffer, name: str) -> str:
+        self.buffers[buffer] = name
+        self.buffer_info[name] = [str(buffer.dtype), len(buffer.shape)]
+        return name
+
+    def _buffer(self, buffer) -> str:
+        if buffer not in self.buffers:
+            self._name_buffer(buffer, f"a{self._allocs}")
+            self._allocs += 1
+        return self.buffers[buffer]
+
+    def summary(self) -> dict:
+        return {"buffers": self.buffer_info, "blocks": self.blocks}
+
+    def _stmt(self, stmt):
+        s_tir = self.tvm.s_tir
+        tirx = self.tvm.tirx
+        if stmt is None:
+            return
+        if isinstance(stmt, s_tir.SBlockRealize):
+            self._stmt(stmt.block)
+        elif isinstance(stmt, s_tir.SBlock):
+            for buffer in stmt.alloc_buffers:
+                self._buffer(buffer)
+            if stmt.name_hint == "root" and not stmt.iter_vars:
+                self._stmt(stmt.body)
+            else:
+                self._block(stmt)
+        elif isinstance(stmt, tirx.SeqStmt):
+            for s in stmt.seq:
+                self._stmt(s)
+        elif isinstance(stmt, tirx.For):
+            self._stmt(stmt.body)
+        elif hasattr(stmt, "body"):  # attribute, let, allocation, ...: look through it
+            self._stmt(stmt.body)
+
+    def _block(self, block):
+        self.block_nodes.append(block)
+        iters = {iv.var: i for i, iv in enumerate(block.iter_vars)}
+        kinds = "".join("R" if iv.iter_type == 2 else "S" if iv.iter_type == 0 else "O" for iv in block.iter_vars)
+        annotations = sorted(f"{k}={v}" for k, v in block.annotations.items() if isinstance(v, str))
+        self.blocks.append(
+            {
+                "name": strip_digits(block.name_hint),
+                "iters": kinds,
+                "init": self._body(block.init, iters) if block.init is not None else None,
+                "body": self._body(block.body, iters),
+                "annotations": annotations,
+            }
+        )
+
+    def _body(self, stmt, iters) -> str:
+        tirx = self.tvm.tirx
+        if isinstance(stmt, tirx.BufferStore):
+            return f"{self._access(stmt.buffer, stmt.indices, iters)}={self._expr(stmt.value, iters)}"
+        if isinstance(stmt, tirx.SeqStmt):
+            return ";".join(self._body(s, iters) for s in stmt.seq)
+        if isinstance(stmt, tirx.IfThenElse):
+            return f"if({self._expr(stmt.condition, iters)}){{{self._body(stmt.then_case, iters)}}}else{{{self._body(stmt.else_case, iters) if stmt.else_case is not None else ''}}}"
+        if isinstance(stmt, tirx.For):
+            return f"for{{{self._body(stmt.body, iters)}}}"
+        if isinstance(stmt, tirx.Evaluate):
+            return self._expr(stmt.value, iters)
+        if hasattr(stmt, "body"):
+            return self._body(stmt.body, iters)
+        return type(stmt).__name__
+
+    def _access(self, buffer, indices, iters) -> str:
+        dims = []
+        for index in indices:
+            used = sorted({iters[v] for v in self._vars(index) if v in iters})
+            dims.append("+".join(map(str, used)) or "-")
+        return f"{self._buffer(buffer)}[{','.join(dims)}]"
+
+    def _vars(self, expr) -> list:
+        tirx = self.tvm.tirx
+        if isinstance(expr, tirx.Var):
+            return [expr]
+        found = []
+        for child in _children(self.tvm, expr):
+            found += self._vars(child)
+        return found
+
+    def _reads_buffer(self, expr) -> bool:
+        if isinstance(expr, self.tvm.ir.expr.TensorLoad):
+            return True
+        return any(self._reads_buffer(c) for c in _children(self.tvm, expr))
+
+    def _expr(self, expr, iters) -> str:
+        tirx = self.tvm.tirx
+        if isinstance(expr, self.tvm.ir.expr.TensorLoad):
+            return self._access(expr.source, expr.indices, iters)
+        if isinstance(expr, (tirx.IntImm, tirx.FloatImm)):
+            return f"const:{_dtype(expr)}"
+        if isinstance(expr, tirx.Var):
+            return f"v{iters[expr]}" if expr in iters else f"var:{_dtype(expr)}"
+        if isinstance(expr, tirx.Cast):
+            return f"cast:{_dtype(expr)}({self._expr(expr.value, iters)})"
+        guarded = _guard(self.tvm, expr)
+        if guarded is not None and not self._reads_buffer(guarded[0]) and _is_const(self.tvm, guarded[2]):
+            # A bounds guard that reads no buffer, such as padding: its condition is shape, not computation.
+            return self._expr(guarded[1], iters)
+        if isinstance(expr, self.tvm.ir.expr.Call):
+            name = getattr(expr.op, "name", str(expr.op))
+            return f"{name}({','.join(self._expr(a, iters) for a in expr.args)})"
+        children = _children(self.tvm, expr)
+        return f"{type(expr).__name__}({','.join(self._expr(c, iters) for c in children)})"
+
+
+def _dtype(expr) -> str:
+    """An expression's dtype: TVM 0.27 keeps it in ``ty`` for expressions, ``dtype`` for buffers."""
+    dtype = getattr(expr, "dtype", None)
+    return str(dtype if dtype is not None else expr.ty)
+
+
+def _children(tvm, expr) -> list:
+    tirx = tvm.tirx
+    if isinstance(expr, tvm.ir.expr.TensorLoad):
+        return list(expr.indices)
+    if isinstance(expr, tvm.ir.expr.Call):
+        return list(expr.args)
+    if isinstance(expr, tirx.Select):
+        return [expr.condition, expr.true_value, expr.false_value]
+    if isinstance(expr, tirx.Cast):
+        return [expr.value]
+    if isinstance(expr, tirx.Not):
+        return [expr.a]
+    if isinstance(expr, tirx.Let):
+        return [expr.value, expr.body]
+    if isinstance(expr, (tirx.Ramp,)):
+        return [expr.base, expr.stride]
+    if isinstance(expr, tirx.Broadcast):
+        return [expr.value]
+    if hasattr(expr, "a") and hasattr(expr, "b"):
+        return [expr.a, expr.b]
+    return []
+
+
+def _guard(tvm, expr):
+    """``(condition, value, fallback)`` of an ``if_then_else`` or ``Select``, else None."""
+    tirx = tvm.tirx
+    if isinstance(expr, tirx.Select):
+        return expr.condition, expr.true_value, expr.false_value
+    if isinstance(expr, tvm.ir.expr.Call) and str(getattr(expr.op, "name", "")).endswith("if_then_else") and len(expr.args) == 3:
+        return tuple(expr.args)
+    return None
+
+
+def _is_const(tvm, expr) -> bool:
+    return isinstance(expr, (tvm.tirx.IntImm, tvm.tirx.FloatImm))
+
+
+# -- readable names ---------------------------------------------------------------------------------------------
+
+_LAYOUT = re.compile(r"_(nchw|nhwc|ncdhw|ndhwc|ncw|nwc|nchw\d*c|hwcn)$", re.IGNORECASE)
+_ARITH = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide", "FloorDiv": "divide", "Max": "maximum", "Min": "minimum"}
+
+
+def _block_word(tvm, block, form, index) -> str | None:
+    """One word for what a block does, or None for a block that only moves data around another op."""
+    name = strip_digits(block.name_hint)
+    signature = form.blocks[index]
+    bare = re.sub(r"^T_", "", name)
+    if name == "pad_temp":
+        following = [strip_digits(b.name_hint) for b in form.block_nodes[index + 1 : index + 2]]
+        return None if following and following[0].startswith("conv") else "pad"
+    if (bare in ("reshape", "multiply") and re.fullmatch(r"a\d+\[[^\]]*\]=p\d+\[[^\]]*\]", signature["body"])):
+        return None  # padding, parameter reshapes and copies belong to the op they feed
+    if "R" in signature["iters"]:
+        if bare.endswith("_red"):
+            return "sum"
+        if bare.startswith("pool_"):
+            return f"{bare[5:]}_pool"
+        return _LAYOUT.sub("", bare)
+    store = block.body
+    value = getattr(store, "value", None)
+    tirx = tvm.tirx
+    if value is not None:
+        op = type(value).__name__
+        if op == "Max" and _is_const(tvm, value.b) and float(value.b.value) == 0.0:
+            return "relu"
+        if op == "Min" and isinstance(value.a, tirx.Max):
+            return "clip"
+        if op == "Add" and all(isinstance(x, tvm.ir.expr.TensorLoad) for x in (value.a, value.b)):
+            # a broadcast operand (uses fewer iterators than the other) is a bias
+            used = [len({v for i in x.indices for v in form._vars(i)}) for x in (value.a, value.b)]  # pylint: disable=protected-access
+            return "bias" if used[0] != used[1] else "add"
+        if op in _ARITH:
+            return _ARITH[op]
+        if isinstance(value, tvm.ir.expr.Call) and not str(getattr(value.op, "name", "")).endswith("if_then_else"):
+            return str(getattr(value.op, "name", "call")).split(".")[-1]
+    return bare
+
+
+def _readable_name(form) -> str:
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    words = [w for i, b in enumerate(form.block_nodes) if (w := _block_word(tvm, b, form, i))]
+    if not words and form.block_nodes:
+        words = [re.sub(r"^T_", "", strip_digits(form.block_nodes[0].name_hint))]
+    text = "+".join(words)
+    # legalized batch_norm: (x - mean) / sqrt(var + eps) * gamma + beta
+    text = re.sub(r"subtract\+add\+sqrt\+divide\+multiply\+(bias|add)", "batch_norm", text)
+    text = re.sub(r"^sum\+divide$", "mean", text)
+    merged = []  # [word, repeats]
+    for word in text.split("+"):
+        if merged and merged[-1][0] == word:
+            merged[-1][1] += 1
+        else:
+            merged.append([word, 1])
+    words = [w if n == 1 else f"{w}x{n}" for w, n in merged]
+    words = words if len(words) <= 8 else words[:7] + ["..."]
+    layouts = sorted({m.group(1).upper() for b in form.block_nodes if (m := _LAYOUT.search(strip_digits(b.name_hint)))})
+    dtypes = sorted({_DTYPES.get(d, d) for d, _ in form.buffer_info.values()})
+    return " ".join(["+".join(words), *layouts, "/".join(dtypes)])
+
+
+def iter_extents(mod) -> tuple:
+    """Per block, in normal-form order, the extents of its iterators (for ranking sources by shape)."""
+    form = _NormalForm(_main_func(mod))
+    return tuple(tuple(int(iv.dom.extent) if hasattr(iv.dom.extent, "value") else 1 for iv in b.iter_vars) for b in form.block_nodes)

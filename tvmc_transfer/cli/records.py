@@ -1,0 +1,73 @@
+"""``tvmc records``: look into, merge and filter tuning-records folders."""
+
+from ..main import register_parser
+
+
+@register_parser
+def add_records_parser(subparsers, main_parser, json_config):
+    parser = subparsers.add_parser(
+        "records",
+        help="list, merge and filter tuning records",
+        description="Work with records folders (MetaSchedule JSON databases) from 'tvmc tune' and 'tvmc transfer'.",
+    )
+    commands = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+
+    listing = commands.add_parser("list", help="workloads, their kernel classes and record counts")
+    listing.add_argument("records", metavar="RECORDS")
+    listing.set_defaults(func=drive_list)
+
+    best = commands.add_parser("best", help="the best measured latency of each workload")
+    best.add_argument("records", metavar="RECORDS")
+    best.set_defaults(func=drive_best)
+
+    merge = commands.add_parser("merge", help="merge records folders into a new one")
+    merge.add_argument("inputs", nargs="+", metavar="RECORDS")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT")
+    merge.add_argument("--measured-only", action="store_true", help="leave out records of failed builds or runs")
+    merge.set_defaults(func=drive_merge)
+
+    filtering = commands.add_parser("filter", help="keep the records of one target")
+    filtering.add_argument("input", metavar="RECORDS")
+    filtering.add_argument("--target", required=True, help="keep records for this target (kind and processor must agree)")
+    filtering.add_argument("-o", "--output", required=True, metavar="OUT")
+    filtering.add_argument("--measured-only", action="store_true", help="leave out records of failed builds or runs")
+    filtering.set_defaults(func=drive_filter)
+
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _usage(parser) -> int:
+    from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
+
+    raise TVMCException("give a subcommand: list, best, merge or filter (see 'tvmc records --help')")
+
+
+def drive_list(args) -> int:
+    from ..records_tools import format_workloads, list_workloads  # pylint: disable=import-outside-toplevel
+
+    print(format_workloads(list_workloads(args.records)))
+    return 0
+
+
+def drive_best(args) -> int:
+    from ..records_tools import format_workloads, list_workloads  # pylint: disable=import-outside-toplevel
+
+    print(format_workloads(list_workloads(args.records), best_only=True))
+    return 0
+
+
+def drive_merge(args) -> int:
+    from ..records_tools import merge_records  # pylint: disable=import-outside-toplevel
+
+    report = merge_records(args.inputs, args.output, measured_only=args.measured_only)
+    print(f"merged {report.copied} records into {report.output} ({report.skipped} duplicates left out)")
+    return 0
+
+
+def drive_filter(args) -> int:
+    from ..records_tools import filter_records  # pylint: disable=import-outside-toplevel
+    from ..target import parse_target
+
+    report = filter_records(args.input, parse_target(args.target), args.output, measured_only=args.measured_only)
+    print(f"kept {report.copied} records in {report.output}; {report.other_target} for another target left out")
+    return 0

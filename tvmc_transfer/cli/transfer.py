@@ -1,0 +1,65 @@
+"""``tvmc transfer``: transfer-tune a model from other models' tuning records."""
+
+from ..main import register_parser
+from ..measure import add_measure_arguments, measure_options_from_args
+from ..target import add_target_arguments, target_from_args
+from .common import add_model_arguments, check_output_folder, load_model_from_args
+
+
+@register_parser
+def add_transfer_parser(subparsers, main_parser, json_config):
+    parser = subparsers.add_parser(
+        "transfer",
+        help="transfer-tune a model with the tuning records of other models",
+        description="For every kernel of MODEL, replay the tuned schedules of kernels of the same class (same "
+        "computation, other shapes) from the source records, check each one numerically, measure it, and write "
+        "the correct ones as ordinary tuning records for 'tvmc compile --tuning-records'. Running the same "
+        "command again resumes.",
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--from", dest="sources", action="append", required=True, metavar="RECORDS", help="records folder to transfer from (repeatable)")
+    parser.add_argument("-o", "--output", required=True, metavar="RECORDS", help="records folder to write (and resume)")
+    parser.add_argument("--sources", dest="source_mode", choices=("auto", "all"), default="all", help="'auto': the best-ranked sources until coverage stops growing; 'all' (default): every source")
+    parser.add_argument("--max-candidates", type=int, default=1, metavar="K", help="best K records of each matching source kernel (default 1; 0: every record)")
+    parser.add_argument("--max-per-kernel", type=int, metavar="N", help="at most N candidates per kernel, nearest shapes first (default: no limit)")
+    parser.add_argument("--tune-rest", type=int, default=0, metavar="N", help="tune the kernels no source matches with N trials of 'tvmc tune'")
+    parser.add_argument("--population", type=int, default=512, help="evolutionary search population for --tune-rest (default 512)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random check inputs and of --tune-rest (default 0)")
+    parser.add_argument("--rtol", type=float, default=1e-3, help="largest error a candidate may have, relative to the largest reference value (default 1e-3)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="start no new kernel after this long; run the same command again to go on")
+    parser.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")
+    parser.add_argument("--no-e2e", action="store_true", help="skip compiling and timing the whole model at the end")
+    parser.add_argument("--e2e-repeat", type=int, default=10, metavar="N", help="end-to-end runs timed (default 10)")
+    add_target_arguments(parser)
+    add_measure_arguments(parser)
+    parser.set_defaults(func=drive_transfer)
+
+
+def drive_transfer(args) -> int:
+    from ..transfer import TransferOptions, transfer_tune  # pylint: disable=import-outside-toplevel
+
+    check_output_folder(args.output, "records")
+    if args.report:
+        check_output_folder(args.report, "report")
+    options = TransferOptions(
+        max_candidates=None if args.max_candidates == 0 else args.max_candidates,
+        max_per_kernel=args.max_per_kernel,
+        sources=args.source_mode,
+        tune_rest=args.tune_rest,
+        population=args.population,
+        seed=args.seed,
+        rtol=args.rtol,
+        e2e=not args.no_e2e,
+        e2e_repeat=args.e2e_repeat,
+        time_limit=args.time_limit,
+        measure=measure_options_from_args(args),
+    )
+    target = target_from_args(args)
+    report = transfer_tune(load_model_from_args(args), target, args.sources, args.output, options)
+    print(report.table())
+    if report.tune_rest is not None:
+        print(report.tune_rest.table())
+    if args.report:
+        report.write_json(args.report)
+    print(f"records: {report.output}")
+    return 0
