@@ -65,21 +65,26 @@ def run_arm(folder: str, tune) -> dict:
     return result
 
 
-def trials_to_best(folder: str, tasks, skip: dict) -> dict:
-    """Per task: how many of the arm's own new records (file order is time order) it took to reach its best."""
+def _task_records(folder: str, tasks):
+    """``(task name, run seconds)`` of every record in a folder, in file order (which is time order)."""
     from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
 
     with open(os.path.join(folder, WORKLOADS)) as f:
         shash = [json.loads(line)[0] for line in f if line.strip()]
     names = {str(structural_hash(t.mod)): t.name for t in tasks}
-    times = {}
     with open(os.path.join(folder, TUNING_RECORDS)) as f:
         for line in f:
             if line.strip():
                 index, (_, secs, *_rest) = json.loads(line)
-                name = names.get(shash[index])
-                if name is not None:
-                    times.setdefault(name, []).append(statistics.fmean(secs))
+                yield names.get(shash[index]), secs
+
+
+def trials_to_best(folder: str, tasks, skip: dict) -> dict:
+    """Per task: how many of the arm's own new records (file order is time order) it took to reach its best."""
+    times = {}
+    for name, secs in _task_records(folder, tasks):
+        if name is not None:
+            times.setdefault(name, []).append(statistics.fmean(secs))
     result = {}
     for name, series in times.items():
         own = series[skip.get(name, 0) :]
@@ -212,17 +217,9 @@ def bench_model(name: str, args) -> dict:
 
 def _record_counts(folder: str, tasks) -> dict:
     """Records per task in a folder (measured or not), in file order: the base's share of each arm's file."""
-    from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
-
-    with open(os.path.join(folder, WORKLOADS)) as f:
-        shash = [json.loads(line)[0] for line in f if line.strip()]
-    names = {str(structural_hash(t.mod)): t.name for t in tasks}
     counts = {}
-    with open(os.path.join(folder, TUNING_RECORDS)) as f:
-        for line in f:
-            if line.strip():
-                name = names.get(shash[json.loads(line)[0]])
-                counts[name] = counts.get(name, 0) + 1
+    for name, _ in _task_records(folder, tasks):
+        counts[name] = counts.get(name, 0) + 1
     return counts
 
 
