@@ -95,3 +95,24 @@ def test_zoo_command_writes_a_model(tvmc, tmp_path):
     assert result.code == 0
     assert zoo.count_parameters(onnx.load(str(tmp_path / "mlp.onnx"))) == 64 * 32 + 32 + 32 * 10 + 10
     assert tvmc("zoo", "vgg", "-o", tmp_path / "v.onnx").code == 4
+
+
+def test_batch_norms_fold_into_their_convolutions(models, tvmc, tmp_path):
+    """A conv + BatchNormalization becomes one conv2d+bias kernel, of the class a biased conv has, and the
+    compiled model still matches ONNX Runtime."""
+    from tvmc_transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.target import parse_target  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.tasks import extract_tasks  # pylint: disable=import-outside-toplevel
+
+    model = load_model(models["tiny-resnet"])
+    assert "batch_norm" not in model.mod.script()
+    target = parse_target("llvm")
+    classes = {kernel_class(t.mod).name for t in extract_tasks(model, target)}
+    assert {"conv2d+bias+relu NCHW fp32", "conv2d+bias+add+relu NCHW fp32"} <= classes
+    assert not any("batch_norm" in c for c in classes)
+    cnn = {kernel_class(t.mod).key for t in extract_tasks(load_model(models["tiny-cnn"]), target)}
+    assert any(kernel_class(t.mod).key in cnn for t in extract_tasks(model, target) if t.name.startswith("fused_conv2d"))
+    package = str(tmp_path / "r.tar")
+    assert tvmc("compile", models["tiny-resnet"], "-o", package, "--target", "llvm").code == 0
+    result = tvmc("run", package, "--verify", models["tiny-resnet"], "--fill-mode", "random")
+    assert result.code == 0 and "ok" in result.out

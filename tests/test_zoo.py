@@ -12,10 +12,10 @@ from onnx import numpy_helper
 from tvmc_transfer import zoo
 
 BIG = ["resnet50", "googlenet", "alexnet"]
-TINY = ["tiny-cnn", "tiny-cnn-b", "tiny-mlp"]
+TINY = ["tiny-cnn", "tiny-cnn-b", "tiny-resnet", "tiny-mlp"]
 
 TORCHVISION_PARAMETERS = {"resnet50": 25_557_032, "googlenet": 6_624_904, "alexnet": 61_100_840}
-TINY_OUTPUTS = {"tiny-cnn": 10, "tiny-cnn-b": 5, "tiny-mlp": 10}
+TINY_OUTPUTS = {"tiny-cnn": 10, "tiny-cnn-b": 5, "tiny-resnet": 10, "tiny-mlp": 10}
 
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:

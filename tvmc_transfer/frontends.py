@@ -11,6 +11,7 @@ import re
 import attrs
 
 from .errors import TVMCException
+from .inference import simplify_for_inference
 
 
 @attrs.frozen
@@ -33,7 +34,7 @@ class TensorInfo:
 class TVMCModel:
     """A loaded model: the Relax module and what it takes and gives."""
 
-    mod: object  # tvm.IRModule, weights bound as constants
+    mod: object  # tvm.IRModule, weights bound as constants, simplified for inference (inference.py)
     inputs: tuple  # of TensorInfo
     outputs: tuple  # of TensorInfo
     path: str
@@ -173,6 +174,7 @@ def load_model(path: str, model_format: str | None = None, input_shapes: dict | 
     frontend = get_frontend(path, model_format)
     shapes = parse_input_shapes(input_shapes) if isinstance(input_shapes, str) or input_shapes is None else dict(input_shapes)
     mod, inputs, output_names = frontend.load(path, shapes)
+    mod = simplify_for_inference(mod)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     outputs = _output_infos(mod, output_names)

@@ -343,6 +343,16 @@ def _tiny_cnn_b(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
     return _tiny_cnn_graph(seed, dynamic_batch, "tiny-cnn-b", size=24, c1=12, c2=24, classes=5)
 
 
+def _tiny_resnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = _Graph(seed)
+    x = g.conv_bn_relu("input", "stem", 3, 8, 3, pad=1)
+    y = g.batch_norm(g.conv(x, "block.conv", 8, 8, 3, pad=1, bias=False), "block.bn", 8)
+    x = g.relu(g.add(x, y, "block.add"))
+    x = g.global_avg_pool_flatten(x, "avgpool")
+    g.linear(x, "fc", 8, 10, output="output")
+    return g.to_model("tiny-resnet", MODELS["tiny-resnet"].description, (1, 3, 16, 16), (1, 10), dynamic_batch)
+
+
 def _tiny_mlp(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
     g = _Graph(seed)
     x = g.relu(g.linear("input", "fc1", 64, 32))
@@ -386,6 +396,13 @@ MODELS: dict[str, ZooModel] = {
             "global avg pool, gemm(24->5); input 1x3x24x24",
             (1, 3, 24, 24),
             _tiny_cnn_b,
+        ),
+        ZooModel(
+            "tiny-resnet",
+            "ResNet's operators, tiny: conv3x3(3->8)+batchnorm+relu, a residual block conv3x3(8->8)+batchnorm "
+            "+add+relu, global avg pool, gemm(8->10); input 1x3x16x16",
+            (1, 3, 16, 16),
+            _tiny_resnet,
         ),
         ZooModel(
             "tiny-mlp",
