@@ -2,8 +2,9 @@
 
 Both run as fresh processes (what a user waits for, imports included), one after the other in this run, with
 the same batch size, population, seed and measurement protocol (MetaSchedule's defaults: number 3, repeat 1,
-min_repeat_ms 100). Stock uses its default LocalBuilder and LocalRunner. Then both record sets are compiled and
-the packages timed side by side in this process. With --patient-stock, stock runs a second time with a
+min_repeat_ms 100; a batch size small enough that every task gets a first batch). Stock uses its default LocalBuilder and LocalRunner. Then both record sets are compiled and
+the packages timed side by side in this process, with the untuned package as the reference: the median
+of ``--rounds`` interleaved rounds, and the spread of the rounds. With --patient-stock, stock runs a second time with a
 120 s build timeout instead of its default 30 s, so that it measures something to compare latencies with.
 
     python bench/tuning_throughput.py --model tiny-cnn --trials 64 --work bench/work/throughput
@@ -63,7 +64,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny-cnn")
     parser.add_argument("--trials", type=int, default=64)
-    parser.add_argument("--trials-per-iter", type=int, default=16)
+    parser.add_argument("--trials-per-iter", type=int, default=8,
+                        help="batch size for both (tasks x this <= trials, so that every task gets a first batch)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of 50 runs each")
     parser.add_argument("--target", default="llvm -num-cores=2")
     parser.add_argument("--work", default="bench/work/throughput")
     parser.add_argument("--patient-stock", action="store_true", help="also run stock with a 120 s build timeout")
@@ -84,24 +87,29 @@ def main():
     model = load_model(path)
     inputs = random_inputs(model)
     rows = {}
+    untuned = os.path.join(args.work, "untuned.tar")
+    compile_model(model, target, untuned)
+    rows["untuned"] = {"wall_s": 0.0, "records": 0, "measured": 0, "run": package_runner(untuned, inputs)[0]}
     for label, records, seconds in runs:
         total, measured = summary(records)
         package = os.path.join(args.work, f"{os.path.basename(records)}.tar")
         compile_model(model, target, package, records=records)
         run, _ = package_runner(package, inputs)
         rows[label] = {"wall_s": round(seconds, 1), "records": total, "measured": measured, "run": run}
-    for _ in range(3):  # interleave the timings
+    for _ in range(args.rounds):  # interleave the timings
         for row in rows.values():
             row.setdefault("ms", []).append(median_ms(row["run"], 50))
-    print(f"model {args.model}, {args.trials} trials, target {args.target}")
-    print(f"{'':<20} {'wall s':>8} {'records':>8} {'measured':>9} {'latency ms':>11}")
+    print(f"model {args.model}, {args.trials} trials, {args.trials_per_iter} per batch, target {args.target}")
+    print(f"{'':<20} {'wall s':>8} {'records':>8} {'measured':>9} {'latency ms':>11} {'round min-max ms':>17}")
     for label, row in rows.items():
-        row["latency_ms"] = round(sorted(row.pop("ms"))[1], 4)
+        ms = sorted(row.pop("ms"))
+        row["latency_ms"], row["round_ms"] = round(ms[len(ms) // 2], 4), [round(m, 4) for m in ms]
         row.pop("run")
-        print(f"{label:<20} {row['wall_s']:>8.1f} {row['records']:>8} {row['measured']:>9} {row['latency_ms']:>11.4f}")
+        spread = f"{ms[0]:.4f}-{ms[-1]:.4f}"
+        print(f"{label:<20} {row['wall_s']:>8.1f} {row['records']:>8} {row['measured']:>9} {row['latency_ms']:>11.4f} {spread:>17}")
     ours_row = rows["tvmc tune"]
     for label, row in rows.items():
-        if label != "tvmc tune":
+        if label not in ("tvmc tune", "untuned"):
             print(f"{label}: wall {row['wall_s'] / ours_row['wall_s']:.1f}x tvmc's; "
                   f"latency tvmc/stock {ours_row['latency_ms'] / row['latency_ms']:.2f}")
     print(json.dumps({"model": args.model, "trials": args.trials, **{k: v for k, v in rows.items()}}))

@@ -173,6 +173,65 @@ def test_unmatched_kernels_are_listed_and_tuned_with_tune_rest(mlp_records, mode
     assert tvmc("run", package, "--verify", models["tiny-cnn"]).code == 0
 
 
+def test_transfer_api_is_exported_without_importing_tvm():
+    code = (
+        "import sys, tvmc_transfer as t\n"
+        "print(t.transfer_tune.__module__, t.TransferOptions().sources, t.TransferPlan().phases, t.TransferReport.__name__)\n"
+        "print('TVM_IMPORTED' if 'tvm' in sys.modules else 'NO_TVM')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.split() == ["tvmc_transfer.transfer", "all", "[]", "TransferReport", "NO_TVM"]
+
+
+def test_droplet_refines_the_transferred_schedules(tuned_cnn, models, tvmc, tmp_path):
+    """``--droplet``: after the transfer, droplet search walks on from each kernel's transferred schedule, in
+    the same output folder, and the report says what it gained."""
+    _, records = tuned_cnn
+    output, report_path = tmp_path / "records", tmp_path / "report.json"
+    argv = [
+        "transfer", models["tiny-cnn-b"], "--from", records, "-o", output, "--droplet", "--droplet-trials", "4",
+        "--no-e2e", "--report", report_path, "--target", TARGET, *MEASURE,
+    ]
+    result = tvmc(*argv)
+    assert result.code == 0, result.err
+    report = json.load(open(report_path))
+    (droplet,) = report["phases"]
+    kernels = {k["index"]: k for k in report["kernels"]}
+    # droplet walked every kernel transfer left a record for, within its budget, never to something slower
+    assert droplet["phase"] == "droplet" and droplet["measured"] > 0
+    assert {t["index"] for t in droplet["tasks"]} == {i for i, k in kernels.items() if k["status"] != "unmatched"}
+    for t in droplet["tasks"]:
+        assert 1 <= t["trials"] <= 4 and t["final_seconds"] <= t["start_seconds"]
+        if kernels[t["index"]]["status"] == "transferred":  # it started from the transferred schedule
+            assert t["start_seconds"] == pytest.approx(kernels[t["index"]]["seconds"], rel=1e-6)
+    assert any(k["status"] == "transferred" for k in kernels.values())
+    # its records follow transfer's in the output (one per correct candidate, plus the default where it won),
+    # and all are for tiny-cnn-b's kernels
+    by_transfer = sum(k["valid"] + (k["status"] == "default") for k in kernels.values())
+    assert len(record_lines(output)) == by_transfer + droplet["measured"]
+    workloads = {workload_hash(t.mod) for t in extract_tasks(load_model(models["tiny-cnn-b"]), parse_target(TARGET))}
+    assert {workload_hash(r.workload.mod) for r in open_database(str(output)).get_all_tuning_records()} <= workloads
+    # the gain, per kernel (the best time in the output now) and in total, in the JSON and the printed report
+    for k in kernels.values():
+        if k["status"] == "unmatched":
+            assert k["final_seconds"] is None
+        else:
+            assert k["final_seconds"] <= min(k["seconds"], k["default_seconds"]) * (1 + 1e-6)
+    totals = report["totals"]
+    assert 0 < totals["weighted_final_seconds"] <= totals["weighted_result_seconds"] * (1 + 1e-6)
+    assert "droplet search (p < 0.05):" in result.out and f"; {droplet['measured']} new trials in" in result.out
+    assert "matched kernels after the phases above" in result.out
+    # a rerun measures nothing: transfer's journal and droplet's pinned starts replay from the records
+    lines = record_lines(output)
+    again = tvmc(*argv)
+    assert again.code == 0 and "; 0 new trials in" in again.out and record_lines(output) == lines, again.err
+    # and the result computes what ONNX Runtime computes
+    package = tmp_path / "b.tar"
+    assert tvmc("compile", models["tiny-cnn-b"], "--tuning-records", output, "--target", TARGET, "-o", package).code == 0
+    run = tvmc("run", package, "--verify", models["tiny-cnn-b"])
+    assert run.code == 0 and ": ok" in run.out, run.out + run.err
+
+
 def test_time_limit_stops_between_kernels_and_writes_nothing_partial(tuned_cnn, models, tvmc, tmp_path):
     _, records = tuned_cnn
     output = tmp_path / "records"
@@ -217,8 +276,10 @@ def test_user_mistakes_are_one_line_errors(tuned_cnn, models, tvmc, tmp_path):
         (["--from", records, "-o", tmp_path / "o4", "--sources", "best"], "invalid choice"),
         (["--from", records, "-o", tmp_path / "missing" / "o5"], "does not exist"),
         (["-o", tmp_path / "o6"], "--from"),
+        (["--from", records, "-o", tmp_path / "o7", "--droplet-trials", "4"], "--droplet-trials needs --droplet"),
+        (["--from", records, "-o", tmp_path / "o8", "--droplet", "--repeat", "1"], "use --repeat 2 or more"),
     ]
     for args, message in cases:
         result = tvmc("transfer", models["tiny-cnn-b"], *args, "--target", TARGET)
         assert result.code == 4 and message in result.err and result.err.count("\n") == 1, (args, result.err)
-    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 7))  # nothing written by a failed command
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 9))  # nothing written by a failed command

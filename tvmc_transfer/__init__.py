@@ -1,6 +1,7 @@
 """tvmc-transfer: the tvmc compiler driver for Apache TVM's Relax era.
 
-The Python API mirrors the commands: ``load_model`` -> ``tune_model`` -> ``compile_model`` -> ``run_module``.
+The Python API mirrors the commands: ``load_model`` -> ``tune_model`` (or ``transfer_tune``) -> ``compile_model``
+-> ``run_module``.
 
 >>> from tvmc_transfer import load_model, parse_target, tune_model, compile_model, run_module, TuneOptions
 >>> model = load_model("tiny-cnn.onnx")                                  # doctest: +SKIP
@@ -34,6 +35,11 @@ _API = {
     "refine_with_droplet": "droplet",
     "DropletOptions": "droplet",
     "DropletReport": "droplet",
+    "droplet_phase": "droplet",
+    "transfer_tune": "transfer",
+    "TransferOptions": "transfer",
+    "TransferPlan": "transfer",
+    "TransferReport": "transfer",
     "zoo": None,
 }
 

@@ -103,6 +103,36 @@ class DropletReport:
         rows.append(f"droplet: sum of weighted times {gain}; {self.measured} new trials in {self.wall_seconds:.1f} s")
         return "\n".join(rows)
 
+    def to_json(self) -> dict:
+        """The summary as plain data: per task where the walk started and ended, and the weighted totals."""
+        tasks = [
+            {
+                "index": t.index,
+                "task": t.name,
+                "weight": t.weight,
+                "start_seconds": t.start_seconds,
+                "final_seconds": t.final_seconds,
+                "speedup": t.speedup,
+                "moves": len(t.moves),
+                "p_value": t.p_value,
+                "trials": t.trials,
+                "measured": t.measured,
+                "converged": t.converged,
+            }
+            for t in self.tasks
+        ]
+        before, after = self.weighted("start_seconds"), self.weighted("final_seconds")
+        return {
+            "phase": "droplet",
+            "pvalue": self.pvalue,
+            "tasks": tasks,
+            "weighted_start_seconds": before,
+            "weighted_final_seconds": after,
+            "speedup": before / after if after else None,
+            "measured": self.measured,
+            "wall_seconds": self.wall_seconds,
+        }
+
 
 class _Shared:
     """What every task's strategy (MetaSchedule clones one per task) shares: the pinned starts, the results."""
@@ -371,8 +401,8 @@ def refine_with_droplet(model, target, records: str, options: DropletOptions = D
 
 
 def droplet_phase(options: DropletOptions):
-    """A ``tune_model`` phase: refine each task of the session with droplet search (from its best record, or
-    from the fastest of its design spaces when it has none)."""
+    """A ``tune_model`` or ``transfer_tune`` phase: refine each task of the session with droplet search (from
+    its best record, or from the fastest of its design spaces when it has none)."""
 
     def phase(session) -> DropletReport:
         return refine_tasks(session.tasks, session.target, session.database, session.records, options, session.options.measure)

@@ -3,7 +3,7 @@
 The driver never names its commands. Each module under ``tvmc_transfer/cli/`` registers a parser with
 ``@register_parser``; other installed packages do the same from a module named in the
 ``tvmc_transfer.plugins`` entry-point group. A plugin can also add options to an existing command with
-``register_option_hook`` (that is how ``tune --droplet`` arrives).
+``register_option_hook`` (that is how ``tune --droplet`` and ``transfer --droplet`` arrive).
 """
 
 import argparse
@@ -36,7 +36,8 @@ class OptionHook:
     """Options a plugin adds to another command, and how it turns them into work.
 
     The driver calls ``add_arguments(parser)`` on the command's parser; the command calls ``apply(args, plan)``
-    before it runs, with its own extension object (for ``tune``, a ``TunePlan`` whose phases it may extend).
+    before it runs, with its own extension object (for ``tune`` a ``TunePlan``, for ``transfer`` a
+    ``TransferPlan``, whose phases it may extend).
     """
 
     add_arguments: Callable[[argparse.ArgumentParser], None]

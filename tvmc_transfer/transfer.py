@@ -11,8 +11,10 @@ fail anywhere are counted and dropped. The survivors are written as ordinary Met
 A second run with the same output folder resumes: finished kernels are read back from the folder's
 ``transfer_journal.jsonl`` and not measured again.
 
->>> from tvmc_transfer import load_model, parse_target                                      # doctest: +SKIP
->>> from tvmc_transfer.transfer import transfer_tune, TransferOptions                      # doctest: +SKIP
+Later phases (``TransferPlan``; ``tvmc transfer --droplet`` adds droplet search) then refine the kernels that
+have records, with the same database and measurement protocol, before the end-to-end timing.
+
+>>> from tvmc_transfer import load_model, parse_target, transfer_tune, TransferOptions      # doctest: +SKIP
 >>> report = transfer_tune(load_model("b.onnx"), parse_target("llvm"), ["a-records"], "b-records",
 ...                        TransferOptions(max_candidates=2))                              # doctest: +SKIP
 >>> print(report.table())                                                                  # doctest: +SKIP
@@ -32,7 +34,7 @@ import numpy as np
 
 from .errors import TVMCException
 from .measure import MeasureOptions
-from .records import mean_seconds
+from .records import is_measured, mean_seconds, open_database, records_of
 
 log = logging.getLogger("tvmc")
 
@@ -80,6 +82,33 @@ class TransferOptions:
             raise TVMCException("--rtol must be in (0, 1) and the end-to-end repeat at least 1")
         if self.time_limit is not None and self.time_limit <= 0:
             raise TVMCException("--time-limit must be a positive number of seconds")
+
+
+@attrs.define
+class TransferPlan:
+    """What ``transfer_tune`` does after the transfer, open to plugins (as ``TunePlan`` is for ``tune``):
+    ``phases`` run in order once every kernel is done, ``--tune-rest`` included, each as
+    ``phase(session) -> report`` with a ``TransferSession``. A ``tune`` phase such as ``droplet_phase`` works
+    here unchanged.
+
+    >>> plan = TransferPlan([droplet_phase(DropletOptions(trials=16))])                # doctest: +SKIP
+    """
+
+    phases: list = attrs.field(factory=list)
+
+
+@attrs.frozen
+class TransferSession:
+    """What a later phase works on: the output folder and the kernels that have a measured record in it
+    (transferred, reused, kept default or tuned by ``--tune-rest``); unmatched kernels are left alone. The same
+    fields as ``TuneSession``; ``options`` are the ``TransferOptions`` (``options.measure`` the protocol)."""
+
+    model: object
+    target: object
+    tasks: list
+    database: object
+    options: TransferOptions
+    records: str
 
 
 @attrs.frozen
@@ -132,9 +161,13 @@ class TransferReport:
     output: str
     sources: tuple  # SourceRank, best first
     kernels: tuple  # KernelTransfer, in the model's task order
-    search_seconds: float  # wall clock of every session on this output (ranking, replay, checks, measurement, tune-rest)
-    e2e_ms: float | None = None  # median end-to-end latency of the compiled result
+    search_seconds: float  # wall clock of every session on this output (ranking, replay, checks, measurement, tune-rest, phases)
+    e2e_ms: float | None = None  # median end-to-end latency of the compiled result, later phases included
     tune_rest: object = None  # TuneReport of --tune-rest, if any
+    phases: tuple = ()  # reports of the plan's phases (droplet search, ...), in order
+    # per kernel, in task order, the best measured time in the output once the phases ran (None: no record);
+    # empty when none ran. A phase's own report may start from a schedule that the default beats.
+    final_seconds: tuple = ()
 
     def _weighted(self, statuses) -> float:
         total = sum(k.flops * k.weight for k in self.kernels)
@@ -164,6 +197,10 @@ class TransferReport:
         # kernels measured both ways (matched ones): their weighted sum with the result's and default schedules
         measured = [k for k in self.kernels if k.default_seconds is not None]
         result = [k.seconds if k.status in ("transferred", "reused") and k.seconds is not None else k.default_seconds for k in measured]
+        final = None
+        if self.final_seconds:  # the same kernels, with the best schedule once the phases ran
+            best = dict(zip((k.index for k in self.kernels), self.final_seconds))
+            final = sum(min(r, best[k.index] or r) * k.weight for r, k in zip(result, measured))
         return {
             "kernels": len(self.kernels),
             "matched": sum(1 for k in self.kernels if k.status != "unmatched"),
@@ -177,6 +214,7 @@ class TransferReport:
             "coverage": self.coverage,
             "weighted_default_seconds": sum(k.default_seconds * k.weight for k in measured),
             "weighted_result_seconds": sum(r * k.weight for r, k in zip(result, measured)),
+            "weighted_final_seconds": final,  # None unless phases ran
             "search_seconds": self.search_seconds,
             "e2e_ms": self.e2e_ms,
             "complete": self.complete,
@@ -209,6 +247,13 @@ class TransferReport:
             )
         if self.unmatched:
             rows.append("no class match: " + ", ".join(f"#{k.index} {k.task} ({k.kernel_class})" for k in self.unmatched))
+        rows += [phase.summary() if hasattr(phase, "summary") else str(phase) for phase in self.phases]
+        if t["weighted_final_seconds"] and t["weighted_result_seconds"]:
+            gain = t["weighted_result_seconds"] / t["weighted_final_seconds"]
+            rows.append(
+                f"matched kernels after the phases above, weighted sum of times: {t['weighted_final_seconds'] * 1e3:.3f} ms"
+                f" (transfer alone {t['weighted_result_seconds'] * 1e3:.3f} ms, {gain:.2f}x)"
+            )
         rows.append(f"search time: {self.search_seconds:.1f} s" + (f"; end-to-end latency: {self.e2e_ms:.3f} ms" if self.e2e_ms is not None else ""))
         if not self.complete:
             pending = sum(1 for k in self.kernels if k.status == "pending")
@@ -224,12 +269,17 @@ class TransferReport:
             "target": self.target,
             "output": self.output,
             "sources": [plain(s) for s in self.sources],
-            "kernels": [{**plain(k), "speedup": k.speedup} for k in self.kernels],
+            "kernels": [{**plain(k), "speedup": k.speedup, **self._final(i)} for i, k in enumerate(self.kernels)],
             "totals": self.totals(),
         }
         if self.tune_rest is not None:
             data["tune_rest"] = {"new_trials": self.tune_rest.new_trials, "wall_seconds": self.tune_rest.wall_seconds}
+        if self.phases:
+            data["phases"] = [phase.to_json() if hasattr(phase, "to_json") else {"summary": str(phase)} for phase in self.phases]
         return data
+
+    def _final(self, i: int) -> dict:
+        return {"final_seconds": self.final_seconds[i]} if self.final_seconds else {}
 
     def write_json(self, path: str) -> None:
         """Write the report as JSON atomically: a reader never sees half a file."""
@@ -481,18 +531,22 @@ def _progress(enabled: bool, text: str) -> None:
         sys.stderr.flush()
 
 
-def transfer_tune(model, target, sources, output: str, options: TransferOptions = TransferOptions(), progress: bool = True) -> TransferReport:
+def transfer_tune(model, target, sources, output: str, options: TransferOptions = TransferOptions(), progress: bool = True, plan: TransferPlan | None = None) -> TransferReport:
     """Transfer-tune ``model`` for ``target`` from the records folders ``sources`` into the folder ``output``.
 
-    Returns a ``TransferReport``; the records in ``output`` are ordinary MetaSchedule tuning records.
+    Returns a ``TransferReport``; the records in ``output`` are ordinary MetaSchedule tuning records. The
+    phases of ``plan`` run afterwards on ``output`` (what ``tvmc transfer --droplet`` does):
 
     >>> report = transfer_tune(load_model("tiny-cnn-b.onnx"), parse_target("llvm"), ["cnn-records"],
     ...                        "cnn-b-records", TransferOptions(e2e=False))              # doctest: +SKIP
     >>> report.totals()["coverage"]                                                    # doctest: +SKIP
+    >>> from tvmc_transfer import DropletOptions, droplet_phase                        # doctest: +SKIP
+    >>> report = transfer_tune(model, target, ["cnn-records"], "cnn-b-records",
+    ...                        plan=TransferPlan([droplet_phase(DropletOptions(trials=16))]))  # doctest: +SKIP
+    >>> print(report.phases[0].summary())                                              # doctest: +SKIP
     """
     from .classes import iter_extents, kernel_class  # pylint: disable=import-outside-toplevel
     from .intrinsics import load_tensor_intrinsics
-    from .records import open_database
     from .records_tools import read_source, workload_hash
     from .target import target_json
     from .tasks import extract_tasks
@@ -573,6 +627,15 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             progress=progress,
         )
         journal.session(time.time() - tune_start)
+    phases, final = (), ()
+    if plan is not None and plan.phases and complete:
+        phase_start = time.time()
+        database = open_database(output)  # read again: --tune-rest wrote through a database of its own
+        with_records = [t for t in tasks if any(is_measured(r) for r in records_of(database, t.mod))]
+        session = TransferSession(model, target, with_records, database, options, output)
+        phases = tuple(phase(session) for phase in plan.phases)
+        final = tuple(_best_seconds(database, t.mod) for t in tasks)
+        journal.session(time.time() - phase_start)
     search_seconds = Journal(output, fingerprint).sessions  # this session's and earlier ones' on this output
     e2e = end_to_end_ms(model, target, output, options.e2e_repeat) if options.e2e and complete else None
     return TransferReport(
@@ -584,7 +647,14 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         search_seconds,
         e2e,
         tune_report,
+        phases,
+        final,
     )
+
+
+def _best_seconds(database, mod) -> float | None:
+    """The best mean time among the measured records of a workload: what compiling with them applies."""
+    return min((mean_seconds(r) for r in records_of(database, mod) if is_measured(r)), default=None)
 
 
 def _transfer_kernel(task, klass, candidates, target, database, builder, runner, options) -> KernelTransfer:
@@ -735,7 +805,6 @@ def _apply(postproc, sch) -> bool:
 def end_to_end_ms(model, target, records: str, repeat: int = 10) -> float:
     """Compile ``model`` with ``records`` (if any) and return the median latency over ``repeat`` runs, in ms."""
     from .compiler import compile_model  # pylint: disable=import-outside-toplevel
-    from .records import open_database
     from .runner import run_module
 
     has_records = bool(open_database(records).get_all_tuning_records())

@@ -1,6 +1,7 @@
-"""``tvmc tune --droplet``: refine each task's best schedule with droplet search after evolutionary search.
+"""``--droplet`` for ``tvmc tune`` and ``tvmc transfer``: refine each kernel's best schedule with droplet search
+after evolutionary search or after transfer.
 
-Registered as an option hook of ``tune``, the way a plugin would; TVM is imported only when it runs.
+Registered as an option hook of both commands, the way a plugin would; TVM is imported only when it runs.
 """
 
 from ..errors import TVMCException
@@ -9,7 +10,7 @@ from ..main import OptionHook, register_option_hook
 
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("droplet search")
-    group.add_argument("--droplet", action="store_true", help="after evolutionary search, refine each task's best schedule with droplet search")
+    group.add_argument("--droplet", action="store_true", help="then refine each kernel's best schedule with droplet search")
     group.add_argument("--droplet-trials", type=int, metavar="N", help="most schedules droplet tries per task, recorded ones included (default 64)")
     group.add_argument("--droplet-pvalue", type=float, metavar="P", help="t-test level a move must beat (default 0.05)")
     group.add_argument("--droplet-max-step", type=int, metavar="S", help="widest step along an axis (default: the longest axis)")
@@ -30,7 +31,8 @@ def apply(args, plan) -> None:
         pvalue=0.05 if args.droplet_pvalue is None else args.droplet_pvalue,
         max_step=args.droplet_max_step,
     )
-    plan.phases.append(droplet_phase(options))
+    plan.phases.append(droplet_phase(options))  # tune's TunePlan or transfer's TransferPlan
 
 
-register_option_hook("tune", OptionHook(add_arguments, apply))
+for command in ("tune", "transfer"):
+    register_option_hook(command, OptionHook(add_arguments, apply))
