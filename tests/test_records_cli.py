@@ -38,7 +38,8 @@ def test_list_and_best_show_classes_counts_and_times(tuned_cnn, tvmc):
 def test_merge_keeps_every_record_once_and_is_atomic(tuned_cnn, models, tvmc, tmp_path):
     _, records = tuned_cnn
     other = tmp_path / "mlp"
-    assert tvmc("tune", models["tiny-mlp"], "-o", other, "--trials", "4", "--target", TARGET, "--trials-per-iter", "4",
+    # plain "llvm": MetaSchedule needs -num-cores, tune adds this machine's
+    assert tvmc("tune", models["tiny-mlp"], "-o", other, "--trials", "4", "--target", "llvm", "--trials-per-iter", "4",
                 "--population", "16", "--min-repeat-ms", "5", "--number", "2").code == 0
     merged = tmp_path / "merged"
     result = tvmc("records", "merge", records, other, records, "-o", merged)
@@ -50,6 +51,9 @@ def test_merge_keeps_every_record_once_and_is_atomic(tuned_cnn, models, tvmc, tm
     assert again.code == 4 and "already holds tuning records" in again.err
     into = tvmc("records", "merge", merged, other, "-o", merged)
     assert into.code == 0 and len(database(merged).get_all_tuning_records()) == m
+    logs = sorted(os.listdir(other / "logs"))
+    assert tvmc("records", "merge", other, records, "-o", other).code == 0  # into an input: its logs stay
+    assert sorted(os.listdir(other / "logs")) == logs and len(database(other).get_all_tuning_records()) == m
     assert not [p for p in os.listdir(tmp_path) if ".partial-" in p or ".old-" in p]  # no leftovers
 
 

@@ -33,6 +33,7 @@ from .droplet_space import DecisionSpace, recorded_points, run_samples
 from .droplet_walk import Move, Walk, significantly_faster
 from .errors import TVMCException
 from .measure import MeasureOptions
+from .target import tuning_target
 
 STARTS = "droplet_starts.json"
 
@@ -395,6 +396,7 @@ def refine_with_droplet(model, target, records: str, options: DropletOptions = D
     from .records import open_database  # pylint: disable=import-outside-toplevel
     from .tasks import extract_tasks, select_tasks
 
+    target = tuning_target(target)
     database = open_database(records)
     chosen = select_tasks(extract_tasks(model, target), tasks)
     return refine_tasks(chosen, target, database, records, options, measure, progress)

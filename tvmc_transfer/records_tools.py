@@ -12,7 +12,7 @@ import tempfile
 import attrs
 
 from .errors import TVMCException
-from .records import copy_records, database_paths, is_measured, mean_seconds, open_database, same_target
+from .records import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, mean_seconds, open_database, same_target
 
 log = logging.getLogger("tvmc")
 
@@ -189,6 +189,10 @@ def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> 
     try:
         fill(open_database(partial, create=True))
         if os.path.isdir(output):
+            for name in os.listdir(output):  # logs and journals of an input replaced in place stay with it
+                if name not in (WORKLOADS, TUNING_RECORDS):
+                    copy = shutil.copytree if os.path.isdir(os.path.join(output, name)) else shutil.copy2
+                    copy(os.path.join(output, name), os.path.join(partial, name))
             old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.old-")
             os.rmdir(old)
             os.rename(output, old)

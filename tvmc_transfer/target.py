@@ -7,10 +7,13 @@ and core count), per-option flags such as ``--target-llvm-mcpu``, and a host tar
 """
 
 import json
+import logging
 import os
 import shlex
 
 from .errors import TVMCException
+
+log = logging.getLogger(__name__)
 
 # Per-option flags offered on the command line (``--target-llvm-mcpu znver3``). Listed here rather than read
 # from TVM so that ``tvmc --help`` does not import TVM; a test checks each against TVM's own schema.
@@ -171,3 +174,16 @@ def _build(tvm, config):
 def target_json(target) -> dict:
     """The target as plain JSON data (``Target.export()`` holds TVM containers); ``Target(data)`` rebuilds it."""
     return json.loads(str(target))
+
+
+def tuning_target(target):
+    """``target`` ready for MetaSchedule: an ``llvm`` target without ``-num-cores`` (which MetaSchedule must
+    have: it sizes parallel loops by it) gets the number of cores this process may use, as ``native`` does."""
+    config = target_json(target)
+    if config.get("kind") != "llvm" or config.get("num-cores"):
+        return target
+    config["num-cores"] = native_target()["num-cores"]
+    log.info("target has no -num-cores: tuning for this machine's %d cores", config["num-cores"])
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    return _build(tvm, config)

@@ -548,7 +548,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     from .classes import iter_extents, kernel_class  # pylint: disable=import-outside-toplevel
     from .intrinsics import load_tensor_intrinsics
     from .records_tools import read_source, workload_hash
-    from .target import target_json
+    from .target import target_json, tuning_target
     from .tasks import extract_tasks
 
     start = time.time()
@@ -558,6 +558,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     out = os.path.abspath(output)
     if any(os.path.abspath(s) == out for s in sources):
         raise TVMCException(f"the output '{output}' is also a source; write the transferred records to a new folder")
+    target = tuning_target(target)
     read = [read_source(path, target) for path in sources]  # fail on a bad source before writing anything
     for source in read:
         if source.other_target:

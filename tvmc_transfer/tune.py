@@ -14,6 +14,7 @@ import attrs
 
 from .errors import TVMCException
 from .measure import MeasureOptions
+from .target import tuning_target
 from .records import copy_records, is_measured, mean_seconds, open_database, records_of
 from .tasks import extract_tasks, select_tasks
 
@@ -126,6 +127,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
 
     start = time.time()
     plan = plan or TunePlan()
+    target = tuning_target(target)
     all_tasks = extract_tasks(model, target)
     if not all_tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
