@@ -51,7 +51,6 @@ from tvmc_transfer.transfer import TransferOptions, transfer_tune  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, tune_model  # noqa: E402
 
 MODELS = ("resnet50", "googlenet", "alexnet")
-GRID = (25, 50, 100, 200, 400, 700)  # prefixes of the full-tuning records compiled to find when tune catches up
 SESSION_GAP = 600.0
 
 
@@ -177,7 +176,7 @@ class Bench:
         packages = {"untuned": self.package(model, "untuned", None), "full": self.package(model, f"full{total}", full)}
         for source in sources:
             packages[f"transfer:{source}"] = self.package(model, f"from-{source}", self.state["transfer"][f"{source}:{model}"]["records"])
-        for n in GRID:
+        for n in self.args.grid:
             if n < total:
                 packages[f"prefix:{n}"] = self.package(model, f"prefix{n}", self.prefix_records(model, n))
         self.need(60 + 15 * len(packages), f"timing {model}")
@@ -306,6 +305,8 @@ def main():
     parser.add_argument("--min-repeat-ms", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per package per round (untuned: a tenth)")
+    parser.add_argument("--grid", type=lambda t: [int(n) for n in t.split(",")], default=[100, 250, 500],
+                        help="prefixes of the full-tuning records compiled to see when plain tune catches up")
     parser.add_argument("--time-limit", type=float, default=420, help="start no new step after this many seconds")
     args = parser.parse_args()
     pairs = list(itertools.permutations(MODELS, 2)) if args.all_pairs else [tuple(p.split(":")) for p in args.pairs]
