@@ -19,8 +19,11 @@ are missing or short, unless another process is writing them). Every step is res
 starting new steps after ``--time-limit`` seconds: run the same command again to go on. State is kept in
 ``WORK/transfer-bench/state.json``; the final table prints when every step is done.
 
-    python bench/transfer_bench.py --pairs resnet50:googlenet --max-per-kernel 8 --time-limit 420
-    python bench/transfer_bench.py --all-pairs --max-per-kernel 8 --time-limit 420
+    python bench/transfer_bench.py --pairs resnet50:alexnet alexnet:resnet50 --droplet-trials 16 --time-limit 100000
+    python bench/transfer_bench.py --all-pairs --droplet-trials 16 --time-limit 100000
+
+With ``--droplet-trials K`` each transfer is also refined by droplet search (K trials per kernel that has a
+record, as ``tvmc transfer --droplet``), in a copy of its output, and that package is timed alongside.
 """
 
 import argparse
@@ -47,7 +50,8 @@ from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
-from tvmc_transfer.transfer import TransferOptions, transfer_tune  # noqa: E402
+from tvmc_transfer.droplet import DropletOptions, droplet_phase  # noqa: E402
+from tvmc_transfer.transfer import TransferOptions, TransferPlan, transfer_tune  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, tune_model  # noqa: E402
 
 MODELS = ("resnet50", "googlenet", "alexnet")
@@ -143,6 +147,30 @@ class Bench:
         self.save()
         return done[key]
 
+    def droplet(self, source, target_model) -> dict:
+        """The transfer's output refined by droplet search (``--droplet-trials`` per kernel), in a copy: the
+        copy's journal says every kernel is transferred, so ``transfer_tune`` only runs the droplet phase."""
+        key = f"{source}:{target_model}"
+        done = self.state.setdefault("droplet", {})
+        if key in done:
+            return done[key]
+        transferred = self.transfer(source, target_model)
+        output = os.path.join(self.folder, f"{source}-to-{target_model}-droplet-records")
+        if not os.path.exists(output):
+            shutil.copytree(transferred["records"], output)
+        self.need(120, f"droplet after transfer {key}")
+        options = TransferOptions(
+            max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel, e2e=False, measure=self.measure
+        )
+        plan = TransferPlan([droplet_phase(DropletOptions(trials=self.args.droplet_trials))])
+        report = transfer_tune(load_model(self.model_path(target_model)), self.target, [self.full_records(source)], output, options, plan=plan)
+        report.write_json(os.path.join(self.folder, f"{source}-to-{target_model}-droplet.json"))
+        print(report.table(), flush=True)
+        totals = report.totals()
+        done[key] = {"records": output, "search_seconds": totals["search_seconds"], "droplet_seconds": totals["search_seconds"] - transferred["search_seconds"]}
+        self.save()
+        return done[key]
+
     # -- packages ---------------------------------------------------------------------------------------------
     def package(self, model, label, records) -> str:
         path = os.path.join(self.folder, "packages", f"{model}-{label}.tar")
@@ -176,6 +204,9 @@ class Bench:
         packages = {"untuned": self.package(model, "untuned", None), "full": self.package(model, f"full{total}", full)}
         for source in sources:
             packages[f"transfer:{source}"] = self.package(model, f"from-{source}", self.state["transfer"][f"{source}:{model}"]["records"])
+            if self.args.droplet_trials:
+                records = self.state["droplet"][f"{source}:{model}"]["records"]
+                packages[f"droplet:{source}"] = self.package(model, f"from-{source}-droplet{self.args.droplet_trials}", records)
         for n in self.args.grid:
             if n < total:
                 packages[f"prefix:{n}"] = self.package(model, f"prefix{n}", self.prefix_records(model, n))
@@ -288,7 +319,24 @@ def report(bench, pairs) -> str:
             f"{source + ' -> ' + target_model:<22} {t['coverage'] * 100:5.1f}% {t['search_seconds']:7.0f} {untuned:10.1f} {xfer:8.2f} {full:8.2f} {ort:7.2f}"
             f" {full_seconds or float('nan'):7.0f} {total:>6} {fraction * 100:14.1f}% {reach_text:>26}"
         )
+    if bench.args.droplet_trials:
+        rows += ["", f"transfer, then droplet search ({bench.args.droplet_trials} trials per kernel):",
+                 f"{'source -> target':<22} {'xfer ms':>8} {'+droplet ms':>11} {'gain':>6} {'droplet s':>9}"]
+        for source, target_model in pairs:
+            sources = sorted(s for s, d in pairs if d == target_model)
+            lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+            xfer, drop = lat[f"transfer:{source}"], lat[f"droplet:{source}"]
+            d = bench.state["droplet"][f"{source}:{target_model}"]
+            rows.append(f"{source + ' -> ' + target_model:<22} {xfer:8.2f} {drop:11.2f} {(xfer / drop - 1) * 100:5.1f}% {d['droplet_seconds']:9.0f}")
+    slower = [f"{s}->{d}" for s, d in pairs if _slower_than_untuned(bench, pairs, s, d)]
+    rows.append("every transferred model is faster than the untuned one" if not slower else f"SLOWER THAN UNTUNED: {', '.join(slower)}")
     return "\n".join(rows)
+
+
+def _slower_than_untuned(bench, pairs, source, target_model) -> bool:
+    sources = sorted(s for s, d in pairs if d == target_model)
+    lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+    return any(lat[k] >= lat["untuned"] for k in (f"transfer:{source}", f"droplet:{source}") if k in lat)
 
 
 def main():
@@ -305,6 +353,8 @@ def main():
     parser.add_argument("--min-repeat-ms", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per package per round (untuned: a tenth)")
+    parser.add_argument("--droplet-trials", type=int, default=0, metavar="K",
+                        help="also refine each transfer with droplet search, K trials per kernel, and time it alongside")
     parser.add_argument("--grid", type=lambda t: [int(n) for n in t.split(",")], default=[100, 250, 500],
                         help="prefixes of the full-tuning records compiled to see when plain tune catches up")
     parser.add_argument("--time-limit", type=float, default=420, help="start no new step after this many seconds")
@@ -316,6 +366,8 @@ def main():
     try:
         for source, target_model in pairs:
             bench.transfer(source, target_model)
+            if args.droplet_trials:
+                bench.droplet(source, target_model)
         for target_model in sorted({d for _, d in pairs}):
             bench.measure_model(target_model, [s for s, d in pairs if d == target_model])
     except OutOfTime as stop:
