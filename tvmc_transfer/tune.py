@@ -144,6 +144,12 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     already = sum(t.trials for t in before)
     budget = options.trials - already
     new_trials = 0
+    if budget > 0 and options.trials_per_iter and options.trials_per_iter * len(tasks) > budget:
+        starved = len(tasks) - budget // options.trials_per_iter
+        log.warning(
+            "--trials-per-iter %d with %d tasks and %d trials to go: the %d lightest task(s) may get no trial "
+            "(leave --trials-per-iter out to size batches so every task gets one)", options.trials_per_iter, len(tasks), budget, starved
+        )
     if budget > 0:
         quiet_metaschedule()
         load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
