@@ -180,9 +180,12 @@ def test_neighbourhood_is_valid_and_moves_every_kind_of_decision(matmul_task):
     assert space.axes(start)[1].values == (0, 1, 2, 3)  # unroll steps 0, 16, 64, 512
 
     candidates = strategy.generate_measure_candidates()
-    points = [entry[0] for entry in strategy.pending]
+    *points, control = [entry[0] for entry in strategy.pending]
+    # The batch ends with the incumbent itself, re-measured as the control the neighbours are tested against.
+    assert control is None and DecisionSpace.module_hash(candidates[-1].sch) == DecisionSpace.module_hash(first.sch)
+    candidates = candidates[:-1]
     assert len(candidates) == len(points) >= 6 and len(set(points)) == len(points)
-    assert len({DecisionSpace.module_hash(c.sch) for c in candidates}) == len(candidates)  # no module twice
+    assert len({DecisionSpace.module_hash(c.sch) for c in candidates + [first]}) == len(candidates) + 1  # no module twice
     kinds = set()
     for candidate, point in zip(candidates, points):
         k, axis = changed_axis(space, start, point)
@@ -209,29 +212,60 @@ def test_planted_faster_neighbour_is_accepted_and_noise_is_refused(matmul_task):
     (first,) = strategy.generate_measure_candidates()
     strategy.notify_runner_results([first], [ms.runner.RunnerResult(start_samples, None)])
 
-    def feed(samples_of):
+    def feed(samples_of, control):
+        """One batch: ``samples_of(i, point)`` for the neighbours, ``control`` for the incumbent's control."""
         candidates = strategy.generate_measure_candidates()
         if candidates is None:
             return None
         points = [entry[0] for entry in strategy.pending]
-        strategy.notify_runner_results(candidates, [ms.runner.RunnerResult(samples_of(i, p), None) for i, p in enumerate(points)])
-        return points
+        assert points[-1] is None and None not in points[:-1]  # one control per batch, last
+        samples = [samples_of(i, p) for i, p in enumerate(points[:-1])] + [control]
+        strategy.notify_runner_results(candidates, [ms.runner.RunnerResult(s, None) for s in samples])
+        return points[:-1]
 
     planted = [6 * US, 6.05 * US, 5.95 * US]
     noisy = [2 * US, 14 * US, 8 * US]  # mean 8 us: faster than the start, but not significantly
-    first_batch = feed(lambda i, p: planted if i == 1 else noisy if i == 0 else [12 * US, 12.1 * US, 11.9 * US])
+    first_batch = feed(lambda i, p: planted if i == 1 else noisy if i == 0 else [12 * US, 12.1 * US, 11.9 * US], start_samples)
     walk = strategy.walk
     assert walk.incumbent == first_batch[1] and len(walk.moves) == 1
     move = walk.moves[0]
     assert move.after == pytest.approx(6 * US, rel=1e-6) and move.before == pytest.approx(10 * US, rel=1e-6)
     assert move.p_value == pytest.approx(welch_p(planted, start_samples), rel=1e-4) and move.p_value < 0.05
     # Around the new incumbent, a neighbour with a lower mean but wide noise is refused; all else is slower.
-    while feed(lambda i, p: [1 * US, 9 * US, 5 * US] if i == 0 else [7 * US, 7.05 * US, 6.95 * US]) is not None:
-        pass
+    batches = 1
+    while feed(lambda i, p: [1 * US, 9 * US, 5 * US] if i == 0 else [7 * US, 7.05 * US, 6.95 * US], planted) is not None:
+        batches += 1
     outcome = strategy.shared.results[strategy.key]
     first_samples, last, moves, trials, measured, converged = outcome
     assert len(moves) == 1 and tuple(last) == pytest.approx(tuple(planted), rel=1e-6)
-    assert converged and trials == measured - 1 < 50  # the start was measured but is not a trial
+    # The start and each batch's control were measured but are not trials.
+    assert converged and trials == measured - 1 - batches < 50
+
+
+def test_a_neighbour_is_tested_against_the_incumbent_measured_beside_it(matmul_task):
+    """The start's record says 10 us, but measured beside the batch (the machine's load changed) it takes 5:
+    a neighbour at 6 us, much faster than the record, is no move; beside a 10 us control it is. And a control
+    that spiked (20 us) does not make a neighbour at 12 us, slower than the record, pass either."""
+    ctx = matmul_task
+    design = ctx.space_generator.generate_design_space(ctx.mod)[0]
+
+    def first_batch(control, neighbour=(6 * US, 6.05 * US, 5.95 * US)):
+        strategy = DropletSearch(DropletOptions(trials=50, batch=64))
+        strategy._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+        strategy.pre_tuning(50, 64, [design], ms.database.MemoryDatabase(), ms.cost_model.RandomModel())
+        (first,) = strategy.generate_measure_candidates()
+        strategy.notify_runner_results([first], [ms.runner.RunnerResult([10 * US, 10.1 * US, 9.9 * US], None)])
+        candidates = strategy.generate_measure_candidates()
+        samples = [list(neighbour)] + [[30 * US, 30.1 * US, 29.9 * US]] * (len(candidates) - 2) + [control]
+        strategy.notify_runner_results(candidates, [ms.runner.RunnerResult(s, None) for s in samples])
+        return strategy.walk
+
+    stale = first_batch([5 * US, 5.05 * US, 4.95 * US])
+    assert not stale.moves and stale.samples == pytest.approx((10 * US, 10.1 * US, 9.9 * US))
+    fresh = first_batch([10 * US, 10.1 * US, 9.9 * US])
+    assert len(fresh.moves) == 1 and fresh.moves[0].after == pytest.approx(6 * US, rel=1e-6)
+    spiked = first_batch([20 * US, 20.1 * US, 19.9 * US], neighbour=[12 * US, 12.1 * US, 11.9 * US])
+    assert not spiked.moves
 
 
 def test_a_faster_record_found_later_restarts_the_walk(matmul_task):
@@ -280,6 +314,7 @@ def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
     assert task.name == "fused_matmul_add2" and task.converged and task.trials < 40
     assert len(record_lines(records)) - before == task.measured == report.measured > 0
     assert task.final_seconds <= task.start_seconds and len(task.moves) <= task.trials
+    assert task.final_seconds == (task.moves[-1].after if task.moves else task.start_seconds)
     database = ms.database.JSONDatabase(work_dir=records)  # plain TVM reads droplet's records
     workload = database.commit_workload(extract_tasks(model, target)[index].mod)
     means = [statistics.fmean(float(s) for s in r.run_secs) for r in database.get_top_k(workload, 1000)]

@@ -262,7 +262,7 @@ def test_wrong_results_are_counted_and_dropped(tuned_cnn, models):
     assert not valid and counted.wrong == counted.candidates - counted.invalid > 0
 
 
-def test_user_mistakes_are_one_line_errors(tuned_cnn, models, tvmc, tmp_path):
+def test_user_mistakes_are_one_line_errors(tuned_cnn, other_target_records, models, tvmc, tmp_path):
     _, records = tuned_cnn
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
@@ -278,8 +278,9 @@ def test_user_mistakes_are_one_line_errors(tuned_cnn, models, tvmc, tmp_path):
         (["-o", tmp_path / "o6"], "--from"),
         (["--from", records, "-o", tmp_path / "o7", "--droplet-trials", "4"], "--droplet-trials needs --droplet"),
         (["--from", records, "-o", tmp_path / "o8", "--droplet", "--repeat", "1"], "use --repeat 2 or more"),
+        (["--from", other_target_records, "-o", tmp_path / "o9"], "they are for llvm -mcpu=skylake; pass --target 'llvm -mcpu=skylake'"),
     ]
     for args, message in cases:
         result = tvmc("transfer", models["tiny-cnn-b"], *args, "--target", TARGET)
         assert result.code == 4 and message in result.err and result.err.count("\n") == 1, (args, result.err)
-    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 9))  # nothing written by a failed command
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 10))  # nothing written by a failed command

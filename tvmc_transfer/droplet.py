@@ -7,11 +7,17 @@ step (1, 2, 4, ... up to the longest axis) to fill a batch, and moves to the fas
 one-sided Welch t-test on the repeated measurements says it is faster (p < ``pvalue``). It stops when a whole
 neighbourhood, widest step included, brings no significant improvement, or when the budget is spent.
 
+Every batch also re-measures the incumbent (its *control*; not counted as a trial), and a neighbour must be
+significantly faster than both the incumbent's earlier measurement and that control, measured in the same
+batch under the same load. Testing against the earlier samples alone made false moves on a shared machine
+(see BENCHMARKS.md).
+
 ``DropletSearch`` is a ``PySearchStrategy``, so the task scheduler, builders, runners and database are
 MetaSchedule's and its records are ordinary tuning records. A point whose scheduled module is already in the
 database is not measured again: its recorded times are used, and it still counts as a trial of the walk. The
-start of each task's walk is kept in ``droplet_starts.json`` in the records folder, so running the same
-command again replays the same walk from the database and measures nothing.
+start of each task's walk is kept in ``droplet_starts.json`` in the records folder and the controls of its
+batches in ``droplet_controls.json``, so running the same command again replays the same walk from the
+database and measures nothing.
 
 >>> from tvmc_transfer.droplet import refine_with_droplet, DropletOptions              # doctest: +SKIP
 >>> report = refine_with_droplet(model, target, "records", DropletOptions(trials=32))    # doctest: +SKIP
@@ -36,6 +42,7 @@ from .measure import MeasureOptions
 from .target import tuning_target
 
 STARTS = "droplet_starts.json"
+CONTROLS = "droplet_controls.json"
 
 
 @attrs.frozen
@@ -136,25 +143,39 @@ class DropletReport:
 
 
 class _Shared:
-    """What every task's strategy (MetaSchedule clones one per task) shares: the pinned starts, the results."""
+    """What every task's strategy (MetaSchedule clones one per task) shares: the pinned starts, the controls
+    of each walk's batches (by task and start), the results."""
 
     def __init__(self, options, folder=None, names=None, stream=None):
         self.options, self.folder, self.names, self.stream = options, folder, names or {}, stream
         self.results = {}
-        self.starts = {}
+        self.starts = self._read(STARTS)  # none yet, or damaged: walks start from the best records
+        self.controls = self._read(CONTROLS)  # none: batches replayed from the records get a new control
+
+    def _read(self, name) -> dict:
         try:
-            with open(os.path.join(folder, STARTS), encoding="utf-8") as f:
-                self.starts = dict(json.load(f))
-        except (TypeError, OSError, ValueError):  # none yet, or damaged: walks start from the best records
-            pass
+            with open(os.path.join(self.folder, name), encoding="utf-8") as f:
+                return dict(json.load(f))
+        except (TypeError, OSError, ValueError):
+            return {}
+
+    def _write(self, name, data) -> None:
+        if self.folder:
+            path = os.path.join(self.folder, name)
+            with open(path + ".partial", "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+            os.replace(path + ".partial", path)
 
     def pin(self, key: str, start_hash: int) -> None:
         self.starts[key] = str(start_hash)
-        if self.folder:
-            path = os.path.join(self.folder, STARTS)
-            with open(path + ".partial", "w", encoding="utf-8") as f:
-                json.dump(self.starts, f, indent=1)
-            os.replace(path + ".partial", path)
+        self._write(STARTS, self.starts)
+
+    def add_control(self, walk: str, batch: int, samples) -> None:
+        """Keep the control of batch ``batch`` of ``walk`` (``task:start``; ``None``: it failed)."""
+        known = self.controls.setdefault(walk, [])
+        if batch == len(known):
+            known.append(list(samples) if samples else None)
+            self._write(CONTROLS, self.controls)
 
     def say(self, key: str, text: str) -> None:
         if self.stream is not None:
@@ -228,7 +249,7 @@ class DropletSearch(PySearchStrategy):
 
     def _begin(self, space, point, start_hash) -> None:
         samples = self.recorded[start_hash][0]
-        self.space, self.seen_modules = space, {start_hash}
+        self.space, self.seen_modules, self.walk_key = space, {start_hash}, f"{self.key}:{start_hash}"
         self.walk = Walk(space, point, samples, self.budget, self.options.pvalue, self.options.max_step)
         self.shared.pin(self.key, start_hash)
         self.shared.say(self.key, f"start {_us(_mean(samples))}, {len(space.positions)} axes")
@@ -277,6 +298,8 @@ class DropletSearch(PySearchStrategy):
                 self.restarted = True
                 self._begin(*stale)
                 continue
+            if fresh or self.walk.batch:
+                fresh += self._control()
             if fresh:
                 self.pending = fresh
                 return self._candidates()
@@ -289,6 +312,15 @@ class DropletSearch(PySearchStrategy):
         self._finish()
         return None
 
+    def _control(self) -> list:
+        """The incumbent, to measure beside this batch; nothing when an earlier run measured it (replay)."""
+        known = self.shared.controls.get(self.walk_key, [])
+        if self.walk.batches < len(known):
+            self.walk.control(known[self.walk.batches])
+            return []
+        sch, _ = self.space.realize(self.walk.incumbent)
+        return [(None, sch, DecisionSpace.module_hash(sch), self.space)]
+
     def _candidates(self) -> list:
         from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
@@ -299,8 +331,12 @@ class DropletSearch(PySearchStrategy):
         pending, self.pending = self.pending, []
         for (point, sch, key, _), result in zip(pending, results):
             samples = None if result.error_msg else run_samples(result.run_secs)
-            self.recorded[key] = (samples, sch.trace)
             self.measured += 1
+            if point is None:  # the incumbent's control
+                self.walk.control(samples)
+                self.shared.add_control(self.walk_key, self.walk.batches, samples)
+                continue
+            self.recorded[key] = (samples, sch.trace)
             if self.walk is not None:
                 self.walk.observe(point, samples)
         if self.walk is not None:

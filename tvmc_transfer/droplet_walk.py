@@ -48,6 +48,12 @@ class Walk:
     ``space`` gives ``neighbours(point, step)`` and ``widest(point, cap)``; ``samples`` are the start's
     measured seconds. The caller takes points with ``propose()``, reports each tried one with
     ``observe(point, samples)`` (``None``: it failed), and calls ``conclude()`` after each batch.
+
+    A caller that re-measures the incumbent beside each batch passes those samples to ``control(samples)``
+    before ``conclude()``. A neighbour must then be significantly faster than both measurements of the
+    incumbent: the one that made it the incumbent (``samples``) and the control taken beside the batch. Against
+    old samples alone, a slowdown of the machine since then passes for a faster neighbour; against the control
+    alone, a spike during the control does.
     """
 
     def __init__(self, space, start, samples, budget: int, pvalue: float, max_step: int | None = None):
@@ -55,6 +61,7 @@ class Walk:
         self.incumbent, self.samples = start, tuple(samples)
         self.start_samples = self.samples
         self.trials, self.moves, self.batch = 0, [], []
+        self.batches, self.reference = 0, None  # batches concluded; this batch's control samples
         self.seen = {start}
         self.exhausted = self.converged = False
         self._queue = self._proposals()
@@ -89,18 +96,28 @@ class Walk:
         self.seen.add(point)
         self.batch.append((point, tuple(samples) if samples else None))
 
+    def control(self, samples) -> None:
+        """The incumbent re-measured beside the current batch (``None``: that measurement failed)."""
+        self.reference = tuple(samples) if samples else None
+
     def conclude(self) -> Move | None:
-        """Take the batch's fastest significant improvement, if any; converge when there is nothing left."""
+        """Take the batch's fastest significant improvement over the incumbent (over its control too, if the
+        batch has one), if any; converge when there is nothing left. The move's p is the larger of the two."""
         batch, self.batch = self.batch, []
+        bases = [self.samples] + ([self.reference] if self.reference else [])
+        self.reference = None
+        self.batches += 1
         valid = sorted(((statistics.fmean(s), point, s) for point, s in batch if s), key=lambda v: v[0])
         for mean, point, samples in valid:
-            ok, p_value = significantly_faster(samples, self.samples, self.pvalue)
-            if ok:
+            tests = [significantly_faster(samples, base, self.pvalue) for base in bases]
+            if all(ok for ok, _ in tests):
+                p_values = [p for _, p in tests]
+                p_value = math.nan if any(math.isnan(p) for p in p_values) else max(p_values)
                 break
         else:
             self.converged = self.exhausted
             return None
-        move = Move(statistics.fmean(self.samples), mean, p_value, self.trials)
+        move = Move(statistics.fmean(bases[-1]), mean, p_value, self.trials)
         self.incumbent, self.samples = point, samples
         self.exhausted = False
         self._queue = self._proposals()

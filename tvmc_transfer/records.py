@@ -65,6 +65,14 @@ def same_target(a, b) -> bool:
     return ea["kind"] == eb["kind"] and all(ea.get(k) == eb.get(k) for k in ("mcpu", "arch"))
 
 
+def target_label(target) -> str:
+    """What ``same_target`` compares, as a target string: ``llvm -mcpu=znver3``, ``cuda -arch=sm_90``."""
+    from .target import target_json  # pylint: disable=import-outside-toplevel
+
+    t = target_json(target)
+    return " ".join([str(t["kind"])] + [f"-{k}={t[k]}" for k in ("mcpu", "arch") if t.get(k)])
+
+
 def records_digest(folder: str) -> str:
     """sha256 over both database files: ties a compiled package to the records it used."""
     digest = hashlib.sha256()

@@ -12,7 +12,7 @@ import tempfile
 import attrs
 
 from .errors import TVMCException
-from .records import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, mean_seconds, open_database, same_target
+from .records import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, mean_seconds, open_database, same_target, target_label
 
 log = logging.getLogger("tvmc")
 
@@ -43,6 +43,7 @@ class Source:
     workloads: tuple  # SourceWorkload
     other_target: int  # records for another target, ignored
     unmeasured: int  # records of failed builds or runs, ignored
+    other_targets: tuple = ()  # target_label of each other target met
 
     @property
     def name(self) -> str:
@@ -67,12 +68,15 @@ def workload_hash(mod) -> str:
 
 
 def _records_by_workload(database, target=None) -> tuple:
-    """``{hash: (first index, mod, [records])}`` plus the counts of other-target and unmeasured records."""
+    """``{hash: (first index, mod, [records])}``, the counts of other-target and unmeasured records, and the
+    labels of the other targets."""
     groups, order = {}, {}
     other = unmeasured = 0
+    labels = set()
     for record in database.get_all_tuning_records():
         if target is not None and record.target is not None and not same_target(record.target, target):
             other += 1
+            labels.add(target_label(record.target))
             continue
         if not is_measured(record):
             unmeasured += 1
@@ -82,7 +86,7 @@ def _records_by_workload(database, target=None) -> tuple:
             order[key] = len(order)
             groups[key] = (record.workload.mod, [])
         groups[key][1].append(record)
-    return groups, order, other, unmeasured
+    return groups, order, other, unmeasured, tuple(sorted(labels))
 
 
 def read_source(path: str, target) -> Source:
@@ -90,12 +94,12 @@ def read_source(path: str, target) -> Source:
     from .classes import kernel_class  # pylint: disable=import-outside-toplevel
 
     database = open_database(path)
-    groups, order, other, unmeasured = _records_by_workload(database, target)
+    groups, order, other, unmeasured, labels = _records_by_workload(database, target)
     workloads = []
     for key, (mod, records) in groups.items():
         records.sort(key=mean_seconds)
         workloads.append(SourceWorkload(order[key], mod, kernel_class(mod), tuple(records)))
-    return Source(os.path.abspath(path), tuple(workloads), other, unmeasured)
+    return Source(os.path.abspath(path), tuple(workloads), other, unmeasured, labels)
 
 
 # -- tvmc records list / best ----------------------------------------------------------------------------------
@@ -115,7 +119,6 @@ class WorkloadRow:
 def list_workloads(folder: str) -> list:
     """Per workload of a records folder: its class, shapes, record counts and best measured time."""
     from .classes import kernel_class  # pylint: disable=import-outside-toplevel
-    from .target import target_json
 
     database = open_database(folder)
     records = database.get_all_tuning_records()
@@ -131,8 +134,7 @@ def list_workloads(folder: str) -> list:
         targets = set()
         for r in group:
             if r.target is not None:
-                t = target_json(r.target)
-                targets.add(" ".join(str(t[k]) for k in ("kind", "mcpu", "arch") if k in t))
+                targets.add(target_label(r.target))
         rows.append(
             WorkloadRow(
                 index,

@@ -547,6 +547,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     """
     from .classes import iter_extents, kernel_class  # pylint: disable=import-outside-toplevel
     from .intrinsics import load_tensor_intrinsics
+    from .records import target_label
     from .records_tools import read_source, workload_hash
     from .target import target_json, tuning_target
     from .tasks import extract_tasks
@@ -565,6 +566,12 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             log.warning("%s: %d records are for another target and were ignored", source.path, source.other_target)
         if not source.workloads:
             log.warning("%s: no measured records for this target", source.path)
+    if not any(source.workloads for source in read) and any(source.other_targets for source in read):
+        theirs = sorted({label for source in read for label in source.other_targets})
+        raise TVMCException(
+            f"no source has records for {target_label(target)}: they are for {', '.join(theirs)}; "
+            f"pass --target '{theirs[0]}' to transfer for that processor, or tune the sources for this one"
+        )
     tasks = extract_tasks(model, target)
     if not tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
