@@ -156,11 +156,11 @@ def format_workloads(rows: list, best_only: bool = False) -> str:
             best = f"{r.best_seconds * 1e6:11.2f}" if r.best_seconds is not None else f"{'-':>11}"
             lines.append(f"{r.index:>3}  {best}  {r.records:>7}  {r.kernel_class[:44]:<44} {r.shapes}")
         return "\n".join(lines)
-    lines = [f"{'#':>3}  {'class':<44} {'records':>7} {'measured':>8} {'best (us)':>11}  {'target':<14} shapes"]
+    lines = [f"{'#':>3}  {'class':<44} {'records':>7} {'measured':>8} {'best (us)':>11}  {'target':<24} shapes"]
     for r in rows:
         best = f"{r.best_seconds * 1e6:11.2f}" if r.best_seconds is not None else f"{'-':>11}"
         lines.append(
-            f"{r.index:>3}  {r.kernel_class[:44]:<44} {r.records:>7} {r.measured:>8} {best}  {', '.join(r.targets)[:14]:<14} {r.shapes}"
+            f"{r.index:>3}  {r.kernel_class[:44]:<44} {r.records:>7} {r.measured:>8} {best}  {', '.join(r.targets)[:24]:<24} {r.shapes}"
         )
     classes = {}
     for r in rows:
