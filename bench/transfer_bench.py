@@ -17,7 +17,7 @@ with ONNX Runtime in interleaved rounds in one process. It reports:
 Full-tuning records are ``WORK/<model>-records`` (tuned to ``--full-trials`` with ``tvmc tune`` here when they
 are missing or short, unless another process is writing them). Every step is resumable and the script stops
 starting new steps after ``--time-limit`` seconds: run the same command again to go on. State is kept in
-``WORK/transfer-bench/state.json``; the final table prints when every step is done.
+``WORK/transfer-bench/state.json`` (``--folder``); the final table prints when every step is done.
 
     python bench/transfer_bench.py --pairs resnet50:alexnet alexnet:resnet50 --droplet-trials 16 --time-limit 100000
     python bench/transfer_bench.py --all-pairs --droplet-trials 16 --time-limit 100000
@@ -66,7 +66,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.work = os.path.abspath(args.work)
-        self.folder = os.path.join(self.work, "transfer-bench")
+        self.folder = os.path.join(self.work, args.folder)
         os.makedirs(self.folder, exist_ok=True)
         self.state_path = os.path.join(self.folder, "state.json")
         self.state = json.load(open(self.state_path)) if os.path.exists(self.state_path) else {}
@@ -283,8 +283,13 @@ def tuning_timeline(folder) -> list:
 
 
 def tuning_seconds(bench, model, trials) -> float | None:
+    """Seconds the full-tuning run had spent after ``trials`` trials. The timeline is read from its logs once
+    and kept in the state: the logs are not committed, so a fresh clone has only the state's copy."""
     folder = bench.full_folder(model)
-    timeline = tuning_timeline(folder)
+    timeline = tuning_timeline(folder) or bench.state.get("timeline", {}).get(model, [])
+    if timeline and bench.state.get("timeline", {}).get(model) != timeline:
+        bench.state.setdefault("timeline", {})[model] = [round(t, 1) for t in timeline]
+        bench.save()
     if timeline:
         return timeline[min(trials, len(timeline)) - 1]
     here = bench.state.get("tuned_here", {}).get(model)
@@ -344,6 +349,7 @@ def main():
     parser.add_argument("--pairs", nargs="*", default=[], metavar="SOURCE:TARGET")
     parser.add_argument("--all-pairs", action="store_true", help="every ordered pair of ResNet-50, GoogLeNet, AlexNet")
     parser.add_argument("--work", default="bench/work")
+    parser.add_argument("--folder", default="transfer-bench", help="this run's state, outputs and packages, under WORK")
     parser.add_argument("--target", default="native")
     parser.add_argument("--full-trials", type=int, default=1000)
     parser.add_argument("--max-candidates", type=int, default=1)

@@ -262,6 +262,8 @@ def test_a_neighbour_is_tested_against_the_incumbent_measured_beside_it(matmul_t
 
     stale = first_batch([5 * US, 5.05 * US, 4.95 * US])
     assert not stale.moves and stale.samples == pytest.approx((10 * US, 10.1 * US, 9.9 * US))
+    # it reports the start, and its end, as measured beside its batches
+    assert stale.start_samples == stale.final_samples == pytest.approx((5 * US, 5.05 * US, 4.95 * US))
     fresh = first_batch([10 * US, 10.1 * US, 9.9 * US])
     assert len(fresh.moves) == 1 and fresh.moves[0].after == pytest.approx(6 * US, rel=1e-6)
     spiked = first_batch([20 * US, 20.1 * US, 19.9 * US], neighbour=[12 * US, 12.1 * US, 11.9 * US])

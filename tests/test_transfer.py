@@ -200,10 +200,9 @@ def test_droplet_refines_the_transferred_schedules(tuned_cnn, models, tvmc, tmp_
     # droplet walked every kernel transfer left a record for, within its budget, never to something slower
     assert droplet["phase"] == "droplet" and droplet["measured"] > 0
     assert {t["index"] for t in droplet["tasks"]} == {i for i, k in kernels.items() if k["status"] != "unmatched"}
-    for t in droplet["tasks"]:
-        assert 1 <= t["trials"] <= 4 and t["final_seconds"] <= t["start_seconds"]
-        if kernels[t["index"]]["status"] == "transferred":  # it started from the transferred schedule
-            assert t["start_seconds"] == pytest.approx(kernels[t["index"]]["seconds"], rel=1e-6)
+    for t in droplet["tasks"]:  # (start: the transferred schedule, re-measured beside droplet's first batch)
+        assert 1 <= t["trials"] <= 4 and 0 < t["final_seconds"] <= t["start_seconds"]
+        assert t["moves"] > 0 or t["final_seconds"] == t["start_seconds"]
     assert any(k["status"] == "transferred" for k in kernels.values())
     # its records follow transfer's in the output (one per correct candidate, plus the default where it won),
     # and all are for tiny-cnn-b's kernels

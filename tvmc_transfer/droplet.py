@@ -68,7 +68,7 @@ class DropletTaskResult:
     index: int
     name: str
     weight: int
-    start_seconds: float | None  # mean time of the schedule the walk started from
+    start_seconds: float | None  # mean time of the schedule the walk started from, as measured beside its first batch
     final_seconds: float | None  # mean time of where it ended
     moves: tuple  # of Move
     trials: int  # points the walk tried, recorded ones included
@@ -362,9 +362,9 @@ class DropletSearch(PySearchStrategy):
             self.shared.results[self.key] = (None, None, (), 0, self.measured, False)
             self.shared.say(self.key, "no valid schedule to start from")
             return
-        self.shared.results[self.key] = (w.start_samples, w.samples, tuple(w.moves), w.trials, self.measured, w.converged)
+        self.shared.results[self.key] = (w.start_samples, w.final_samples, tuple(w.moves), w.trials, self.measured, w.converged)
         how = "converged" if w.converged else "budget spent"
-        self.shared.say(self.key, f"{how} after {w.trials} trials ({self.measured} measured): {_us(_mean(w.samples))}")
+        self.shared.say(self.key, f"{how} after {w.trials} trials ({self.measured} measured): {_us(_mean(w.final_samples))}")
 
     def post_tuning(self) -> None:
         self._finish()

@@ -97,8 +97,17 @@ class Walk:
         self.batch.append((point, tuple(samples) if samples else None))
 
     def control(self, samples) -> None:
-        """The incumbent re-measured beside the current batch (``None``: that measurement failed)."""
+        """The incumbent re-measured beside the current batch (``None``: that measurement failed). The first
+        control is where the walk reports it started: the start's record may be from another moment, or
+        another machine."""
         self.reference = tuple(samples) if samples else None
+        if self.reference and self.batches == 0 and not self.moves:
+            self.start_samples = self.reference
+
+    @property
+    def final_samples(self) -> tuple:
+        """Where the walk ended, as measured: the last move's samples, or the start's."""
+        return self.samples if self.moves else self.start_samples
 
     def conclude(self) -> Move | None:
         """Take the batch's fastest significant improvement over the incumbent (over its control too, if the
