@@ -40,6 +40,7 @@ import tempfile
 import time
 from datetime import datetime
 
+import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -148,26 +149,35 @@ class Bench:
         return done[key]
 
     def droplet(self, source, target_model) -> dict:
-        """The transfer's output refined by droplet search (``--droplet-trials`` per kernel), in a copy: the
-        copy's journal says every kernel is transferred, so ``transfer_tune`` only runs the droplet phase."""
+        """The transfer's output refined by droplet search (``--droplet-trials`` per kernel), in a copy."""
+        plan = TransferPlan([droplet_phase(DropletOptions(trials=self.args.droplet_trials))])
+        return self._follow_up("droplet", source, target_model, "droplet", self._options(), plan)
+
+    def tune_rest(self, source, target_model) -> dict:
+        """The transfer's output with the kernels no class matched tuned (``--tune-rest`` trials), in a copy."""
+        options = attrs.evolve(self._options(), tune_rest=self.args.tune_rest)
+        return self._follow_up("rest", source, target_model, f"rest{self.args.tune_rest}", options, None)
+
+    def _options(self) -> TransferOptions:
+        return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel, e2e=False, measure=self.measure)
+
+    def _follow_up(self, kind, source, target_model, suffix, options, plan) -> dict:
+        """A step after the transfer, run on a copy of its output: the copy's journal says every kernel is
+        transferred, so ``transfer_tune`` only runs what comes after (``plan``'s phases, ``tune_rest``)."""
         key = f"{source}:{target_model}"
-        done = self.state.setdefault("droplet", {})
+        done = self.state.setdefault(kind, {})
         if key in done:
             return done[key]
         transferred = self.transfer(source, target_model)
-        output = os.path.join(self.folder, f"{source}-to-{target_model}-droplet-records")
+        output = os.path.join(self.folder, f"{source}-to-{target_model}-{suffix}-records")
         if not os.path.exists(output):
             shutil.copytree(transferred["records"], output)
-        self.need(120, f"droplet after transfer {key}")
-        options = TransferOptions(
-            max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel, e2e=False, measure=self.measure
-        )
-        plan = TransferPlan([droplet_phase(DropletOptions(trials=self.args.droplet_trials))])
+        self.need(120, f"{kind} after transfer {key}")
         report = transfer_tune(load_model(self.model_path(target_model)), self.target, [self.full_records(source)], output, options, plan=plan)
-        report.write_json(os.path.join(self.folder, f"{source}-to-{target_model}-droplet.json"))
+        report.write_json(os.path.join(self.folder, f"{source}-to-{target_model}-{suffix}.json"))
         print(report.table(), flush=True)
-        totals = report.totals()
-        done[key] = {"records": output, "search_seconds": totals["search_seconds"], "droplet_seconds": totals["search_seconds"] - transferred["search_seconds"]}
+        seconds = report.totals()["search_seconds"]
+        done[key] = {"records": output, "search_seconds": seconds, f"{kind}_seconds": seconds - transferred["search_seconds"]}
         self.save()
         return done[key]
 
@@ -207,6 +217,9 @@ class Bench:
             if self.args.droplet_trials:
                 records = self.state["droplet"][f"{source}:{model}"]["records"]
                 packages[f"droplet:{source}"] = self.package(model, f"from-{source}-droplet{self.args.droplet_trials}", records)
+            if self.args.tune_rest:
+                records = self.state["rest"][f"{source}:{model}"]["records"]
+                packages[f"rest:{source}"] = self.package(model, f"from-{source}-rest{self.args.tune_rest}", records)
         for n in self.args.grid:
             if n < total:
                 packages[f"prefix:{n}"] = self.package(model, f"prefix{n}", self.prefix_records(model, n))
@@ -333,6 +346,18 @@ def report(bench, pairs) -> str:
             xfer, drop = lat[f"transfer:{source}"], lat[f"droplet:{source}"]
             d = bench.state["droplet"][f"{source}:{target_model}"]
             rows.append(f"{source + ' -> ' + target_model:<22} {xfer:8.2f} {drop:11.2f} {(xfer / drop - 1) * 100:5.1f}% {d['droplet_seconds']:9.0f}")
+    if bench.args.tune_rest:
+        rows += ["", f"transfer, then the unmatched kernels tuned (--tune-rest {bench.args.tune_rest}):",
+                 f"{'source -> target':<22} {'xfer ms':>8} {'+rest ms':>9} {'full ms':>8} {'of full speedup':>15} {'rest s':>7} {'xfer+rest s':>11} {'tune to reach':>13}"]
+        for source, target_model in pairs:
+            sources = sorted(s for s, d in pairs if d == target_model)
+            lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+            r = bench.state["rest"][f"{source}:{target_model}"]
+            untuned, rest, full = lat["untuned"], lat[f"rest:{source}"], lat["full"]
+            fraction = (untuned / rest - 1) / (untuned / full - 1) if full < untuned else float("nan")
+            reach = next((n for n in sorted(int(k.split(":")[1]) for k in lat if k.startswith("prefix:")) if lat[f"prefix:{n}"] <= rest), None)
+            reach_text = f"{reach} trials" if reach else ("full run" if full <= rest else "not in run")
+            rows.append(f"{source + ' -> ' + target_model:<22} {lat[f'transfer:{source}']:8.2f} {rest:9.2f} {full:8.2f} {fraction * 100:14.1f}% {r['rest_seconds']:7.0f} {r['search_seconds']:11.0f} {reach_text:>13}")
     slower = [f"{s}->{d}" for s, d in pairs if _slower_than_untuned(bench, pairs, s, d)]
     rows.append("every transferred model is faster than the untuned one" if not slower else f"SLOWER THAN UNTUNED: {', '.join(slower)}")
     return "\n".join(rows)
@@ -341,7 +366,7 @@ def report(bench, pairs) -> str:
 def _slower_than_untuned(bench, pairs, source, target_model) -> bool:
     sources = sorted(s for s, d in pairs if d == target_model)
     lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
-    return any(lat[k] >= lat["untuned"] for k in (f"transfer:{source}", f"droplet:{source}") if k in lat)
+    return any(lat[k] >= lat["untuned"] for k in (f"transfer:{source}", f"droplet:{source}", f"rest:{source}") if k in lat)
 
 
 def main():
@@ -361,6 +386,8 @@ def main():
     parser.add_argument("--runs", type=int, default=10, help="timed runs per package per round (untuned: a tenth)")
     parser.add_argument("--droplet-trials", type=int, default=0, metavar="K",
                         help="also refine each transfer with droplet search, K trials per kernel, and time it alongside")
+    parser.add_argument("--tune-rest", type=int, default=0, metavar="N",
+                        help="also time the transfer with the unmatched kernels tuned (tvmc transfer --tune-rest N), in a copy")
     parser.add_argument("--grid", type=lambda t: [int(n) for n in t.split(",")], default=[100, 250, 500],
                         help="prefixes of the full-tuning records compiled to see when plain tune catches up")
     parser.add_argument("--time-limit", type=float, default=420, help="start no new step after this many seconds")
@@ -374,6 +401,8 @@ def main():
             bench.transfer(source, target_model)
             if args.droplet_trials:
                 bench.droplet(source, target_model)
+            if args.tune_rest:
+                bench.tune_rest(source, target_model)
         for target_model in sorted({d for _, d in pairs}):
             bench.measure_model(target_model, [s for s, d in pairs if d == target_model])
     except OutOfTime as stop:
