@@ -9,6 +9,8 @@ with ONNX Runtime in interleaved rounds in one process. It reports:
   tuning;
 - the fraction of full tuning's speedup that transfer achieved: ``(S_transfer - 1) / (S_full - 1)`` with
   ``S = untuned latency / latency``;
+- with ``--droplet-trials K``, the transfer refined by droplet search (K trials per kernel); with
+  ``--tune-rest N``, the transfer with its unmatched kernels tuned (N trials); each in a copy of its output;
 - how long plain ``tvmc tune`` needed to reach the transferred latency: packages compiled from the first N
   records of the full-tuning run (its records file is in measurement order) on a grid of N, timed alongside;
   the first N at least as fast as transfer, and the tuning time it took to get there (from the timestamps of
