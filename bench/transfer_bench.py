@@ -320,14 +320,12 @@ def report(bench, pairs) -> str:
     rows.append(header)
     for source, target_model in pairs:
         t = bench.state["transfer"][f"{source}:{target_model}"]
-        sources = sorted(s for s, d in pairs if d == target_model)
-        lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+        lat = _latencies(bench, pairs, target_model)
         total = _lines(os.path.join(bench.full_folder(target_model), TUNING_RECORDS))
         untuned, xfer, full, ort = lat["untuned"], lat[f"transfer:{source}"], lat["full"], lat["onnxruntime"]
-        s_x, s_f = untuned / xfer, untuned / full
-        fraction = (s_x - 1) / (s_f - 1) if s_f > 1 else float("nan")
+        fraction = _fraction(untuned, xfer, full)
         full_seconds = tuning_seconds(bench, target_model, total)
-        reach = next((n for n in sorted(int(k.split(":")[1]) for k in lat if k.startswith("prefix:")) if lat[f"prefix:{n}"] <= xfer), None)
+        reach = _first_prefix(lat, xfer)
         if reach is None and full <= xfer:
             reach = total
         if reach is None:
@@ -343,8 +341,7 @@ def report(bench, pairs) -> str:
         rows += ["", f"transfer, then droplet search ({bench.args.droplet_trials} trials per kernel):",
                  f"{'source -> target':<22} {'xfer ms':>8} {'+droplet ms':>11} {'gain':>6} {'droplet s':>9}"]
         for source, target_model in pairs:
-            sources = sorted(s for s, d in pairs if d == target_model)
-            lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+            lat = _latencies(bench, pairs, target_model)
             xfer, drop = lat[f"transfer:{source}"], lat[f"droplet:{source}"]
             d = bench.state["droplet"][f"{source}:{target_model}"]
             rows.append(f"{source + ' -> ' + target_model:<22} {xfer:8.2f} {drop:11.2f} {(xfer / drop - 1) * 100:5.1f}% {d['droplet_seconds']:9.0f}")
@@ -352,12 +349,11 @@ def report(bench, pairs) -> str:
         rows += ["", f"transfer, then the unmatched kernels tuned (--tune-rest {bench.args.tune_rest}):",
                  f"{'source -> target':<22} {'xfer ms':>8} {'+rest ms':>9} {'full ms':>8} {'of full speedup':>15} {'rest s':>7} {'xfer+rest s':>11} {'tune to reach':>13}"]
         for source, target_model in pairs:
-            sources = sorted(s for s, d in pairs if d == target_model)
-            lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+            lat = _latencies(bench, pairs, target_model)
             r = bench.state["rest"][f"{source}:{target_model}"]
             untuned, rest, full = lat["untuned"], lat[f"rest:{source}"], lat["full"]
-            fraction = (untuned / rest - 1) / (untuned / full - 1) if full < untuned else float("nan")
-            reach = next((n for n in sorted(int(k.split(":")[1]) for k in lat if k.startswith("prefix:")) if lat[f"prefix:{n}"] <= rest), None)
+            fraction = _fraction(untuned, rest, full)
+            reach = _first_prefix(lat, rest)
             reach_text = f"{reach} trials" if reach else ("full run" if full <= rest else "not in run")
             rows.append(f"{source + ' -> ' + target_model:<22} {lat[f'transfer:{source}']:8.2f} {rest:9.2f} {full:8.2f} {fraction * 100:14.1f}% {r['rest_seconds']:7.0f} {r['search_seconds']:11.0f} {reach_text:>13}")
     slower = [f"{s}->{d}" for s, d in pairs if _slower_than_untuned(bench, pairs, s, d)]
@@ -365,9 +361,24 @@ def report(bench, pairs) -> str:
     return "\n".join(rows)
 
 
-def _slower_than_untuned(bench, pairs, source, target_model) -> bool:
+def _latencies(bench, pairs, target_model) -> dict:
+    """Median ms of every package timed for ``target_model`` (with all its sources in ``pairs``)."""
     sources = sorted(s for s, d in pairs if d == target_model)
-    lat = bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+    return bench.state["latency"][f"{target_model}<-{','.join(sources)}"]["ms"]
+
+
+def _fraction(untuned, latency, full) -> float:
+    """Share of full tuning's speedup: ``(S - 1) / (S_full - 1)`` with ``S = untuned / latency``."""
+    return (untuned / latency - 1) / (untuned / full - 1) if full < untuned else float("nan")
+
+
+def _first_prefix(lat, latency):
+    """The fewest full-tuning records (of the grid) whose package is at least as fast as ``latency``."""
+    return next((n for n in sorted(int(k.split(":")[1]) for k in lat if k.startswith("prefix:")) if lat[f"prefix:{n}"] <= latency), None)
+
+
+def _slower_than_untuned(bench, pairs, source, target_model) -> bool:
+    lat = _latencies(bench, pairs, target_model)
     return any(lat[k] >= lat["untuned"] for k in (f"transfer:{source}", f"droplet:{source}", f"rest:{source}") if k in lat)
 
 
