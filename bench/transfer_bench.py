@@ -134,13 +134,7 @@ class Bench:
             return done[key]
         self.need(60, f"transfer {key}")
         output = os.path.join(self.folder, f"{source}-to-{target_model}-records")
-        options = TransferOptions(
-            max_candidates=self.args.max_candidates,
-            max_per_kernel=self.args.max_per_kernel,
-            e2e=False,
-            time_limit=max(self.left() - 30, 1),
-            measure=self.measure,
-        )
+        options = attrs.evolve(self._options(), time_limit=max(self.left() - 30, 1))
         report = transfer_tune(load_model(self.model_path(target_model)), self.target, [self.full_records(source)], output, options)
         if not report.complete:
             raise OutOfTime(f"transfer {key} (resumes where it stopped)")
@@ -301,9 +295,10 @@ def tuning_seconds(bench, model, trials) -> float | None:
     """Seconds the full-tuning run had spent after ``trials`` trials. The timeline is read from its logs once
     and kept in the state: the logs are not committed, so a fresh clone has only the state's copy."""
     folder = bench.full_folder(model)
-    timeline = tuning_timeline(folder) or bench.state.get("timeline", {}).get(model, [])
-    if timeline and bench.state.get("timeline", {}).get(model) != timeline:
-        bench.state.setdefault("timeline", {})[model] = [round(t, 1) for t in timeline]
+    kept = bench.state.setdefault("timeline", {})
+    timeline = [round(t, 1) for t in tuning_timeline(folder)] or kept.get(model, [])
+    if timeline and kept.get(model) != timeline:  # read from the logs for the first time (or they grew)
+        kept[model] = timeline
         bench.save()
     if timeline:
         return timeline[min(trials, len(timeline)) - 1]

@@ -4,6 +4,7 @@ Each frontend turns a model file into a Relax ``IRModule`` with its weights boun
 names, shapes and dtypes of its inputs and outputs. Heavy frameworks are imported only when used.
 """
 
+import abc
 import hashlib
 import os
 import re
@@ -42,20 +43,22 @@ class TVMCModel:
     digest: str  # sha256 of the model file, to tie records and packages to their model
 
 
-class Frontend:
-    """A model format. Subclasses name themselves, list their suffixes and load a file."""
+class Frontend(abc.ABC):
+    """A model format: the interface every frontend implements (name, suffixes, load)."""
 
     @staticmethod
+    @abc.abstractmethod
     def name() -> str:
-        raise NotImplementedError
+        """The ``--model-format`` value that picks this frontend."""
 
     @staticmethod
+    @abc.abstractmethod
     def suffixes() -> tuple:
-        raise NotImplementedError
+        """File suffixes that guess this frontend (``(".onnx",)``)."""
 
+    @abc.abstractmethod
     def load(self, path: str, shapes: dict) -> tuple:
         """Return ``(relax_module, [TensorInfo of inputs], [output names])``."""
-        raise NotImplementedError
 
 
 class OnnxFrontend(Frontend):
