@@ -300,6 +300,40 @@ def test_a_faster_record_found_later_restarts_the_walk(matmul_task):
     assert again.walk.samples == pytest.approx((2 * US, 2.01 * US, 1.99 * US))
 
 
+def test_a_replayed_walk_tests_the_numbers_it_first_tested(matmul_task, tmp_path):
+    """The records also hold each control (the incumbent re-measured). A control faster than the record it
+    re-measured must not stand in for it when the walk is replayed: the replay takes the same move, at the
+    same p, as the first run did."""
+    ctx = matmul_task
+    design = ctx.space_generator.generate_design_space(ctx.mod)[0]
+    database = ms.database.JSONDatabase(work_dir=str(tmp_path))  # keeps records fastest first, as tune does
+    workload = database.commit_workload(ctx.mod)
+
+    def commit(sch, seconds):
+        args = ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+        database.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, seconds, ctx.target, args))
+
+    space = DecisionSpace(ctx.mod, design.trace, list(ctx.space_generator.postprocs))
+    start, _ = space.realize(space.start)
+    commit(start, [9.5 * US, 11.5 * US, 10.5 * US])  # noisier than its control below, and slower
+
+    def walk(shared=None):
+        strategy = DropletSearch(DropletOptions(trials=8, batch=4), shared)
+        strategy._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+        strategy.pre_tuning(8, 4, [design], database, ms.cost_model.RandomModel())
+        return strategy, strategy.generate_measure_candidates()
+
+    first, candidates = walk()
+    samples = [[6 * US, 6.1 * US, 5.9 * US]] + [[30 * US, 30.1 * US, 29.9 * US]] * (len(candidates) - 2) + [[10 * US, 10.2 * US, 9.9 * US]]
+    first.notify_runner_results(candidates, [ms.runner.RunnerResult(s, None) for s in samples])
+    for candidate, seconds in zip(candidates, samples):  # as MetaSchedule's AddToDatabase does, control included
+        commit(candidate.sch, seconds)
+    assert len(first.walk.moves) == 1 and first.walk.moves[0].p_value > 1e-3  # p against the noisy record
+    again, _ = walk(first.shared)  # the same journal of starts and controls
+    assert again.walk.start_samples == pytest.approx((10 * US, 10.2 * US, 9.9 * US))  # the first control
+    assert again.walk.moves == first.walk.moves  # the same move at the same p
+
+
 # ---- real measurements -------------------------------------------------------------------------------------
 
 

@@ -177,6 +177,10 @@ class _Shared:
             known.append(list(samples) if samples else None)
             self._write(CONTROLS, self.controls)
 
+    def control_samples(self) -> frozenset:
+        """Every journaled control's samples, as ``run_samples`` reads them from the records."""
+        return frozenset(tuple(float(v) for v in s) for walk in self.controls.values() for s in walk if s)
+
     def say(self, key: str, text: str) -> None:
         if self.stream is not None:
             self.stream.write(f"droplet {self.names.get(key, key)}: {text}\n")
@@ -215,7 +219,7 @@ class DropletSearch(PySearchStrategy):
         self.key = str(structural_hash(self.mod))
         self.batch_size = self.options.batch or num_trials_per_iter
         self.budget = min(max_trials, self.options.trials)
-        self.recorded = recorded_points(database, self.mod)
+        self.recorded = recorded_points(database, self.mod, self.shared.control_samples())
         self.measured, self.pending, self.restarted, self.finished = 0, [], False, False
         self.walk, self.seeds = None, []
         start = self._recorded_start()

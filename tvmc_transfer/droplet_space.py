@@ -185,8 +185,11 @@ def run_samples(run_secs):
     return values if values and all(v < 1e9 for v in values) else None
 
 
-def recorded_points(database, mod) -> dict:
-    """Structural hash of each scheduled module the database holds for ``mod`` -> (samples or None, trace)."""
+def recorded_points(database, mod, controls=frozenset()) -> dict:
+    """Structural hash of each scheduled module the database holds for ``mod`` -> (samples or None, trace).
+
+    ``controls`` are samples of re-measurements (droplet's controls): such a record is not what a point was
+    measured at, and would otherwise stand in for it when faster, so a replayed walk would test other numbers."""
     if database is None or not database.has_workload(mod):
         return {}
     workload, points, ours = database.commit_workload(mod), {}, {}
@@ -201,6 +204,8 @@ def recorded_points(database, mod) -> dict:
         except Exception:  # pylint: disable=broad-except  # a record that no longer replays
             continue
         key, samples = structural_hash(sch.mod), run_samples(record.run_secs)
+        if samples in controls:
+            continue
         if key not in points or (samples and not points[key][0]):
             points[key] = (samples, record.trace)
     return points
