@@ -91,6 +91,44 @@ def test_kernel_classes_are_structural_and_stable(models):
     assert fresh.stdout.split() == [c.key for _, c in cnn_b]
 
 
+def test_a_longer_epilogue_takes_the_schedules_of_a_shorter_one(models):
+    """The anchor (blocks up to the last reduction) ignores the elementwise blocks after it: a residual
+    convolution takes plain convolutions' schedules, a matmul with ReLU a matmul's; never the other way."""
+    resnet, mlp, cnn = ({c.name: c for _, c in task_classes(models[m])} for m in ("tiny-resnet", "tiny-mlp", "tiny-cnn"))
+    residual, conv = resnet["conv2d+bias+add+relu NCHW fp32"], cnn["conv2d+bias+relu NCHW fp32"]
+    assert residual.key != conv.key and residual.anchor == conv.anchor and (residual.epilogue, conv.epilogue) == (3, 2)
+    assert residual.takes_epilogue_of(conv) and not conv.takes_epilogue_of(residual)
+    assert residual.inlined_for(conv) == ("T_add1",)  # the residual add goes into the ReLU: the blocks then line up
+    relu, plain = mlp["matmul+bias+relu fp32"], mlp["matmul+bias fp32"]
+    assert relu.takes_epilogue_of(plain) and not plain.takes_epilogue_of(relu) and relu.inlined_for(plain) == ("T_add",)
+    assert not relu.takes_epilogue_of(conv) and cnn["max_pool fp32"].anchor is None  # nothing after its reduction
+
+
+def test_epilogue_match_is_verified_compiles_and_matches_onnxruntime(tuned_cnn, models, tvmc, tmp_path):
+    """tiny-cnn has no residual convolution; its convolutions' schedules still apply to tiny-resnet's, checked
+    like any other candidate. With --exact-classes that kernel stays unmatched."""
+    _, records = tuned_cnn
+    args = ["--from", records, "--target", TARGET, *MEASURE, "--no-e2e"]
+    result = tvmc("transfer", models["tiny-resnet"], "-o", tmp_path / "r", "--report", tmp_path / "r.json", *args)
+    assert result.code == 0, result.err
+    kernels = {k["kernel_class"].split(" [")[0]: k for k in json.load(open(tmp_path / "r.json"))["kernels"]}
+    residual = kernels["conv2d+bias+add+relu NCHW fp32"]
+    assert residual["match"] == "epilogue" and residual["status"] in ("transferred", "default"), residual
+    assert residual["valid"] >= 1 and residual["wrong"] == 0 and residual["best_source"].endswith("conv2d+bias+relu NCHW fp32")
+    assert kernels["conv2d+bias+relu NCHW fp32"]["match"] == "class"
+    # its records are ordinary traces of the residual kernel that start by inlining the residual add
+    traces = [r.trace for r in open_database(str(tmp_path / "r")).get_all_tuning_records() if r.trace.insts and "T_add1" in str(r.workload.mod)]
+    assert traces and all([i.kind.name for i in t.insts[:2]] == ["GetSBlock", "ComputeInline"] and str(t.insts[0].attrs[0]) == "T_add1" for t in traces)
+    package = tmp_path / "resnet.tar"
+    assert tvmc("compile", models["tiny-resnet"], "--tuning-records", tmp_path / "r", "--target", TARGET, "-o", package).code == 0
+    run = tvmc("run", package, "--verify", models["tiny-resnet"], "--fill-mode", "random")
+    assert run.code == 0 and ": ok" in run.out, run.out + run.err
+    exact = tvmc("transfer", models["tiny-resnet"], "-o", tmp_path / "e", "--report", tmp_path / "e.json", "--exact-classes", *args)
+    assert exact.code == 0, exact.err
+    kernels = {k["kernel_class"].split(" [")[0]: k for k in json.load(open(tmp_path / "e.json"))["kernels"]}
+    assert kernels["conv2d+bias+add+relu NCHW fp32"]["status"] == "unmatched" and kernels["conv2d+bias+add+relu NCHW fp32"]["match"] is None
+
+
 def test_nearest_factorization_rule():
     assert nearest_factors(28, [1, 56, 1, 2]) == [1, 14, 1, 2]
     assert nearest_factors(24, [2, 8]) == [2, 12]  # a tie with [3, 8]: the smaller factor list wins, every time

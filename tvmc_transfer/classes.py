@@ -13,6 +13,12 @@ normal forms are equal: same blocks, same operators and epilogue, same layout, s
 strides, paddings and constants. The class key is a hash of the normal form, so it is the same in every model
 and every session.
 
+A kernel whose last reduction block is followed by elementwise blocks (an *epilogue*: bias, residual add,
+ReLU) also has an *anchor*: the hash of the normal form of its blocks up to that reduction, with only the
+buffers they touch. ``conv2d+bias+add+relu`` and ``conv2d+bias+relu`` share an anchor when their convolutions
+are alike, and so do ``matmul+bias+relu`` and ``matmul+bias``. A schedule of a kernel with the same anchor and
+at most as many epilogue blocks can be replayed after the extra epilogue blocks are inlined (``replay.py``).
+
 >>> from tvmc_transfer.classes import kernel_class       # doctest: +SKIP
 >>> str(kernel_class(task.mod))                           # doctest: +SKIP
 'conv2d+bias+relu NCHW fp32 [6c1f0a9e2b]'
@@ -34,18 +40,35 @@ class KernelClass:
     key: str  # 10 hex digits of sha256 over the normal form
     name: str  # e.g. "conv2d+bias+relu NCHW fp32"
     blocks: tuple = attrs.field(eq=False, repr=False)  # block names in normal-form order (for replay)
+    anchor: str | None = attrs.field(default=None, eq=False, repr=False)  # key of the blocks up to the last reduction
+    epilogue: int = attrs.field(default=0, eq=False, repr=False)  # elementwise blocks after it (the last ones of blocks)
 
     def __str__(self) -> str:
         return f"{self.name} [{self.key}]"
+
+    def takes_epilogue_of(self, other: "KernelClass") -> bool:
+        """Whether ``other``'s schedules replay here once this kernel's extra epilogue blocks are inlined: the
+        same anchor, and an epilogue at least as long (the other's epilogue blocks map onto ours)."""
+        return self.anchor is not None and self.anchor == other.anchor and self.epilogue >= other.epilogue >= 1
+
+    def inlined_for(self, other: "KernelClass") -> tuple:
+        """The epilogue blocks to inline so that this kernel's blocks line up with ``other``'s: all but the
+        first ``other.epilogue - 1`` and the last (each goes into the block that consumes it)."""
+        first = len(self.blocks) - self.epilogue
+        return self.blocks[first + other.epilogue - 1 : len(self.blocks) - 1]
 
 
 def kernel_class(mod) -> KernelClass:
     """The class of a kernel given as its workload module (one PrimFunc) or a PrimFunc."""
     func = _main_func(mod)
     form = _NormalForm(func)
-    text = json.dumps(form.summary(), sort_keys=True, separators=(",", ":"))
-    key = hashlib.sha256(text.encode()).hexdigest()[:10]
-    return KernelClass(key, _readable_name(form), tuple(b.name_hint for b in form.block_nodes))
+    anchor, epilogue = form.anchor()
+    return KernelClass(_hash(form.summary()), _readable_name(form), tuple(b.name_hint for b in form.block_nodes), anchor and _hash(anchor), epilogue)
+
+
+def _hash(summary: dict) -> str:
+    text = json.dumps(summary, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def normal_form(mod) -> dict:
@@ -82,6 +105,7 @@ class _NormalForm:
             self._name_buffer(param, f"p{i}")
         self.block_nodes = []
         self.blocks = []
+        self.block_buffers = []  # per block, the ids of the buffers it reads or writes
         self._allocs = 0
         self._stmt(func.body)
 
@@ -99,6 +123,16 @@ class _NormalForm:
 
     def summary(self) -> dict:
         return {"buffers": self.buffer_info, "blocks": self.blocks}
+
+    def anchor(self) -> tuple:
+        """``(normal form of the blocks up to the last reduction, number of blocks after it)``; ``(None, 0)``
+        when no reduction block is followed by another block."""
+        reductions = [i for i, b in enumerate(self.blocks) if "R" in b["iters"]]
+        if not reductions or reductions[-1] == len(self.blocks) - 1:
+            return None, 0
+        core = reductions[-1] + 1
+        used = sorted(set().union(*self.block_buffers[:core]))
+        return {"anchor": self.blocks[:core], "buffers": {b: self.buffer_info[b] for b in used}}, len(self.blocks) - core
 
     def _stmt(self, stmt):
         s_tir = self.tvm.s_tir
@@ -127,6 +161,7 @@ class _NormalForm:
         iters = {iv.var: i for i, iv in enumerate(block.iter_vars)}
         kinds = "".join("R" if iv.iter_type == 2 else "S" if iv.iter_type == 0 else "O" for iv in block.iter_vars)
         annotations = sorted(f"{k}={v}" for k, v in block.annotations.items() if isinstance(v, str))
+        self.block_buffers.append(set())
         self.blocks.append(
             {
                 "name": strip_digits(block.name_hint),
@@ -158,7 +193,10 @@ class _NormalForm:
         for index in indices:
             used = sorted({iters[v] for v in self._vars(index) if v in iters})
             dims.append("+".join(map(str, used)) or "-")
-        return f"{self._buffer(buffer)}[{','.join(dims)}]"
+        name = self._buffer(buffer)
+        if self.block_buffers:
+            self.block_buffers[-1].add(name)
+        return f"{name}[{','.join(dims)}]"
 
     def _vars(self, expr) -> list:
         tirx = self.tvm.tirx

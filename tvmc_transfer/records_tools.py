@@ -49,8 +49,9 @@ class Source:
     def name(self) -> str:
         return os.path.basename(os.path.normpath(self.path))
 
-    def class_keys(self) -> set:
-        return {w.kernel_class.key for w in self.workloads}
+    def classes(self) -> set:
+        """The distinct kernel classes of its workloads."""
+        return {w.kernel_class for w in self.workloads}
 
 
 def shapes_text(mod) -> str:

@@ -13,7 +13,10 @@ structure is the class's. What may no longer fit are the decisions, and they are
   it (and to the root when there is none); we count it as remapped when the decision changed.
 
 Block names that differ only in counters (``lv8_red`` / ``lv330_red``) are renamed in the trace by their position
-in the class's normal form. Every replayed schedule must still pass the postprocessors, build and match the
+in the class's normal form. A schedule of a kernel with a shorter epilogue (``conv2d+bias+relu`` on
+``conv2d+bias+add+relu``, ``matmul+bias`` on ``matmul+bias+relu``; see ``classes.py``) replays after the target's
+extra epilogue blocks are inlined into the blocks that consume them (``compute_inline``), which leaves the target
+with the source's blocks; those inlines become the first instructions of the replayed trace. Every replayed schedule must still pass the postprocessors, build and match the
 unscheduled kernel numerically before it is used (``transfer.py``).
 """
 
@@ -121,16 +124,22 @@ def _plain(value):
         return int(value)
 
 
-def replay(trace, workload_mod, block_names: dict | None = None) -> Replayed:
-    """Apply ``trace`` (post-processing removed) to a fresh schedule of ``workload_mod``, remapping decisions.
+def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple = ()) -> Replayed:
+    """Apply ``trace`` (post-processing removed) to a fresh schedule of ``workload_mod``, remapping decisions,
+    after inlining the target's blocks named in ``inline`` into their consumers.
 
     Raises ``ReplayError`` when a primitive fails on the target (a block or loop the trace needs is missing,
-    an illegal compute-at, ...).
+    an illegal compute-at, a block that cannot be inlined, ...).
     """
     from tvm import s_tir  # pylint: disable=import-outside-toplevel
 
     trace = rename_blocks(trace, block_names or {})
     sch = s_tir.Schedule(workload_mod)
+    try:
+        for name in inline:
+            sch.compute_inline(sch.get_sblock(name))
+    except Exception as err:  # pylint: disable=broad-except
+        raise ReplayError(f"cannot inline the epilogue block {name}: {_first_line(err)}") from None
     changed = 0
 
     def provider(inst, inputs, attrs, decision):

@@ -59,6 +59,9 @@ class TransferOptions:
     first (None: no cap). ``sources``: ``"auto"`` uses the best-ranked sources until the class coverage of the
     target stops growing, ``"all"`` every source. ``tune_rest``: trials of ``tvmc tune`` for the kernels no
     source matches. ``rtol``: largest error, relative to the largest reference value, a candidate may have.
+    ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel that no source holds
+    takes those of kernels with the same anchor and a shorter epilogue (``classes.py``), its extra epilogue
+    blocks inlined.
     """
 
     max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
@@ -71,6 +74,7 @@ class TransferOptions:
     e2e: bool = True
     e2e_repeat: int = 10
     time_limit: float | None = None  # seconds; no new kernel is started after it (the next run goes on)
+    exact_classes: bool = False
     measure: MeasureOptions = attrs.field(factory=MeasureOptions)
 
     def __attrs_post_init__(self):
@@ -140,6 +144,7 @@ class KernelTransfer:
     wrong: int = 0  # built and ran, but the numbers differ from the unscheduled kernel
     invalid: int = 0  # did not replay, failed a postprocessor, or failed to build or run
     remapped: int = 0  # decisions changed to fit, over all candidates tried
+    match: str | None = None  # "class" (same class) or "epilogue" (same anchor, shorter epilogue); None: unmatched
     best_source: str | None = None  # records folder and source workload of the fastest candidate
     seconds: float | None = None  # fastest correct candidate (mean of the runner's samples)
     default_seconds: float | None = None  # the unscheduled kernel, measured the same way
@@ -300,18 +305,19 @@ class TransferReport:
 # -- choosing sources -------------------------------------------------------------------------------------------
 
 
-def rank_sources(tasks: list, classes: list, sources: list, mode: str = "all") -> list:
-    """Rank ``sources`` by the weighted FLOPs of the target's kernels whose class they hold; mark the chosen.
+def rank_sources(tasks: list, classes: list, sources: list, mode: str = "all", epilogues: bool = True) -> list:
+    """Rank ``sources`` by the weighted FLOPs of the target's kernels whose class they hold (or, with
+    ``epilogues``, a class whose schedules replay on them: see ``matches``); mark the chosen.
 
     ``auto`` takes the best source, then every next one that covers kernels the chosen ones do not, best
     first, until no source adds coverage. ``all`` takes every source that covers anything."""
     total = sum(t.flops * t.weight for t in tasks) or 1.0
     cost = [t.flops * t.weight for t in tasks]
 
-    def covered(keys):
-        return {i for i, c in enumerate(classes) if c.key in keys}
+    def covered(held):
+        return {i for i, c in enumerate(classes) if any(matches(c, h, epilogues) for h in held)}
 
-    keys = [s.class_keys() for s in sources]
+    keys = [s.classes() for s in sources]
     order = sorted(range(len(sources)), key=lambda i: (-sum(cost[j] for j in covered(keys[i])), i))
     chosen, have = set(), set()
     for i in order:
@@ -356,26 +362,37 @@ class Candidate:
     distance: float  # log-distance of the source workload's loop extents to the target's
 
     def describe(self) -> str:
-        return f"{self.source.name} {self.workload.describe()}"
+        return f"{self.source.name} {self.workload.describe()} {self.workload.kernel_class.name}"
 
 
 def _extent_distance(a, b) -> float:
     return sum(abs(math.log(max(x, 1)) - math.log(max(y, 1))) for xa, ya in zip(a, b) for x, y in zip(xa, ya))
 
 
+def matches(task_class, source_class, epilogues: bool = True) -> str | None:
+    """How a source kernel's schedules apply to a target kernel: ``"class"`` (the same class), ``"epilogue"``
+    (the same anchor, the target's extra epilogue blocks inlined; only with ``epilogues``) or None."""
+    if task_class.key == source_class.key:
+        return "class"
+    return "epilogue" if epilogues and task_class.takes_epilogue_of(source_class) else None
+
+
 def candidates_for(task_class, task_extents, sources: list, options: TransferOptions) -> list:
     """The source records tried on one kernel: best ``max_candidates`` per source workload of its class,
-    nearest shapes first, at most ``max_per_kernel``."""
+    nearest shapes first, at most ``max_per_kernel``. Only when no source holds its class, those of the
+    source workloads whose schedules replay with the kernel's extra epilogue blocks inlined (``matches``)."""
     from .classes import iter_extents  # pylint: disable=import-outside-toplevel
 
+    held = [(w, source) for source in sources for w in source.workloads]
+    how = {id(w): matches(task_class, w.kernel_class, not options.exact_classes) for w, _ in held}
+    exact = any(how[id(w)] == "class" for w, _ in held)
     found = []
-    for source in sources:
-        for workload in source.workloads:
-            if workload.kernel_class.key != task_class.key:
-                continue
-            distance = _extent_distance(iter_extents(workload.mod), task_extents)
-            records = workload.records if options.max_candidates is None else workload.records[: options.max_candidates]
-            found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance)) for rank, r in enumerate(records)]
+    for workload, source in held:
+        if how[id(workload)] is None or (exact and how[id(workload)] != "class"):
+            continue
+        distance = _extent_distance(iter_extents(workload.mod), task_extents)
+        records = workload.records if options.max_candidates is None else workload.records[: options.max_candidates]
+        found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance)) for rank, r in enumerate(records)]
     found.sort(key=lambda item: item[:3])
     chosen = [c for *_, c in found]
     return chosen if options.max_per_kernel is None else chosen[: options.max_per_kernel]
@@ -576,13 +593,14 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     if not tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
     classes = [kernel_class(t.mod) for t in tasks]
-    ranks = rank_sources(tasks, classes, read, options.sources)
+    ranks = rank_sources(tasks, classes, read, options.sources, not options.exact_classes)
     _progress(progress, format_ranking(ranks).replace("\n", "\ntransfer: "))
     chosen_paths = {r.path for r in ranks if r.chosen}
     chosen = [s for s in read if s.path in chosen_paths]
 
     database = open_database(output, create=True)
-    fingerprint = json.dumps([sorted(chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)])
+    # (journals written before epilogue matching existed hold exact-class results: --exact-classes resumes them)
+    fingerprint = json.dumps([sorted(chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)] + ([] if options.exact_classes else ["epilogues"]))
     journal = Journal(output, fingerprint)
     load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
     builder = options.measure.make_builder(target)
@@ -605,7 +623,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             if candidates:
                 kernel_start = time.time()
                 row = _transfer_kernel(task, klass, candidates, target, database, builder, runner, options)
-                row = attrs.evolve(row, search_seconds=time.time() - kernel_start)
+                row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=matches(klass, candidates[0].workload.kernel_class))
                 _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
             results[i] = row
             journal.finished(key, row)
@@ -776,9 +794,11 @@ def _replay_all(task, klass, candidates, target, check, row):
     valid = []
     tried, invalid, wrong, remapped = row.candidates, row.invalid, row.wrong, row.remapped
     for candidate in candidates:
-        names = dict(zip(candidate.workload.kernel_class.blocks, klass.blocks))
+        source = candidate.workload.kernel_class
+        inline = () if source.key == klass.key else klass.inlined_for(source)
+        names = dict(zip(source.blocks, [b for b in klass.blocks if b not in inline]))
         try:
-            replayed = replay(candidate.record.trace, task.mod, names)
+            replayed = replay(candidate.record.trace, task.mod, names, inline)
         except ReplayError as err:
             tried, invalid = tried + 1, invalid + 1
             log.debug("%s: %s does not replay: %s", task.name, candidate.describe(), err)

@@ -22,6 +22,11 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.add_argument("--sources", dest="source_mode", choices=("auto", "all"), default="all", help="'auto': the best-ranked sources until coverage stops growing; 'all' (default): every source")
     parser.add_argument("--max-candidates", type=int, default=1, metavar="K", help="best K records of each matching source kernel (default 1; 0: every record)")
     parser.add_argument("--max-per-kernel", type=int, metavar="N", help="at most N candidates per kernel, nearest shapes first (default: no limit)")
+    parser.add_argument(
+        "--exact-classes",
+        action="store_true",
+        help="a kernel takes only schedules of its own class (by default one no source holds also takes those of a kernel with a shorter epilogue: conv2d+bias+relu for conv2d+bias+add+relu)",
+    )
     parser.add_argument("--tune-rest", type=int, default=0, metavar="N", help="tune the kernels no source matches with N trials of 'tvmc tune'")
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population for --tune-rest (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random check inputs and of --tune-rest (default 0)")
@@ -52,6 +57,7 @@ def drive_transfer(args) -> int:
         e2e=not args.no_e2e,
         e2e_repeat=args.e2e_repeat,
         time_limit=args.time_limit,
+        exact_classes=args.exact_classes,
         measure=measure_options_from_args(args),
     )
     plan = TransferPlan()
