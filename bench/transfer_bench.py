@@ -24,6 +24,9 @@ starting new steps after ``--time-limit`` seconds: run the same command again to
     python bench/transfer_bench.py --pairs resnet50:alexnet alexnet:resnet50 --droplet-trials 16 --time-limit 100000
     python bench/transfer_bench.py --all-pairs --droplet-trials 16 --time-limit 100000
 
+With ``--exact-too`` each pair is also transferred with ``--exact-classes`` (no epilogue matches: what transfer
+did before they existed) into a folder of its own, and that package is timed alongside.
+
 With ``--droplet-trials K`` each transfer is also refined by droplet search (K trials per kernel that has a
 record, as ``tvmc transfer --droplet``), in a copy of its output, and that package is timed alongside.
 """
@@ -127,18 +130,20 @@ class Bench:
         return folder
 
     # -- transfer ---------------------------------------------------------------------------------------------
-    def transfer(self, source, target_model) -> dict:
+    def transfer(self, source, target_model, exact=False) -> dict:
+        """SOURCE's records transferred to TARGET (``exact``: with ``--exact-classes``, into a folder of its own)."""
         key = f"{source}:{target_model}"
-        done = self.state.setdefault("transfer", {})
+        done = self.state.setdefault("exact" if exact else "transfer", {})
         if key in done:
             return done[key]
-        self.need(60, f"transfer {key}")
-        output = os.path.join(self.folder, f"{source}-to-{target_model}-records")
-        options = attrs.evolve(self._options(), time_limit=max(self.left() - 30, 1))
+        self.need(60, f"transfer {key}" + (" (exact classes)" if exact else ""))
+        name = f"{source}-to-{target_model}" + ("-exact" if exact else "")
+        output = os.path.join(self.folder, f"{name}-records")
+        options = attrs.evolve(self._options(), time_limit=max(self.left() - 30, 1), exact_classes=exact)
         report = transfer_tune(load_model(self.model_path(target_model)), self.target, [self.full_records(source)], output, options)
         if not report.complete:
             raise OutOfTime(f"transfer {key} (resumes where it stopped)")
-        report.write_json(os.path.join(self.folder, f"{source}-to-{target_model}.json"))
+        report.write_json(os.path.join(self.folder, f"{name}.json"))
         print(report.table(), flush=True)
         done[key] = {"records": output, **report.totals()}
         self.save()
@@ -216,6 +221,8 @@ class Bench:
             if self.args.tune_rest:
                 records = self.state["rest"][f"{source}:{model}"]["records"]
                 packages[f"rest:{source}"] = self.package(model, f"from-{source}-rest{self.args.tune_rest}", records)
+            if self.args.exact_too:
+                packages[f"exact:{source}"] = self.package(model, f"from-{source}-exact", self.state["exact"][f"{source}:{model}"]["records"])
         for n in self.args.grid:
             if n < total:
                 packages[f"prefix:{n}"] = self.package(model, f"prefix{n}", self.prefix_records(model, n))
@@ -351,6 +358,17 @@ def report(bench, pairs) -> str:
             reach = _first_prefix(lat, rest)
             reach_text = f"{reach} trials" if reach else ("full run" if full <= rest else "not in run")
             rows.append(f"{source + ' -> ' + target_model:<22} {lat[f'transfer:{source}']:8.2f} {rest:9.2f} {full:8.2f} {fraction * 100:14.1f}% {r['rest_seconds']:7.0f} {r['search_seconds']:11.0f} {reach_text:>13}")
+    if bench.args.exact_too:
+        rows += ["", "transfer with exact classes only (--exact-classes) against the default, epilogue matches included:",
+                 f"{'source -> target':<22} {'cover exact':>11} {'cover':>6} {'exact ms':>9} {'xfer ms':>8} {'full ms':>8} {'of full: exact':>14} {'of full':>8} {'exact s':>8} {'xfer s':>7}"]
+        for source, target_model in pairs:
+            lat = _latencies(bench, pairs, target_model)
+            e, t = bench.state["exact"][f"{source}:{target_model}"], bench.state["transfer"][f"{source}:{target_model}"]
+            untuned, exact, xfer, full = lat["untuned"], lat[f"exact:{source}"], lat[f"transfer:{source}"], lat["full"]
+            rows.append(
+                f"{source + ' -> ' + target_model:<22} {e['coverage'] * 100:10.1f}% {t['coverage'] * 100:5.1f}% {exact:9.2f} {xfer:8.2f} {full:8.2f}"
+                f" {_fraction(untuned, exact, full) * 100:13.1f}% {_fraction(untuned, xfer, full) * 100:7.1f}% {e['search_seconds']:8.0f} {t['search_seconds']:7.0f}"
+            )
     slower = [f"{s}->{d}" for s, d in pairs if _slower_than_untuned(bench, pairs, s, d)]
     rows.append("every transferred model is faster than the untuned one" if not slower else f"SLOWER THAN UNTUNED: {', '.join(slower)}")
     return "\n".join(rows)
@@ -374,7 +392,7 @@ def _first_prefix(lat, latency):
 
 def _slower_than_untuned(bench, pairs, source, target_model) -> bool:
     lat = _latencies(bench, pairs, target_model)
-    return any(lat[k] >= lat["untuned"] for k in (f"transfer:{source}", f"droplet:{source}", f"rest:{source}") if k in lat)
+    return any(lat[k] >= lat["untuned"] for k in (f"transfer:{source}", f"droplet:{source}", f"rest:{source}", f"exact:{source}") if k in lat)
 
 
 def main():
@@ -396,6 +414,8 @@ def main():
                         help="also refine each transfer with droplet search, K trials per kernel, and time it alongside")
     parser.add_argument("--tune-rest", type=int, default=0, metavar="N",
                         help="also time the transfer with the unmatched kernels tuned (tvmc transfer --tune-rest N), in a copy")
+    parser.add_argument("--exact-too", action="store_true",
+                        help="also transfer with --exact-classes (no epilogue matches), in a folder of its own, and time it alongside")
     parser.add_argument("--grid", type=lambda t: [int(n) for n in t.split(",")], default=[100, 250, 500],
                         help="prefixes of the full-tuning records compiled to see when plain tune catches up")
     parser.add_argument("--time-limit", type=float, default=420, help="start no new step after this many seconds")
@@ -407,6 +427,8 @@ def main():
     try:
         for source, target_model in pairs:
             bench.transfer(source, target_model)
+            if args.exact_too:
+                bench.transfer(source, target_model, exact=True)
             if args.droplet_trials:
                 bench.droplet(source, target_model)
             if args.tune_rest:

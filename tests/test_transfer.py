@@ -91,17 +91,40 @@ def test_kernel_classes_are_structural_and_stable(models):
     assert fresh.stdout.split() == [c.key for _, c in cnn_b]
 
 
-def test_a_longer_epilogue_takes_the_schedules_of_a_shorter_one(models):
+def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
     """The anchor (blocks up to the last reduction) ignores the elementwise blocks after it: a residual
-    convolution takes plain convolutions' schedules, a matmul with ReLU a matmul's; never the other way."""
-    resnet, mlp, cnn = ({c.name: c for _, c in task_classes(models[m])} for m in ("tiny-resnet", "tiny-mlp", "tiny-cnn"))
-    residual, conv = resnet["conv2d+bias+add+relu NCHW fp32"], cnn["conv2d+bias+relu NCHW fp32"]
+    convolution and a plain one, a matmul with ReLU and one without, replay each other's schedules, in both
+    directions, and compute the right numbers."""
+    from tvmc_transfer.replay import replay
+    from tvmc_transfer.transfer import KernelCheck
+
+    target = parse_target(TARGET)
+    tasks = {kernel_class(t.mod).name: t for m in ("tiny-resnet", "tiny-mlp", "tiny-cnn") for t in extract_tasks(load_model(models[m]), target)}
+    residual, conv = (kernel_class(tasks[n].mod) for n in ("conv2d+bias+add+relu NCHW fp32", "conv2d+bias+relu NCHW fp32"))
     assert residual.key != conv.key and residual.anchor == conv.anchor and (residual.epilogue, conv.epilogue) == (3, 2)
-    assert residual.takes_epilogue_of(conv) and not conv.takes_epilogue_of(residual)
-    assert residual.inlined_for(conv) == ("T_add1",)  # the residual add goes into the ReLU: the blocks then line up
-    relu, plain = mlp["matmul+bias+relu fp32"], mlp["matmul+bias fp32"]
-    assert relu.takes_epilogue_of(plain) and not plain.takes_epilogue_of(relu) and relu.inlined_for(plain) == ("T_add",)
-    assert not relu.takes_epilogue_of(conv) and cnn["max_pool fp32"].anchor is None  # nothing after its reduction
+    assert residual.epilogue_plan(conv) == (("T_add1",), ())  # the residual add goes into the ReLU
+    assert conv.epilogue_plan(residual) == ((), ("T_add1",))  # or leaves the residual kernel's schedules
+    relu, plain = (kernel_class(tasks[n].mod) for n in ("matmul+bias+relu fp32", "matmul+bias fp32"))
+    assert relu.epilogue_plan(plain) == (("T_add",), ()) and plain.epilogue_plan(relu) == ((), ("T_add",))
+    assert not relu.takes_epilogue_of(conv) and kernel_class(tasks["max_pool fp32"].mod).anchor is None
+    for source, dest in [("conv2d+bias+add+relu NCHW fp32", "conv2d+bias+relu NCHW fp32"), ("conv2d+bias+relu NCHW fp32", "conv2d+bias+add+relu NCHW fp32"),
+                         ("matmul+bias+relu fp32", "matmul+bias fp32"), ("matmul+bias fp32", "matmul+bias+relu fp32")]:
+        mine, theirs = kernel_class(tasks[dest].mod), kernel_class(tasks[source].mod)
+        assert mine.takes_epilogue_of(theirs)
+        inline, drop = mine.epilogue_plan(theirs)
+        names = dict(zip([b for b in theirs.blocks if b not in drop], [b for b in mine.blocks if b not in inline]))
+        context = ms.TuneContext(mod=tasks[source].mod, target=target, space_generator="post-order-apply", task_name="s")
+        postprocs = list(ms.TuneContext(mod=tasks[dest].mod, target=target, space_generator="post-order-apply", task_name="d").space_generator.postprocs)
+        check, correct = KernelCheck(tasks[dest].mod, target, 1e-3), 0
+        for design in context.space_generator.generate_design_space(context.mod):
+            sch = replay(design.trace, tasks[dest].mod, names, inline, drop).schedule
+            got = lambda trace: sum(i.kind.name == "GetSBlock" for i in trace.insts)  # noqa: E731
+            assert got(sch.trace) == got(design.trace) - len(drop) + len(inline)  # left out, or inlined first
+            sch.enter_postproc()
+            if all(p.apply(sch) for p in postprocs):
+                assert check.is_correct(sch.mod), (source, dest)
+                correct += 1
+        assert correct >= 1, (source, dest)
 
 
 def test_epilogue_match_is_verified_compiles_and_matches_onnxruntime(tuned_cnn, models, tvmc, tmp_path):

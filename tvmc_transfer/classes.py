@@ -15,9 +15,10 @@ and every session.
 
 A kernel whose last reduction block is followed by elementwise blocks (an *epilogue*: bias, residual add,
 ReLU) also has an *anchor*: the hash of the normal form of its blocks up to that reduction, with only the
-buffers they touch. ``conv2d+bias+add+relu`` and ``conv2d+bias+relu`` share an anchor when their convolutions
-are alike, and so do ``matmul+bias+relu`` and ``matmul+bias``. A schedule of a kernel with the same anchor and
-at most as many epilogue blocks can be replayed after the extra epilogue blocks are inlined (``replay.py``).
+buffers they touch. ``conv2d+bias+add+relu``, ``conv2d+bias+relu`` and ``conv2d+bias`` share an anchor when
+their convolutions are alike, and so do ``matmul+bias+relu`` and ``matmul+bias``. A schedule of a kernel with
+the same anchor replays on another epilogue once the two are fitted to each other (``epilogue_plan``,
+``replay.py``).
 
 >>> from tvmc_transfer.classes import kernel_class       # doctest: +SKIP
 >>> str(kernel_class(task.mod))                           # doctest: +SKIP
@@ -47,15 +48,16 @@ class KernelClass:
         return f"{self.name} [{self.key}]"
 
     def takes_epilogue_of(self, other: "KernelClass") -> bool:
-        """Whether ``other``'s schedules replay here once this kernel's extra epilogue blocks are inlined: the
-        same anchor, and an epilogue at least as long (the other's epilogue blocks map onto ours)."""
-        return self.anchor is not None and self.anchor == other.anchor and self.epilogue >= other.epilogue >= 1
+        """Whether ``other``'s schedules replay here with the epilogues fitted (``epilogue_plan``): the same
+        anchor, and an epilogue block on both sides to take the place of the last one."""
+        return self.anchor is not None and self.anchor == other.anchor and self.epilogue >= 1 and other.epilogue >= 1
 
-    def inlined_for(self, other: "KernelClass") -> tuple:
-        """The epilogue blocks to inline so that this kernel's blocks line up with ``other``'s: all but the
-        first ``other.epilogue - 1`` and the last (each goes into the block that consumes it)."""
-        first = len(self.blocks) - self.epilogue
-        return self.blocks[first + other.epilogue - 1 : len(self.blocks) - 1]
+    def epilogue_plan(self, other: "KernelClass") -> tuple:
+        """``(inline, drop)``: the blocks of this kernel to inline and those of ``other`` to leave out of its
+        schedules, so that the two epilogues line up: the first ``n - 1`` blocks of each and the last, with
+        ``n`` the shorter epilogue's length. The rest of the longer one goes (inlined here, or left out there)."""
+        n = min(self.epilogue, other.epilogue)
+        return _middle(self.blocks, self.epilogue, n), _middle(other.blocks, other.epilogue, n)
 
 
 def kernel_class(mod) -> KernelClass:
@@ -64,6 +66,12 @@ def kernel_class(mod) -> KernelClass:
     form = _NormalForm(func)
     anchor, epilogue = form.anchor()
     return KernelClass(_hash(form.summary()), _readable_name(form), tuple(b.name_hint for b in form.block_nodes), anchor and _hash(anchor), epilogue)
+
+
+def _middle(blocks: tuple, epilogue: int, keep: int) -> tuple:
+    """The epilogue blocks after its first ``keep - 1``, the last one excepted."""
+    first = len(blocks) - epilogue
+    return tuple(blocks[first + keep - 1 : len(blocks) - 1])
 
 
 def _hash(summary: dict) -> str:

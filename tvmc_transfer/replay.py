@@ -13,10 +13,14 @@ structure is the class's. What may no longer fit are the decisions, and they are
   it (and to the root when there is none); we count it as remapped when the decision changed.
 
 Block names that differ only in counters (``lv8_red`` / ``lv330_red``) are renamed in the trace by their position
-in the class's normal form. A schedule of a kernel with a shorter epilogue (``conv2d+bias+relu`` on
-``conv2d+bias+add+relu``, ``matmul+bias`` on ``matmul+bias+relu``; see ``classes.py``) replays after the target's
-extra epilogue blocks are inlined into the blocks that consume them (``compute_inline``), which leaves the target
-with the source's blocks; those inlines become the first instructions of the replayed trace. Every replayed schedule must still pass the postprocessors, build and match the
+in the class's normal form. A schedule of a kernel with the same anchor and another epilogue (``classes.py``) is
+fitted to the target's epilogue first. A longer target epilogue (``conv2d+bias+relu`` on
+``conv2d+bias+add+relu``, ``matmul+bias`` on ``matmul+bias+relu``): the target's extra epilogue blocks are
+inlined into the blocks that consume them (``compute_inline``), which leaves it with the source's blocks; those
+inlines become the first instructions of the replayed trace. A shorter one (``conv2d+bias+relu`` on
+``conv2d+bias``): the instructions on the source's extra epilogue blocks are left out, with every instruction
+that uses what they return (MetaSchedule inlines such elementwise blocks anyway, and that is all it does with
+them). Either way the first epilogue blocks and the last one correspond. Every replayed schedule must still pass the postprocessors, build and match the
 unscheduled kernel numerically before it is used (``transfer.py``).
 """
 
@@ -86,15 +90,19 @@ def nearest_factors(extent: int, old: list, max_innermost: int = 0, limit: int =
     return best[1]
 
 
-def rename_blocks(trace, names: dict):
-    """The trace with ``GetSBlock`` names replaced per ``names`` (source name -> target name)."""
+def rename_blocks(trace, names: dict, drop: tuple = ()):
+    """The trace with ``GetSBlock`` names replaced per ``names`` (source name -> target name), and without the
+    blocks named in ``drop``: their ``GetSBlock`` and every instruction that uses what a left-out one returned."""
     from tvm.s_tir.schedule import Instruction, Trace  # pylint: disable=import-outside-toplevel
 
-    if not names or all(k == v for k, v in names.items()):
+    if not drop and (not names or all(k == v for k, v in names.items())):
         return trace
-    insts, decisions = [], {}
+    insts, decisions, gone = [], {}, set()
     for inst in trace.insts:
         new = inst
+        if (inst.kind.name == "GetSBlock" and str(inst.attrs[0]) in drop) or any(_uses(x, gone) for x in inst.inputs):
+            gone.update(inst.outputs)
+            continue
         if inst.kind.name == "GetSBlock" and str(inst.attrs[0]) in names:
             new = Instruction(inst.kind, list(inst.inputs), [names[str(inst.attrs[0])], *list(inst.attrs)[1:]], list(inst.outputs))
         insts.append(new)
@@ -102,6 +110,16 @@ def rename_blocks(trace, names: dict):
         if decision is not None:
             decisions[new] = decision
     return Trace(insts, decisions)
+
+
+def _uses(value, gone: set) -> bool:
+    """Whether an instruction input is (or, a list, holds) a random variable in ``gone``."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "Array":
+        return any(_uses(v, gone) for v in value)
+    try:
+        return value in gone
+    except TypeError:
+        return False
 
 
 def _decisions(trace) -> list:
@@ -124,16 +142,17 @@ def _plain(value):
         return int(value)
 
 
-def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple = ()) -> Replayed:
+def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple = (), drop: tuple = ()) -> Replayed:
     """Apply ``trace`` (post-processing removed) to a fresh schedule of ``workload_mod``, remapping decisions,
-    after inlining the target's blocks named in ``inline`` into their consumers.
+    after inlining the target's blocks named in ``inline`` into their consumers and leaving out the source's
+    blocks named in ``drop`` (``rename_blocks``).
 
     Raises ``ReplayError`` when a primitive fails on the target (a block or loop the trace needs is missing,
     an illegal compute-at, a block that cannot be inlined, ...).
     """
     from tvm import s_tir  # pylint: disable=import-outside-toplevel
 
-    trace = rename_blocks(trace, block_names or {})
+    trace = rename_blocks(trace, block_names or {}, drop)
     sch = s_tir.Schedule(workload_mod)
     try:
         for name in inline:

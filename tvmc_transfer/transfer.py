@@ -371,7 +371,7 @@ def _extent_distance(a, b) -> float:
 
 def matches(task_class, source_class, epilogues: bool = True) -> str | None:
     """How a source kernel's schedules apply to a target kernel: ``"class"`` (the same class), ``"epilogue"``
-    (the same anchor, the target's extra epilogue blocks inlined; only with ``epilogues``) or None."""
+    (the same anchor, the epilogues fitted to each other; only with ``epilogues``) or None."""
     if task_class.key == source_class.key:
         return "class"
     return "epilogue" if epilogues and task_class.takes_epilogue_of(source_class) else None
@@ -795,10 +795,10 @@ def _replay_all(task, klass, candidates, target, check, row):
     tried, invalid, wrong, remapped = row.candidates, row.invalid, row.wrong, row.remapped
     for candidate in candidates:
         source = candidate.workload.kernel_class
-        inline = () if source.key == klass.key else klass.inlined_for(source)
-        names = dict(zip(source.blocks, [b for b in klass.blocks if b not in inline]))
+        inline, drop = ((), ()) if source.key == klass.key else klass.epilogue_plan(source)
+        names = dict(zip([b for b in source.blocks if b not in drop], [b for b in klass.blocks if b not in inline]))
         try:
-            replayed = replay(candidate.record.trace, task.mod, names, inline)
+            replayed = replay(candidate.record.trace, task.mod, names, inline, drop)
         except ReplayError as err:
             tried, invalid = tried + 1, invalid + 1
             log.debug("%s: %s does not replay: %s", task.name, candidate.describe(), err)
