@@ -28,6 +28,11 @@ def record_lines(folder):
         return [line for line in f if line.strip()]
 
 
+def kernels_by_class(report_path):
+    """A transfer report's kernels by class name (without the key)."""
+    return {k["kernel_class"].split(" [")[0]: k for k in json.load(open(report_path))["kernels"]}
+
+
 def task_classes(path):
     return [(t.name, kernel_class(t.mod)) for t in extract_tasks(load_model(path), parse_target(TARGET))]
 
@@ -134,7 +139,7 @@ def test_epilogue_match_is_verified_compiles_and_matches_onnxruntime(tuned_cnn, 
     args = ["--from", records, "--target", TARGET, *MEASURE, "--no-e2e"]
     result = tvmc("transfer", models["tiny-resnet"], "-o", tmp_path / "r", "--report", tmp_path / "r.json", *args)
     assert result.code == 0, result.err
-    kernels = {k["kernel_class"].split(" [")[0]: k for k in json.load(open(tmp_path / "r.json"))["kernels"]}
+    kernels = kernels_by_class(tmp_path / "r.json")
     residual = kernels["conv2d+bias+add+relu NCHW fp32"]
     assert residual["match"] == "epilogue" and residual["status"] in ("transferred", "default"), residual
     assert residual["valid"] >= 1 and residual["wrong"] == 0 and residual["best_source"].endswith("conv2d+bias+relu NCHW fp32")
@@ -148,7 +153,7 @@ def test_epilogue_match_is_verified_compiles_and_matches_onnxruntime(tuned_cnn, 
     assert run.code == 0 and ": ok" in run.out, run.out + run.err
     exact = tvmc("transfer", models["tiny-resnet"], "-o", tmp_path / "e", "--report", tmp_path / "e.json", "--exact-classes", *args)
     assert exact.code == 0, exact.err
-    kernels = {k["kernel_class"].split(" [")[0]: k for k in json.load(open(tmp_path / "e.json"))["kernels"]}
+    kernels = kernels_by_class(tmp_path / "e.json")
     assert kernels["conv2d+bias+add+relu NCHW fp32"]["status"] == "unmatched" and kernels["conv2d+bias+add+relu NCHW fp32"]["match"] is None
 
 

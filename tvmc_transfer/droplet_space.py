@@ -198,14 +198,15 @@ def recorded_points(database, mod, controls=frozenset()) -> dict:
             ours[record.workload] = record.workload.same_as(workload) or structural_equal(record.workload.mod, mod)
         if not ours[record.workload]:
             continue
+        samples = run_samples(record.run_secs)
+        if samples in controls:
+            continue
         sch = new_schedule(mod)
         try:
             record.trace.apply_to_schedule(sch, remove_postproc=False)
         except Exception:  # pylint: disable=broad-except  # a record that no longer replays
             continue
-        key, samples = structural_hash(sch.mod), run_samples(record.run_secs)
-        if samples in controls:
-            continue
+        key = structural_hash(sch.mod)
         if key not in points or (samples and not points[key][0]):
             points[key] = (samples, record.trace)
     return points

@@ -59,9 +59,9 @@ class TransferOptions:
     first (None: no cap). ``sources``: ``"auto"`` uses the best-ranked sources until the class coverage of the
     target stops growing, ``"all"`` every source. ``tune_rest``: trials of ``tvmc tune`` for the kernels no
     source matches. ``rtol``: largest error, relative to the largest reference value, a candidate may have.
-    ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel that no source holds
-    takes those of kernels with the same anchor and a shorter epilogue (``classes.py``), its extra epilogue
-    blocks inlined.
+    ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel whose class no source
+    holds takes those of kernels with the same anchor and another epilogue (``classes.py``), the two epilogues
+    fitted to each other (``replay.py``).
     """
 
     max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
@@ -144,7 +144,7 @@ class KernelTransfer:
     wrong: int = 0  # built and ran, but the numbers differ from the unscheduled kernel
     invalid: int = 0  # did not replay, failed a postprocessor, or failed to build or run
     remapped: int = 0  # decisions changed to fit, over all candidates tried
-    match: str | None = None  # "class" (same class) or "epilogue" (same anchor, shorter epilogue); None: unmatched
+    match: str | None = None  # "class" (same class) or "epilogue" (same anchor, other epilogue); None: unmatched
     best_source: str | None = None  # records folder and source workload of the fastest candidate
     seconds: float | None = None  # fastest correct candidate (mean of the runner's samples)
     default_seconds: float | None = None  # the unscheduled kernel, measured the same way
@@ -315,21 +315,19 @@ def rank_sources(tasks: list, classes: list, sources: list, mode: str = "all", e
     total = sum(t.flops * t.weight for t in tasks) or 1.0
     cost = [t.flops * t.weight for t in tasks]
 
-    def covered(held):
-        return {i for i, c in enumerate(classes) if any(matches(c, h, epilogues) for h in held)}
-
     keys = [s.classes() for s in sources]
-    order = sorted(range(len(sources)), key=lambda i: (-sum(cost[j] for j in covered(keys[i])), i))
+    covers = [{j for j, c in enumerate(classes) if any(matches(c, h, epilogues) for h in held)} for held in keys]
+    order = sorted(range(len(sources)), key=lambda i: (-sum(cost[j] for j in covers[i]), i))
     chosen, have = set(), set()
     for i in order:
-        gain = covered(keys[i]) - have
+        gain = covers[i] - have
         if mode == "all" or (gain and (sum(cost[j] for j in gain) > 0 or not have)):
             chosen.add(i)
             have |= gain
     ranks = []
     for i in order:
         s = sources[i]
-        kernels = covered(keys[i])
+        kernels = covers[i]
         ranks.append(
             SourceRank(
                 s.path,
@@ -361,6 +359,7 @@ class Candidate:
     workload: object  # records_tools.SourceWorkload
     record: object  # TuningRecord
     distance: float  # log-distance of the source workload's loop extents to the target's
+    match: str = "class"  # how its schedules apply: ``matches``
 
     def describe(self) -> str:
         return f"{self.source.name} {self.workload.describe()} {self.workload.kernel_class.name}"
@@ -381,7 +380,7 @@ def matches(task_class, source_class, epilogues: bool = True) -> str | None:
 def candidates_for(task_class, task_extents, sources: list, options: TransferOptions) -> list:
     """The source records tried on one kernel: best ``max_candidates`` per source workload of its class,
     nearest shapes first, at most ``max_per_kernel``. Only when no source holds its class, those of the
-    source workloads whose schedules replay with the kernel's extra epilogue blocks inlined (``matches``)."""
+    source workloads whose schedules replay once the epilogues are fitted (``matches``)."""
     from .classes import iter_extents  # pylint: disable=import-outside-toplevel
 
     held = [(w, source) for source in sources for w in source.workloads]
@@ -393,7 +392,7 @@ def candidates_for(task_class, task_extents, sources: list, options: TransferOpt
             continue
         distance = _extent_distance(iter_extents(workload.mod), task_extents)
         records = workload.records if options.max_candidates is None else workload.records[: options.max_candidates]
-        found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance)) for rank, r in enumerate(records)]
+        found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance, how[id(workload)])) for rank, r in enumerate(records)]
     found.sort(key=lambda item: item[:3])
     chosen = [c for *_, c in found]
     return chosen if options.max_per_kernel is None else chosen[: options.max_per_kernel]
@@ -624,7 +623,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             if candidates:
                 kernel_start = time.time()
                 row = _transfer_kernel(task, klass, candidates, target, database, builder, runner, options)
-                row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=matches(klass, candidates[0].workload.kernel_class))
+                row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=candidates[0].match)
                 _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
             results[i] = row
             journal.finished(key, row)
@@ -796,7 +795,7 @@ def _replay_all(task, klass, candidates, target, check, row):
     tried, invalid, wrong, remapped = row.candidates, row.invalid, row.wrong, row.remapped
     for candidate in candidates:
         source = candidate.workload.kernel_class
-        inline, drop = ((), ()) if source.key == klass.key else klass.epilogue_plan(source)
+        inline, drop = klass.epilogue_plan(source)  # nothing to fit within a class
         names = dict(zip([b for b in source.blocks if b not in drop], [b for b in klass.blocks if b not in inline]))
         try:
             replayed = replay(candidate.record.trace, task.mod, names, inline, drop)
