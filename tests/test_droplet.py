@@ -23,6 +23,7 @@ from tvmc_transfer.droplet_walk import Walk, significantly_faster
 from tvmc_transfer.intrinsics import load_tensor_intrinsics
 from tvmc_transfer.measure import MeasureOptions
 from tvmc_transfer.records import TUNING_RECORDS
+from tvmc_transfer.task_logs import tune_contexts
 from tvmc_transfer.tasks import extract_tasks
 
 TARGET = "llvm -num-cores=2"
@@ -152,8 +153,8 @@ def matmul_task(models, tmp_path_factory):
     target = parse_target(TARGET)
     load_tensor_intrinsics(target)
     task = next(t for t in extract_tasks(load_model(models["tiny-cnn"]), target) if t.name == "fused_matmul_add2")
-    contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts([task.extracted], str(tmp_path_factory.mktemp("logs")), strategy="replay-trace", num_threads=1, seed=0)
-    return contexts[0]
+    with tune_contexts([task.extracted], str(tmp_path_factory.mktemp("logs")), "replay-trace", num_threads=1, seed=0) as (contexts, _):
+        return contexts[0]
 
 
 def changed_axis(space, start, point):

@@ -384,42 +384,39 @@ def refine_tasks(tasks, target, database, records: str, options: DropletOptions,
 
     from .intrinsics import load_tensor_intrinsics
     from .scheduler import CommittingGradientScheduler
-    from .tune import quiet_metaschedule
+    from .task_logs import tune_contexts
 
     if measure.repeat < 2:
         raise TVMCException("droplet search compares repeated measurements with a t-test: use --repeat 2 or more")
     start = time.time()
-    quiet_metaschedule()
     load_tensor_intrinsics(target)
     keys = {str(structural_hash(t.mod)): t for t in tasks}
     names = {k: f"#{t.index} {t.name}" for k, t in keys.items()}
     shared = _Shared(options, records, names, sys.stderr if progress else None)
     batch = options.batch or max(16, measure.parallel)
-    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        [t.extracted for t in tasks], records, strategy=DropletSearch(options, shared), num_threads=measure.parallel, seed=0
-    )
-    if not contexts:
-        return DropletReport((), options.pvalue, time.time() - start)
-    builder = measure.make_builder(target)
-    try:
-        ms.tune_tasks(
-            tasks=contexts,
-            task_weights=weights,
-            work_dir=records,
-            # The strategy keeps each task's budget itself; the scheduler's caps only need to stay above it
-            # (the starts of the design spaces are measured on top when a task has no record).
-            max_trials_global=(options.trials + 64) * len(contexts),
-            max_trials_per_task=options.trials + 64,
-            num_trials_per_iter=batch,
-            builder=builder,
-            runner=measure.make_runner(),
-            database=database,
-            cost_model=ms.cost_model.RandomModel(),  # droplet needs none; this one is free to create
-            measure_callbacks=[ms.measure_callback.AddToDatabase(), ms.measure_callback.RemoveBuildArtifact()],
-            task_scheduler=CommittingGradientScheduler(seed=0),  # commits each batch at once, as tune does
-        )
-    finally:
-        builder.shutdown()
+    with tune_contexts([t.extracted for t in tasks], records, DropletSearch(options, shared), measure.parallel, seed=0) as (contexts, weights):
+        if not contexts:
+            return DropletReport((), options.pvalue, time.time() - start)
+        builder = measure.make_builder(target)
+        try:
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=records,
+                # The strategy keeps each task's budget itself; the scheduler's caps only need to stay above it
+                # (the starts of the design spaces are measured on top when a task has no record).
+                max_trials_global=(options.trials + 64) * len(contexts),
+                max_trials_per_task=options.trials + 64,
+                num_trials_per_iter=batch,
+                builder=builder,
+                runner=measure.make_runner(),
+                database=database,
+                cost_model=ms.cost_model.RandomModel(),  # droplet needs none; this one is free to create
+                measure_callbacks=[ms.measure_callback.AddToDatabase(), ms.measure_callback.RemoveBuildArtifact()],
+                task_scheduler=CommittingGradientScheduler(seed=0),  # commits each batch at once, as tune does
+            )
+        finally:
+            builder.shutdown()
     results = []
     for key, task in keys.items():
         first, last, moves, trials, measured, converged = shared.results.get(key, (None, None, (), 0, 0, False))

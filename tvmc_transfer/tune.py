@@ -104,12 +104,6 @@ def task_results(tasks, database) -> tuple:
     return tuple(results)
 
 
-def quiet_metaschedule() -> None:
-    # MetaSchedule prints its task table to stdout at INFO; its per-task log files keep everything.
-    if not log.isEnabledFor(logging.DEBUG):
-        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-
-
 def tune_model(model, target, records: str, options: TuneOptions = TuneOptions(), prior_records=(), plan=None, progress=True) -> TuneReport:
     """Tune ``model`` for ``target``, writing MetaSchedule tuning records into the folder ``records``.
 
@@ -124,6 +118,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     from .intrinsics import load_tensor_intrinsics
     from .scheduler import CommittingGradientScheduler
     from .search import Budget, ResumableSearch
+    from .task_logs import tune_contexts
 
     start = time.time()
     plan = plan or TunePlan()
@@ -151,40 +146,33 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
             "(leave --trials-per-iter out to size batches so every task gets one)", options.trials_per_iter, len(tasks), budget, starved
         )
     if budget > 0:
-        quiet_metaschedule()
         load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
         strategy = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
         # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
         # spent on reshapes before the convolutions get a batch.
         by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            [t.extracted for t in by_cost],
-            records,
-            strategy=strategy,
-            num_threads=options.measure.parallel,
-            seed=options.seed,
-        )
         callback = _progress_callback(progress, budget, [f"#{t.index} {t.name}" for t in by_cost])
-        builder = options.measure.make_builder(target)
-        try:
-            ms.tune_tasks(
-                tasks=contexts,
-                task_weights=weights,
-                work_dir=records,
-                max_trials_global=budget,
-                max_trials_per_task=options.trials_per_task or options.trials,
-                num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
-                builder=builder,
-                runner=options.measure.make_runner(),
-                database=database,
-                cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
-                task_scheduler=CommittingGradientScheduler(seed=options.seed or 0),
-                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callback],
-            )
-        finally:
-            builder.shutdown()
-            for cb in callback:
-                cb.close()
+        with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
+            builder = options.measure.make_builder(target)
+            try:
+                ms.tune_tasks(
+                    tasks=contexts,
+                    task_weights=weights,
+                    work_dir=records,
+                    max_trials_global=budget,
+                    max_trials_per_task=options.trials_per_task or options.trials,
+                    num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
+                    builder=builder,
+                    runner=options.measure.make_runner(),
+                    database=database,
+                    cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
+                    task_scheduler=CommittingGradientScheduler(seed=options.seed or 0),
+                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callback],
+                )
+            finally:
+                builder.shutdown()
+                for cb in callback:
+                    cb.close()
         new_trials = sum(t.trials for t in task_results(tasks, database)) - already
     session = TuneSession(model, target, tasks, database, options, records)
     phases = tuple(phase(session) for phase in plan.phases)
