@@ -100,7 +100,7 @@ def test_zoo_command_writes_a_model(tvmc, tmp_path):
 def test_batch_norms_fold_into_their_convolutions(models, tvmc, tmp_path):
     """A conv + BatchNormalization becomes one conv2d+bias kernel, of the class a biased conv has, and the
     compiled model still matches ONNX Runtime."""
-    from tvmc_transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
     from tvmc_transfer.target import parse_target  # pylint: disable=import-outside-toplevel
     from tvmc_transfer.tasks import extract_tasks  # pylint: disable=import-outside-toplevel
 

@@ -5,7 +5,7 @@ import os
 from tvm.s_tir import meta_schedule as ms
 
 from tvmc_transfer import load_model, parse_target
-from tvmc_transfer.classes import kernel_class
+from tvmc_transfer.transfer.classes import kernel_class
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, is_measured, mean_seconds
 from tvmc_transfer.tasks import extract_tasks
 

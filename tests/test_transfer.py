@@ -16,10 +16,10 @@ from tvm.s_tir import meta_schedule as ms
 
 from conftest import FAST_TUNE
 from tvmc_transfer import load_model, parse_target
-from tvmc_transfer.classes import kernel_class, normal_form
+from tvmc_transfer.transfer.classes import kernel_class, normal_form
 from tvmc_transfer.records import TUNING_RECORDS, is_measured, open_database
-from tvmc_transfer.records_tools import workload_hash
-from tvmc_transfer.replay import ReplayError, nearest_factors
+from tvmc_transfer.records.tools import workload_hash
+from tvmc_transfer.transfer.replay import ReplayError, nearest_factors
 from tvmc_transfer.tasks import extract_tasks
 
 TARGET = "llvm -num-cores=2"
@@ -104,7 +104,7 @@ def test_kernel_classes_are_structural_and_stable(models):
     form = normal_form(conv.mod)
     assert "16" not in json.dumps(form) and form["buffers"]["p0"] == ["float32", 4]
     # stable across sessions: a fresh process computes the same keys
-    code = f"from tvmc_transfer.classes import kernel_class\nfrom tvmc_transfer import load_model, parse_target\nfrom tvmc_transfer.tasks import extract_tasks\nprint(' '.join(kernel_class(t.mod).key for t in extract_tasks(load_model({models['tiny-cnn-b']!r}), parse_target({TARGET!r}))))"
+    code = f"from tvmc_transfer.transfer.classes import kernel_class\nfrom tvmc_transfer import load_model, parse_target\nfrom tvmc_transfer.tasks import extract_tasks\nprint(' '.join(kernel_class(t.mod).key for t in extract_tasks(load_model({models['tiny-cnn-b']!r}), parse_target({TARGET!r}))))"
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
     assert fresh.stdout.split() == [c.key for _, c in cnn_b]
 
@@ -113,8 +113,8 @@ def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
     """The anchor (blocks up to the last reduction) ignores the elementwise blocks after it: a residual
     convolution and a plain one, a matmul with ReLU and one without, replay each other's schedules, in both
     directions, and compute the right numbers."""
-    from tvmc_transfer.replay import replay
-    from tvmc_transfer.transfer import KernelCheck
+    from tvmc_transfer.transfer.replay import replay
+    from tvmc_transfer.transfer.run import KernelCheck
 
     target = parse_target(TARGET)
     tasks = {kernel_class(t.mod).name: t for m in ("tiny-resnet", "tiny-mlp", "tiny-cnn") for t in extract_tasks(load_model(models[m]), target)}
@@ -257,7 +257,7 @@ def test_transfer_api_is_exported_without_importing_tvm():
         "print('TVM_IMPORTED' if 'tvm' in sys.modules else 'NO_TVM')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
-    assert out.split() == ["tvmc_transfer.transfer", "all", "[]", "TransferReport", "NO_TVM"]
+    assert out.split() == ["tvmc_transfer.transfer.run", "all", "[]", "TransferReport", "NO_TVM"]
 
 
 def test_droplet_refines_the_transferred_schedules(tuned_cnn, models, tvmc, tmp_path):
@@ -318,9 +318,9 @@ def test_time_limit_stops_between_kernels_and_writes_nothing_partial(tuned_cnn, 
 
 def test_wrong_results_are_counted_and_dropped(tuned_cnn, models):
     """A candidate whose numbers differ from the unscheduled kernel's is never measured or recorded."""
-    from tvmc_transfer.records_tools import read_source
-    from tvmc_transfer.transfer import KernelCheck, KernelTransfer, TransferOptions, _replay_all, candidates_for
-    from tvmc_transfer.classes import iter_extents
+    from tvmc_transfer.records.tools import read_source
+    from tvmc_transfer.transfer.run import KernelCheck, KernelTransfer, TransferOptions, _replay_all, candidates_for
+    from tvmc_transfer.transfer.classes import iter_extents
     from tvmc_transfer.intrinsics import load_tensor_intrinsics
 
     target = parse_target(TARGET)

@@ -35,8 +35,8 @@ import attrs
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 
-from .droplet_space import DecisionSpace, recorded_points, run_samples
-from .droplet_walk import Move, Walk, significantly_faster
+from .tuning.droplet_space import DecisionSpace, recorded_points, run_samples
+from .tuning.droplet_walk import Move, Walk, significantly_faster
 from .errors import TVMCException
 from .measure import MeasureOptions
 from .target import tuning_target
@@ -383,8 +383,8 @@ def refine_tasks(tasks, target, database, records: str, options: DropletOptions,
     from tvm_ffi import structural_hash
 
     from .intrinsics import load_tensor_intrinsics
-    from .scheduler import CommittingGradientScheduler
     from .task_logs import tune_contexts
+    from .tuning.scheduler import CommittingGradientScheduler
 
     if measure.repeat < 2:
         raise TVMCException("droplet search compares repeated measurements with a t-test: use --repeat 2 or more")

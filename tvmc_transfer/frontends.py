@@ -12,7 +12,7 @@ import re
 import attrs
 
 from .errors import TVMCException
-from .inference import simplify_for_inference
+from .simplify import simplify_for_inference
 
 
 @attrs.frozen

@@ -61,7 +61,7 @@ class MeasureOptions:
         return ms.runner.RPCRunner(rpc_config=config, evaluator_config=self.evaluator_config(), max_workers=1)
 
     def make_builder(self, target):
-        from .builder import PersistentBuilder  # pylint: disable=import-outside-toplevel
+        from .tuning.builder import PersistentBuilder  # pylint: disable=import-outside-toplevel
 
         return PersistentBuilder(target, max_workers=self.parallel, timeout_sec=max(self.timeout, 60.0))
 

@@ -116,9 +116,9 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .intrinsics import load_tensor_intrinsics
-    from .scheduler import CommittingGradientScheduler
-    from .search import Budget, ResumableSearch
     from .task_logs import tune_contexts
+    from .tuning.scheduler import CommittingGradientScheduler
+    from .tuning.search import Budget, ResumableSearch
 
     start = time.time()
     plan = plan or TunePlan()
@@ -187,6 +187,6 @@ def batch_size(budget: int, tasks: int) -> int:
 def _progress_callback(progress, total: int, names: list) -> list:
     if not progress:
         return []
-    from .progress import ProgressCallback  # pylint: disable=import-outside-toplevel
+    from .tuning.progress import ProgressCallback  # pylint: disable=import-outside-toplevel
 
     return [ProgressCallback(total, names)]

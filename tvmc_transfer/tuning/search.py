@@ -10,7 +10,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 from tvm_ffi import structural_hash
 
-from .records import records_of
+from ..records import records_of
 
 
 def measured_hashes(database, workload_mod) -> set:

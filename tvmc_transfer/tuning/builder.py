@@ -15,14 +15,14 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 
-from .target import target_json
+from ..target import target_json
 
 
 def _worker_init(target_config: dict) -> None:
     # Runs once per worker, not once per batch: the imports are paid here.
     import tvm  # pylint: disable=import-outside-toplevel
 
-    from .intrinsics import load_tensor_intrinsics
+    from ..intrinsics import load_tensor_intrinsics
 
     load_tensor_intrinsics(tvm.target.Target(target_config))
 

@@ -11,8 +11,8 @@ import tempfile
 
 import attrs
 
-from .errors import TVMCException
-from .records import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, mean_seconds, open_database, same_target, target_label
+from ..errors import TVMCException
+from .database import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, mean_seconds, open_database, same_target, target_label
 
 log = logging.getLogger("tvmc")
 
@@ -55,7 +55,7 @@ class Source:
 
 
 def shapes_text(mod) -> str:
-    from .classes import _main_func  # pylint: disable=import-outside-toplevel
+    from ..transfer.classes import _main_func  # pylint: disable=import-outside-toplevel
 
     params = [p for p in _main_func(mod).params if hasattr(p, "shape")]
     text = ["x".join(str(int(d)) if hasattr(d, "value") or isinstance(d, int) else str(d) for d in p.shape) for p in params]
@@ -92,7 +92,7 @@ def _records_by_workload(database, target=None) -> tuple:
 
 def read_source(path: str, target) -> Source:
     """Read a records folder as a transfer source: measured records for ``target``, grouped by workload."""
-    from .classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from ..transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
 
     database = open_database(path)
     groups, order, other, unmeasured, labels = _records_by_workload(database, target)
@@ -119,7 +119,7 @@ class WorkloadRow:
 
 def list_workloads(folder: str) -> list:
     """Per workload of a records folder: its class, shapes, record counts and best measured time."""
-    from .classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from ..transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
 
     database = open_database(folder)
     records = database.get_all_tuning_records()

@@ -32,9 +32,9 @@ import time
 import attrs
 import numpy as np
 
-from .errors import TVMCException
-from .measure import MeasureOptions
-from .records import is_measured, mean_seconds, open_database, records_of
+from ..errors import TVMCException
+from ..measure import MeasureOptions
+from ..records import is_measured, mean_seconds, open_database, records_of
 
 log = logging.getLogger("tvmc")
 
@@ -563,11 +563,11 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     >>> print(report.phases[0].summary())                                              # doctest: +SKIP
     """
     from .classes import iter_extents, kernel_class  # pylint: disable=import-outside-toplevel
-    from .intrinsics import load_tensor_intrinsics
-    from .records import target_label
-    from .records_tools import read_source, workload_hash
-    from .target import target_json, tuning_target
-    from .tasks import extract_tasks
+    from ..intrinsics import load_tensor_intrinsics
+    from ..records import target_label
+    from ..records.tools import read_source, workload_hash
+    from ..target import target_json, tuning_target
+    from ..tasks import extract_tasks
 
     start = time.time()
     sources = [sources] if isinstance(sources, str) else list(sources)
@@ -636,7 +636,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     complete = all(k.status != "pending" for k in kernels)
     unmatched = [k.index for k in kernels if k.status in ("unmatched", "failed")]
     if options.tune_rest and unmatched and complete:
-        from .tune import TuneOptions, tune_model  # pylint: disable=import-outside-toplevel
+        from ..tune import TuneOptions, tune_model  # pylint: disable=import-outside-toplevel
 
         tune_start = time.time()
         tune_report = tune_model(
@@ -687,7 +687,7 @@ def _transfer_kernel(task, klass, candidates, target, database, builder, runner,
     """Replay, post-process, check and measure the candidates of one kernel; commit the correct ones."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
-    from .records_tools import workload_hash
+    from ..records.tools import workload_hash
 
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
     try:
@@ -832,8 +832,8 @@ def _apply(postproc, sch) -> bool:
 
 def end_to_end_ms(model, target, records: str, repeat: int = 10) -> float:
     """Compile ``model`` with ``records`` (if any) and return the median latency over ``repeat`` runs, in ms."""
-    from .compiler import compile_model  # pylint: disable=import-outside-toplevel
-    from .runner import run_module
+    from ..compiler import compile_model  # pylint: disable=import-outside-toplevel
+    from ..runner import run_module
 
     has_records = bool(open_database(records).get_all_tuning_records())
     folder = tempfile.mkdtemp(prefix="tvmc-transfer-e2e-")

@@ -1,0 +1,3 @@
+"""Records folders: MetaSchedule's JSON database and the tools that read, merge and filter it."""
+
+from .database import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, mean_seconds, open_database, records_digest, records_of, same_target, target_label  # noqa: F401
