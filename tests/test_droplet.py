@@ -17,7 +17,9 @@ from tvm.s_tir import meta_schedule as ms
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
 from tvmc_transfer import load_model, parse_target
-from tvmc_transfer.droplet import STARTS, DropletOptions, DropletSearch, refine_with_droplet
+from tvmc_transfer.droplet import DropletOptions, refine_with_droplet
+from tvmc_transfer.records.folder import STARTS
+from tvmc_transfer.tuning.droplet_search import DropletSearch
 from tvmc_transfer.tuning.droplet_space import COMPUTE_LOCATION, CATEGORICAL, TILE, DecisionSpace, factorizations
 from tvmc_transfer.tuning.droplet_walk import Walk, significantly_faster
 from tvmc_transfer.intrinsics import load_tensor_intrinsics

@@ -18,7 +18,7 @@ from conftest import FAST_TUNE
 from tvmc_transfer import load_model, parse_target
 from tvmc_transfer.transfer.classes import kernel_class, normal_form
 from tvmc_transfer.records import TUNING_RECORDS, is_measured, open_database
-from tvmc_transfer.records.tools import workload_hash
+from tvmc_transfer.records.listing import workload_hash
 from tvmc_transfer.transfer.replay import ReplayError, nearest_factors
 from tvmc_transfer.tasks import extract_tasks
 
@@ -114,7 +114,7 @@ def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
     convolution and a plain one, a matmul with ReLU and one without, replay each other's schedules, in both
     directions, and compute the right numbers."""
     from tvmc_transfer.transfer.replay import replay
-    from tvmc_transfer.transfer.run import KernelCheck
+    from tvmc_transfer.transfer.check import KernelCheck
 
     target = parse_target(TARGET)
     tasks = {kernel_class(t.mod).name: t for m in ("tiny-resnet", "tiny-mlp", "tiny-cnn") for t in extract_tasks(load_model(models[m]), target)}
@@ -318,8 +318,11 @@ def test_time_limit_stops_between_kernels_and_writes_nothing_partial(tuned_cnn, 
 
 def test_wrong_results_are_counted_and_dropped(tuned_cnn, models):
     """A candidate whose numbers differ from the unscheduled kernel's is never measured or recorded."""
-    from tvmc_transfer.records.tools import read_source
-    from tvmc_transfer.transfer.run import KernelCheck, KernelTransfer, TransferOptions, _replay_all, candidates_for
+    from tvmc_transfer.transfer.sources import read_source
+    from tvmc_transfer.transfer import KernelTransfer, TransferOptions
+    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.transfer.kernel import replay_all
+    from tvmc_transfer.transfer.sources import candidates_for
     from tvmc_transfer.transfer.classes import iter_extents
     from tvmc_transfer.intrinsics import load_tensor_intrinsics
 
@@ -331,10 +334,10 @@ def test_wrong_results_are_counted_and_dropped(tuned_cnn, models):
     assert candidates
     check = KernelCheck(task.mod, target, rtol=1e-3)
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
-    valid, counted = _replay_all(task, klass, candidates, target, check, row)
+    valid, counted = replay_all(task, klass, candidates, target, check, row)
     assert valid and counted.wrong == 0 and all(check.error(sch.mod) < 1e-5 for sch, _ in valid)
     check.reference = [r + 1.0 if r.shape == check.reference[-1].shape else r for r in check.reference]  # a wrong reference
-    valid, counted = _replay_all(task, klass, candidates, target, check, row)
+    valid, counted = replay_all(task, klass, candidates, target, check, row)
     assert not valid and counted.wrong == counted.candidates - counted.invalid > 0
 
 

@@ -11,7 +11,7 @@ import re
 
 import attrs
 
-from .errors import TVMCException
+from .errors import TVMCException, one_line
 from .simplify import simplify_for_inference
 
 
@@ -79,7 +79,7 @@ class OnnxFrontend(Frontend):
             model = onnx.load(path)
             onnx.checker.check_model(model)
         except Exception as err:  # protobuf DecodeError, checker ValidationError, ...
-            raise TVMCException(f"{path} is not a valid ONNX model: {_first_line(err)}") from None
+            raise TVMCException(f"{path} is not a valid ONNX model: {one_line(err)}") from None
         initializers = {init.name for init in model.graph.initializer}
         graph_inputs = [inp for inp in model.graph.input if inp.name not in initializers]
         _check_shape_names(shapes, [inp.name for inp in graph_inputs])
@@ -89,7 +89,7 @@ class OnnxFrontend(Frontend):
         try:
             mod = from_onnx(model, shape_dict={i.name: list(i.shape) for i in inputs}, keep_params_in_input=False)
         except Exception as err:
-            raise TVMCException(f"TVM cannot import {path}: {_first_line(err)}") from None
+            raise TVMCException(f"TVM cannot import {path}: {one_line(err)}") from None
         return mod, inputs, [out.name for out in model.graph.output]
 
 
@@ -114,7 +114,7 @@ class PyTorchFrontend(Frontend):
         try:
             program = torch.export.load(path)
         except Exception as err:
-            raise TVMCException(f"{path} is not a torch.export program: {_first_line(err)}") from None
+            raise TVMCException(f"{path} is not a torch.export program: {one_line(err)}") from None
         placeholders = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
         names = [s.arg.name for s in placeholders]
         _check_shape_names(shapes, names)
@@ -126,7 +126,7 @@ class PyTorchFrontend(Frontend):
         try:
             mod = from_exported_program(program, keep_params_as_input=False)
         except Exception as err:
-            raise TVMCException(f"TVM cannot import {path}: {_first_line(err)}") from None
+            raise TVMCException(f"TVM cannot import {path}: {one_line(err)}") from None
         return mod, inputs, [f"output{i}" for i in range(len(program.graph_signature.user_outputs))]
 
 
@@ -224,9 +224,3 @@ def _output_infos(mod, names: list) -> tuple:
         name = names[i] if i < len(names) else f"output{i}"
         infos.append(TensorInfo(name, shape, str(sinfo.dtype)))
     return tuple(infos)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else type(err).__name__)[:300]

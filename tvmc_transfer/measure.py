@@ -4,11 +4,14 @@ The same ``MeasureOptions`` drive evolutionary search, droplet search and transf
 minimum repeat time, cache flush, timeout, and a local or RPC runner.
 """
 
+import logging
 import os
 
 import attrs
 
 from .errors import TVMCException
+
+log = logging.getLogger("tvmc")
 
 
 def default_workers() -> int:
@@ -64,6 +67,38 @@ class MeasureOptions:
         from .tuning.builder import PersistentBuilder  # pylint: disable=import-outside-toplevel
 
         return PersistentBuilder(target, max_workers=self.parallel, timeout_sec=max(self.timeout, 60.0))
+
+
+def measure_modules(builder, runner, target, mods: list, retries: int = 1) -> list:
+    """Build and run ``mods`` with MetaSchedule's builder and runner: per module ``(run_secs, args_info)``,
+    ``run_secs`` None when the build or run failed. Failures are tried again ``retries`` times: on a loaded
+    machine a worker can time out on a module that is fine."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    from .records.database import run_samples
+    from .target import device_type
+
+    args = [ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True) for mod in mods]
+    results = [(None, a) for a in args]
+    todo = list(range(len(mods)))
+    for _ in range(retries + 1):
+        if not todo:
+            break
+        built = builder.build([ms.builder.BuilderInput(mods[i], target) for i in todo])
+        runnable = [(i, b) for i, b in zip(todo, built) if b.error_msg is None]
+        for i, b in zip(todo, built):
+            if b.error_msg is not None:
+                log.debug("module %d failed to build: %s", i, str(b.error_msg)[-1500:])
+        futures = runner.run([ms.runner.RunnerInput(b.artifact_path, device_type(target.kind.name), args[i]) for i, b in runnable])
+        for (i, _), future in zip(runnable, futures):
+            result = future.result()
+            secs = run_samples(result.run_secs) if result.error_msg is None else None
+            if secs:
+                results[i] = (list(secs), args[i])
+            else:
+                log.debug("module %d failed to run: %s", i, str(result.error_msg)[-1500:])
+        todo = [i for i in todo if results[i][0] is None]
+    return results
 
 
 def add_measure_arguments(parser) -> None:

@@ -14,6 +14,7 @@ import tempfile
 
 import attrs
 
+from .atomic import atomic_write
 from .errors import TVMCException
 from .frontends import TensorInfo
 
@@ -56,19 +57,12 @@ def write_package(executable, metadata: PackageMetadata, path: str) -> str:
     with tempfile.TemporaryDirectory(prefix="tvmc-package-") as work:
         library = os.path.join(work, LIBRARY)
         executable.export_library(library)
-        fd, partial = tempfile.mkstemp(dir=folder, prefix=".tvmc-partial-", suffix=".tar")
-        os.close(fd)
-        try:
-            with tarfile.open(partial, "w") as tar:
-                tar.add(library, arcname=LIBRARY)
-                blob = json.dumps(metadata.to_json(), indent=2).encode()
-                info = tarfile.TarInfo(METADATA)
-                info.size = len(blob)
-                tar.addfile(info, io.BytesIO(blob))
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+        with atomic_write(path, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
+            tar.add(library, arcname=LIBRARY)
+            blob = json.dumps(metadata.to_json(), indent=2).encode()
+            info = tarfile.TarInfo(METADATA)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
     return path
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import TVMCException
 from .package import read_package
+from .target import device_type
 
 FILL_MODES = ("zeros", "ones", "random")
 
@@ -70,7 +71,7 @@ def _device(target: dict):
     import tvm  # pylint: disable=import-outside-toplevel
 
     kind = target.get("kind", "llvm")
-    device = tvm.device("cpu" if kind in ("llvm", "c") else kind, 0)
+    device = tvm.device(device_type(kind), 0)
     if not device.exist:
         raise TVMCException(f"the package was compiled for '{kind}', but this machine has no such device")
     return device

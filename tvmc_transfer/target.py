@@ -11,7 +11,7 @@ import logging
 import os
 import shlex
 
-from .errors import TVMCException
+from .errors import TVMCException, one_line
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,13 @@ def _build(tvm, config):
     try:
         return tvm.target.Target(config)
     except Exception as err:  # TVM raises ValueError or its own errors with a long message
-        last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         shown = config if isinstance(config, str) else json.dumps(config)
-        raise TVMCException(f"invalid target '{shown}': {last[:300]}; {EXAMPLES}") from None
+        raise TVMCException(f"invalid target '{shown}': {one_line(err)}; {EXAMPLES}") from None
+
+
+def device_type(kind: str) -> str:
+    """The device a target kind runs on, as ``tvm.device`` names it: ``llvm`` and ``c`` run on the CPU."""
+    return "cpu" if kind in ("llvm", "c") else kind
 
 
 def target_json(target) -> dict:

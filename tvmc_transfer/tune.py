@@ -1,9 +1,9 @@
 """``tune_model``: MetaSchedule's evolutionary search, fast on a small machine and resumable.
 
-The search, cost model and database are TVM's own; what we add is a builder that does not pay TVM's 20 s
-tensor-intrinsic import per worker (``builder.py``), a search wrapper that makes a second run with the same
-records folder resume instead of starting over (``search.py``), a gradient scheduler that commits each batch
-as soon as the next starts (``scheduler.py``), and progress output.
+The search, cost model and database are TVM's own; what we add lives in ``tuning/``: a builder that does not
+pay TVM's 20 s tensor-intrinsic import per worker (``builder.py``), a search wrapper that makes a second run
+with the same records folder resume instead of starting over (``search.py``), a gradient scheduler that commits
+each batch as soon as the next starts (``scheduler.py``), and progress output (``progress.py``).
 """
 
 import logging
@@ -15,7 +15,9 @@ import attrs
 from .errors import TVMCException
 from .measure import MeasureOptions
 from .target import tuning_target
-from .records import copy_records, is_measured, mean_seconds, open_database, records_of
+from .records.database import copy_records, open_database, records_of
+from .records.folder import RecordsFolder, best_seconds
+from .session import Plan, Session, TunePlan, TuneSession  # noqa: F401  (the names users import from here)
 from .tasks import extract_tasks, select_tasks
 
 log = logging.getLogger("tvmc")
@@ -74,45 +76,43 @@ class TuneReport:
         return "\n".join(rows)
 
 
-@attrs.define
-class TunePlan:
-    """What ``tune_model`` will do, open to plugins: ``phases`` run in order after evolutionary search,
-    each as ``phase(session) -> report``, where ``session`` is a ``TuneSession``."""
-
-    phases: list = attrs.field(factory=list)
-
-
-@attrs.frozen
-class TuneSession:
-    """Everything a later phase needs to go on where the search stopped."""
-
-    model: object
-    target: object
-    tasks: list
-    database: object
-    options: TuneOptions
-    records: str
-
-
 def task_results(tasks, database) -> tuple:
     """Per task: how many measured records the database holds and the best mean time among them."""
     results = []
     for task in tasks:
         records = records_of(database, task.mod)
-        best = min((mean_seconds(r) for r in records if is_measured(r)), default=None)
-        results.append(TaskResult(task.index, task.name, task.weight, task.flops, len(records), best))
+        results.append(TaskResult(task.index, task.name, task.weight, task.flops, len(records), best_seconds(records)))
     return tuple(results)
 
 
-def tune_model(model, target, records: str, options: TuneOptions = TuneOptions(), prior_records=(), plan=None, progress=True) -> TuneReport:
+def tune_model(model, target, records: str, options: TuneOptions = TuneOptions(), prior_records=(), plan: Plan | None = None, progress=True) -> TuneReport:
     """Tune ``model`` for ``target``, writing MetaSchedule tuning records into the folder ``records``.
 
     Running it again with the same ``records`` resumes: trials already recorded count against the budget,
-    and no recorded schedule is measured again.
+    and no recorded schedule is measured again. The phases of ``plan`` run afterwards on the same folder.
 
     >>> from tvmc_transfer import load_model, parse_target, tune_model, TuneOptions   # doctest: +SKIP
     >>> report = tune_model(load_model("net.onnx"), parse_target("llvm"), "records", TuneOptions(trials=64))
     """
+    start = time.time()
+    target = tuning_target(target)
+    all_tasks = extract_tasks(model, target)
+    if not all_tasks:
+        raise TVMCException(f"{model.path} has no kernels to tune")
+    tasks = select_tasks(all_tasks, options.tasks)
+    priors = [(path, open_database(path)) for path in prior_records]  # fail before creating anything
+    folder = RecordsFolder(records, create=True)
+    for prior, source in priors:
+        copied, other = copy_records(source, folder.database, target)
+        log.info("copied %d records from %s", copied, prior)
+        if other:
+            log.warning("%s: %d records are for another target and were ignored", prior, other)
+    return tune_tasks(Session(model, target, tasks, folder, options), plan, progress, start)
+
+
+def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start: float | None = None) -> TuneReport:
+    """Evolutionary search on ``session.tasks`` into the session's open records folder, with the session's
+    ``TuneOptions``, then the phases of ``plan``; what ``tune_model`` and ``transfer --tune-rest`` run."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .intrinsics import load_tensor_intrinsics
@@ -120,21 +120,8 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     from .tuning.scheduler import CommittingGradientScheduler
     from .tuning.search import Budget, ResumableSearch
 
-    start = time.time()
-    plan = plan or TunePlan()
-    target = tuning_target(target)
-    all_tasks = extract_tasks(model, target)
-    if not all_tasks:
-        raise TVMCException(f"{model.path} has no kernels to tune")
-    tasks = select_tasks(all_tasks, options.tasks)
-    priors = [(path, open_database(path)) for path in prior_records]  # fail before creating anything
-    database = open_database(records, create=True)
-    for prior, source in priors:
-        copied, other = copy_records(source, database, target)
-        log.info("copied %d records from %s", copied, prior)
-        if other:
-            log.warning("%s: %d records are for another target and were ignored", prior, other)
-
+    start = time.time() if start is None else start
+    target, tasks, options, database, records = session.target, session.tasks, session.options, session.database, session.records
     before = task_results(tasks, database)
     already = sum(t.trials for t in before)
     budget = options.trials - already
@@ -174,8 +161,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
                 for cb in callback:
                     cb.close()
         new_trials = sum(t.trials for t in task_results(tasks, database)) - already
-    session = TuneSession(model, target, tasks, database, options, records)
-    phases = tuple(phase(session) for phase in plan.phases)
+    phases = session.run(plan)
     return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, time.time() - start, phases)
 
 

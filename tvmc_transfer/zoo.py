@@ -23,31 +23,14 @@ Example
 from __future__ import annotations
 
 import os
-import tempfile
-from typing import Callable, Sequence
+from typing import Callable
 
 import attrs
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
-"""The ONNX opset every zoo model imports (TVM 0.27's ``from_onnx`` converts all its operators)."""
-
-IR_VERSION = 8
-"""The ONNX IR version that goes with opset 17; old enough for any ONNX Runtime that knows opset 17."""
-
-BATCH_DIM = "N"
-"""The symbolic name of the batch dimension when a model is built with ``dynamic_batch=True``."""
-
-# Random-weight scales. He-normal (fan-in) keeps the activation variance roughly constant through a
-# conv+ReLU, and the BatchNorms stay close to the identity (gamma ~ 1, beta and running mean ~ 0, running var
-# in 0.8..1.2), so activations neither explode nor vanish; see _RESNET50_BRANCH_GAIN for the residual sums.
-_BIAS_STD = 0.01
-_BN_GAMMA_STD = 0.05
-_BN_BETA_STD = 0.05
-_BN_MEAN_STD = 0.05
-_BN_VAR_RANGE = (0.8, 1.2)
+from .atomic import atomic_write
+from .onnx_graph import BATCH_DIM, IR_VERSION, OPSET, Graph  # noqa: F401  (zoo.OPSET and friends: public names)
 
 
 @attrs.frozen
@@ -72,142 +55,6 @@ class ZooModel:
     build: Callable[[int, bool], onnx.ModelProto] = attrs.field(repr=False)
 
 
-class _Graph:
-    """Collects the nodes and initializers of one ONNX graph; each method adds a layer and returns its output.
-
-    Value names are the layer names, so the graph reads like torchvision's module tree. Weights come from
-    one ``np.random.default_rng(seed)`` stream, drawn in graph order, so a seed fixes every weight.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-
-    # ---- weights ---------------------------------------------------------------------------------------
-
-    def _param(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=np.float32), name))
-        return name
-
-    def _he_normal(self, name: str, shape: Sequence[int], fan_in: int, gain: float = 1.0) -> str:
-        return self._param(name, self.rng.normal(0.0, gain * np.sqrt(2.0 / fan_in), size=shape))
-
-    def _bias(self, name: str, size: int) -> str:
-        return self._param(name, self.rng.normal(0.0, _BIAS_STD, size=size))
-
-    # ---- layers ----------------------------------------------------------------------------------------
-
-    def _node(self, op: str, inputs: Sequence[str], name: str, **attributes) -> str:
-        self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attributes))
-        return name
-
-    def conv(
-        self,
-        x: str,
-        name: str,
-        cin: int,
-        cout: int,
-        kernel: int,
-        stride: int = 1,
-        pad: int = 0,
-        bias: bool = True,
-        gain: float = 1.0,
-    ) -> str:
-        """A square ``kernel`` x ``kernel`` convolution with symmetric padding, weights ``{name}.weight``.
-
-        The weights are He-normal times ``gain``.
-        """
-        fan_in = cin * kernel * kernel
-        inputs = [x, self._he_normal(f"{name}.weight", (cout, cin, kernel, kernel), fan_in=fan_in, gain=gain)]
-        if bias:
-            inputs.append(self._bias(f"{name}.bias", cout))
-        return self._node(
-            "Conv", inputs, name, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4
-        )
-
-    def batch_norm(self, x: str, name: str, channels: int, eps: float = 1e-5) -> str:
-        """An inference BatchNormalization with near-identity scale, bias, running mean and running var."""
-        rng = self.rng
-        inputs = [
-            x,
-            self._param(f"{name}.weight", 1.0 + rng.normal(0.0, _BN_GAMMA_STD, size=channels)),
-            self._param(f"{name}.bias", rng.normal(0.0, _BN_BETA_STD, size=channels)),
-            self._param(f"{name}.running_mean", rng.normal(0.0, _BN_MEAN_STD, size=channels)),
-            self._param(f"{name}.running_var", rng.uniform(*_BN_VAR_RANGE, size=channels)),
-        ]
-        return self._node("BatchNormalization", inputs, name, epsilon=eps)
-
-    def relu(self, x: str) -> str:
-        return self._node("Relu", [x], f"{x}.relu")
-
-    def conv_bn_relu(
-        self, x: str, name: str, cin: int, cout: int, kernel: int, stride: int = 1, pad: int = 0, eps: float = 1e-5
-    ) -> str:
-        """Conv (no bias) + BatchNorm + ReLU; with ``eps=0.001`` this is torchvision's GoogLeNet BasicConv2d."""
-        x = self.conv(x, f"{name}.conv", cin, cout, kernel, stride, pad, bias=False)
-        return self.relu(self.batch_norm(x, f"{name}.bn", cout, eps))
-
-    def max_pool(self, x: str, name: str, kernel: int, stride: int, pad: int = 0, ceil_mode: bool = False) -> str:
-        return self._node(
-            "MaxPool",
-            [x],
-            name,
-            kernel_shape=[kernel, kernel],
-            strides=[stride, stride],
-            pads=[pad] * 4,
-            ceil_mode=int(ceil_mode),
-        )
-
-    def add(self, a: str, b: str, name: str) -> str:
-        return self._node("Add", [a, b], name)
-
-    def concat(self, xs: Sequence[str], name: str) -> str:
-        return self._node("Concat", xs, name, axis=1)
-
-    def global_avg_pool_flatten(self, x: str, name: str) -> str:
-        """AdaptiveAvgPool2d((1, 1)) + flatten(1): (N, C, H, W) -> (N, C)."""
-        return self._node("Flatten", [self._node("GlobalAveragePool", [x], name)], f"{name}.flatten", axis=1)
-
-    def flatten(self, x: str, name: str) -> str:
-        return self._node("Flatten", [x], name, axis=1)
-
-    def linear(self, x: str, name: str, fin: int, fout: int, output: str | None = None) -> str:
-        """torchvision's nn.Linear: ``x @ weight.T + bias`` with weight of shape (fout, fin)."""
-        weight = self._he_normal(f"{name}.weight", (fout, fin), fan_in=fin)
-        bias = self._bias(f"{name}.bias", fout)
-        return self._node("Gemm", [x, weight, bias], output or name, transB=1)
-
-    # ---- the model -------------------------------------------------------------------------------------
-
-    def to_model(
-        self,
-        name: str,
-        description: str,
-        input_shape: Sequence[int],
-        output_shape: Sequence[int],
-        dynamic_batch: bool,
-    ) -> onnx.ModelProto:
-        """Wrap the graph as an opset-17 model with one input ``input`` and one output ``output``."""
-        batch = BATCH_DIM if dynamic_batch else input_shape[0]
-        graph = helper.make_graph(
-            self.nodes,
-            name,
-            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, *input_shape[1:]])],
-            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, *output_shape[1:]])],
-            initializer=self.initializers,
-            doc_string=description,
-        )
-        model = helper.make_model(
-            graph,
-            producer_name="tvmc_transfer.zoo",
-            opset_imports=[helper.make_opsetid("", OPSET)],
-            doc_string=description,
-        )
-        model.ir_version = IR_VERSION
-        return model
-
-
 # ---- ResNet-50 ---------------------------------------------------------------------------------------------
 
 
@@ -217,7 +64,7 @@ class _Graph:
 _RESNET50_BRANCH_GAIN = 16 ** (-1 / 4)
 
 
-def _bottleneck(g: _Graph, x: str, name: str, cin: int, planes: int, stride: int) -> str:
+def _bottleneck(g: Graph, x: str, name: str, cin: int, planes: int, stride: int) -> str:
     """torchvision's Bottleneck (v1.5: the stride sits on the 3x3 conv), expansion 4."""
     cout = planes * 4
     y = g.relu(g.batch_norm(g.conv(x, f"{name}.conv1", cin, planes, 1, bias=False), f"{name}.bn1", planes))
@@ -232,7 +79,7 @@ def _bottleneck(g: _Graph, x: str, name: str, cin: int, planes: int, stride: int
 
 
 def _resnet50(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
-    g = _Graph(seed)
+    g = Graph(seed)
     x = g.conv("input", "conv1", 3, 64, 7, stride=2, pad=3, bias=False)
     x = g.relu(g.batch_norm(x, "bn1", 64))
     x = g.max_pool(x, "maxpool", 3, stride=2, pad=1)
@@ -252,7 +99,7 @@ _GOOGLENET_EPS = 1e-3  # torchvision's BasicConv2d uses BatchNorm2d(eps=0.001)
 
 
 def _inception(  # pylint: disable=too-many-arguments
-    g: _Graph,
+    g: Graph,
     x: str,
     name: str,
     cin: int,
@@ -276,7 +123,7 @@ def _inception(  # pylint: disable=too-many-arguments
 
 
 def _googlenet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
-    g = _Graph(seed)
+    g = Graph(seed)
     eps = _GOOGLENET_EPS
     x = g.conv_bn_relu("input", "conv1", 3, 64, 7, stride=2, pad=3, eps=eps)
     x = g.max_pool(x, "maxpool1", 3, stride=2, ceil_mode=True)
@@ -303,7 +150,7 @@ def _googlenet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
 
 
 def _alexnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
-    g = _Graph(seed)
+    g = Graph(seed)
     x = g.relu(g.conv("input", "features.0", 3, 64, 11, stride=4, pad=2))
     x = g.max_pool(x, "features.2", 3, stride=2)
     x = g.relu(g.conv(x, "features.3", 64, 192, 5, pad=2))
@@ -326,7 +173,7 @@ def _alexnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
 def _tiny_cnn_graph(
     seed: int, dynamic_batch: bool, name: str, size: int, c1: int, c2: int, classes: int
 ) -> onnx.ModelProto:
-    g = _Graph(seed)
+    g = Graph(seed)
     x = g.relu(g.conv("input", "conv1", 3, c1, 3, pad=1))
     x = g.max_pool(x, "pool", 2, stride=2)
     x = g.relu(g.conv(x, "conv2", c1, c2, 3, pad=1))
@@ -344,7 +191,7 @@ def _tiny_cnn_b(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
 
 
 def _tiny_resnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
-    g = _Graph(seed)
+    g = Graph(seed)
     x = g.conv_bn_relu("input", "stem", 3, 8, 3, pad=1)
     y = g.batch_norm(g.conv(x, "block.conv", 8, 8, 3, pad=1, bias=False), "block.bn", 8)
     x = g.relu(g.add(x, y, "block.add"))
@@ -354,7 +201,7 @@ def _tiny_resnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
 
 
 def _tiny_mlp(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
-    g = _Graph(seed)
+    g = Graph(seed)
     x = g.relu(g.linear("input", "fc1", 64, 32))
     g.linear(x, "fc2", 32, 10, output="output")
     return g.to_model("tiny-mlp", MODELS["tiny-mlp"].description, (1, 64), (1, 10), dynamic_batch)
@@ -442,7 +289,7 @@ def build(name: str, seed: int = 0, dynamic_batch: bool = False) -> onnx.ModelPr
 
 
 def save(name: str, path: str, seed: int = 0, dynamic_batch: bool = False) -> str:
-    """Build zoo model ``name`` and write it to ``path`` atomically (a temporary file, then ``os.replace``).
+    """Build zoo model ``name`` and write it to ``path`` atomically (``atomic_write``).
 
     Missing parent directories are created. Returns ``path``.
 
@@ -457,15 +304,8 @@ def save(name: str, path: str, seed: int = 0, dynamic_batch: bool = False) -> st
     model = build(name, seed=seed, dynamic_batch=dynamic_batch)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as f:
+        f.write(model.SerializeToString())
     return path
 
 

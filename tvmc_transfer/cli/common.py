@@ -1,10 +1,10 @@
 """Argument groups and small helpers shared by several commands."""
 
 import os
-import tempfile
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import TVMCException
 
 
@@ -25,14 +25,8 @@ def save_npz(path: str, arrays: dict) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise TVMCException(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".tvmc-partial-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def check_output_folder(path: str, what: str) -> None:

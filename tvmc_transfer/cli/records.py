@@ -43,21 +43,21 @@ def _usage(parser) -> int:
 
 
 def drive_list(args) -> int:
-    from ..records.tools import format_workloads, list_workloads  # pylint: disable=import-outside-toplevel
+    from ..records.listing import format_workloads, list_workloads  # pylint: disable=import-outside-toplevel
 
     print(format_workloads(list_workloads(args.records)))
     return 0
 
 
 def drive_best(args) -> int:
-    from ..records.tools import format_workloads, list_workloads  # pylint: disable=import-outside-toplevel
+    from ..records.listing import format_workloads, list_workloads  # pylint: disable=import-outside-toplevel
 
     print(format_workloads(list_workloads(args.records), best_only=True))
     return 0
 
 
 def drive_merge(args) -> int:
-    from ..records.tools import merge_records  # pylint: disable=import-outside-toplevel
+    from ..records.merge import merge_records  # pylint: disable=import-outside-toplevel
 
     report = merge_records(args.inputs, args.output, measured_only=args.measured_only)
     print(f"merged {report.copied} records into {report.output} ({report.skipped} duplicates left out)")
@@ -65,7 +65,7 @@ def drive_merge(args) -> int:
 
 
 def drive_filter(args) -> int:
-    from ..records.tools import filter_records  # pylint: disable=import-outside-toplevel
+    from ..records.merge import filter_records  # pylint: disable=import-outside-toplevel
     from ..target import parse_target
 
     report = filter_records(args.input, parse_target(args.target), args.output, measured_only=args.measured_only)

@@ -55,6 +55,6 @@ def drive_tune(args) -> int:
     report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan)
     print(report.table())
     for phase in report.phases:
-        print(phase.summary() if hasattr(phase, "summary") else phase)
+        print(phase.summary())
     print(f"records: {report.records}")
     return 0

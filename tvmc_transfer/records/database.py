@@ -8,10 +8,11 @@ import hashlib
 import json
 import os
 
-from ..errors import TVMCException
+from ..errors import TVMCException, one_line
 
 WORKLOADS = "database_workload.json"
 TUNING_RECORDS = "database_tuning_record.json"
+FAILED_SECONDS = 1e9  # a time this long is MetaSchedule's mark of a failed build or run, not a measurement
 
 
 def database_paths(folder: str) -> tuple:
@@ -53,8 +54,7 @@ def open_database(folder: str, create: bool = False):
     try:
         return ms.database.JSONDatabase(path_workload=workloads, path_tuning_record=records, allow_missing=create)
     except Exception as err:  # TVM raises on a line it cannot parse
-        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise TVMCException(f"tuning records in '{folder}' are corrupt ({detail[:200]}); restore them or tune again") from None
+        raise TVMCException(f"tuning records in '{folder}' are corrupt ({one_line(err, 200)}); restore them or tune again") from None
 
 
 def same_target(a, b) -> bool:
@@ -90,9 +90,16 @@ def records_of(database, workload_mod) -> list:
     return [r for r in database.get_all_tuning_records() if r.workload.same_as(workload)]
 
 
+def run_samples(run_secs) -> tuple | None:
+    """Seconds per repeat of a measurement; None when it failed (MetaSchedule records 1e10 s for a failed
+    build or run: anything from ``FAILED_SECONDS`` up is that sentinel)."""
+    values = tuple(float(s) for s in run_secs or ())
+    return values if values and all(v < FAILED_SECONDS for v in values) else None
+
+
 def is_measured(record) -> bool:
-    """A record whose run succeeded (MetaSchedule stores 1e10 s for a failed build or run)."""
-    return bool(record.run_secs) and all(float(s) < 1e9 for s in record.run_secs)
+    """A record whose run succeeded."""
+    return run_samples(record.run_secs) is not None
 
 
 def mean_seconds(record) -> float:
@@ -105,8 +112,6 @@ def copy_records(source, destination, target=None, measured_only: bool = False) 
     With ``target``, records for another target are left out and counted; with ``measured_only``, so are
     records of failed builds or runs. A record whose trace is already stored for the workload is not copied twice.
     """
-    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
-
     copied = other = 0
     existing = {}
     for record in source.get_all_tuning_records():
@@ -117,18 +122,26 @@ def copy_records(source, destination, target=None, measured_only: bool = False) 
             continue
         mod = record.workload.mod
         if mod not in existing:
-            existing[mod] = (
-                {str(r.trace) for r in destination.get_top_k(destination.commit_workload(mod), 1 << 30)}
-                if destination.has_workload(mod)
-                else set()
-            )
-        key = str(record.trace)
-        if key in existing[mod]:
-            continue
-        existing[mod].add(key)
-        workload = destination.commit_workload(mod)
-        destination.commit_tuning_record(
-            ms.database.TuningRecord(record.trace, workload, record.run_secs, record.target, record.args_info)
-        )
-        copied += 1
+            existing[mod] = stored_traces(destination, mod) if destination.has_workload(mod) else set()
+        if commit_record(destination, mod, record.trace, record.run_secs, record.target, record.args_info, existing[mod]):
+            copied += 1
     return copied, other
+
+
+def stored_traces(database, mod) -> set:
+    """The traces the database holds for a workload, as text (what ``commit_record`` compares)."""
+    return {str(r.trace) for r in database.get_top_k(database.commit_workload(mod), 1 << 30)}
+
+
+def commit_record(database, mod, trace, run_secs, target, args_info, stored: set | None = None) -> bool:
+    """Add a tuning record unless the database already holds this trace for this workload (a resumed run, a
+    second copy). ``stored``: the workload's ``stored_traces``, kept up to date, when the caller commits many."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    workload = database.commit_workload(mod)
+    stored = stored_traces(database, mod) if stored is None else stored
+    if str(trace) in stored:
+        return False
+    stored.add(str(trace))
+    database.commit_tuning_record(ms.database.TuningRecord(trace, workload, run_secs, target, args_info))
+    return True

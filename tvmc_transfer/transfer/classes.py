@@ -62,7 +62,7 @@ class KernelClass:
 
 def kernel_class(mod) -> KernelClass:
     """The class of a kernel given as its workload module (one PrimFunc) or a PrimFunc."""
-    func = _main_func(mod)
+    func = main_func(mod)
     form = _NormalForm(func)
     anchor, epilogue = form.anchor()
     return KernelClass(_hash(form.summary()), _readable_name(form), tuple(b.name_hint for b in form.block_nodes), anchor and _hash(anchor), epilogue)
@@ -81,10 +81,11 @@ def _hash(summary: dict) -> str:
 
 def normal_form(mod) -> dict:
     """The shape-abstracted normal form a class key is the hash of (JSON data, for inspection and tests)."""
-    return _NormalForm(_main_func(mod)).summary()
+    return _NormalForm(main_func(mod)).summary()
 
 
-def _main_func(mod):
+def main_func(mod):
+    """The one PrimFunc of a kernel workload (a module of one function, or the function itself)."""
     import tvm  # pylint: disable=import-outside-toplevel
 
     if isinstance(mod, tvm.tirx.PrimFunc):
@@ -351,5 +352,5 @@ def _readable_name(form) -> str:
 
 def iter_extents(mod) -> tuple:
     """Per block, in normal-form order, the extents of its iterators (for ranking sources by shape)."""
-    form = _NormalForm(_main_func(mod))
+    form = _NormalForm(main_func(mod))
     return tuple(tuple(int(iv.dom.extent) if hasattr(iv.dom.extent, "value") else 1 for iv in b.iter_vars) for b in form.block_nodes)

@@ -28,6 +28,8 @@ import math
 
 import attrs
 
+from ..errors import one_line
+
 DECISION_KINDS = ("SamplePerfectTile", "SampleCategorical", "SampleComputeLocation")
 
 
@@ -158,7 +160,7 @@ def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple =
         for name in inline:
             sch.compute_inline(sch.get_sblock(name))
     except Exception as err:  # pylint: disable=broad-except
-        raise ReplayError(f"cannot inline the epilogue block {name}: {_first_line(err)}") from None
+        raise ReplayError(f"cannot inline the epilogue block {name}: {one_line(err)}") from None
     changed = 0
 
     def provider(inst, inputs, attrs, decision):
@@ -189,17 +191,10 @@ def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple =
     except ReplayError:
         raise
     except Exception as err:  # TVM's ScheduleError and friends: the trace does not fit this workload
-        raise ReplayError(_first_line(err)) from None
+        raise ReplayError(one_line(err)) from None
     # TVM remaps compute locations itself; count those too.
     before = _decisions(trace)
     after = _decisions(sch.trace)
     located = sum(1 for (kind, a), (_, b) in zip(before, after) if kind == "SampleComputeLocation" and a != b)
     return Replayed(sch, changed + located)
 
-
-def _first_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for line in lines:  # TVM's messages start with a traceback; the reason is the line naming the error
-        if "Error" in line and ":" in line and not line.startswith(("File", "Traceback")):
-            return line[:300]
-    return (lines[-1] if lines else type(err).__name__)[:300]

@@ -19,6 +19,8 @@ import attrs
 from tvm import s_tir
 from tvm_ffi import structural_equal, structural_hash
 
+from ..records.database import run_samples
+
 TILE, CATEGORICAL, COMPUTE_LOCATION = "tile", "categorical", "compute-location"
 _KINDS = {"SamplePerfectTile": TILE, "SampleCategorical": CATEGORICAL, "SampleComputeLocation": COMPUTE_LOCATION}
 
@@ -177,12 +179,6 @@ def _compute_locations(sch, block) -> tuple:
 
     deepest = probe(1 << 20)
     return tuple(sorted({probe(d) for d in range(-2, deepest + 1)}))
-
-
-def run_samples(run_secs):
-    """Seconds per repeat of a measurement; None when it failed (MetaSchedule records 1e10 s)."""
-    values = tuple(float(s) for s in run_secs or ())
-    return values if values and all(v < 1e9 for v in values) else None
 
 
 def recorded_points(database, mod, controls=frozenset()) -> dict:

@@ -13,6 +13,8 @@ import random
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
 
+from ..records.database import FAILED_SECONDS
+
 
 @derived_object
 class CommittingGradientScheduler(PyTaskScheduler):
@@ -34,7 +36,7 @@ class CommittingGradientScheduler(PyTaskScheduler):
 
     def _gradient(self, task_id: int, weight: float) -> float:
         history = self.history.get(task_id, [])
-        if not history or history[-1] >= 1e9:
+        if not history or history[-1] >= FAILED_SECONDS:
             return -1e9  # no valid measurement yet: nothing to extrapolate from
         n, best = len(history), history[-1]
         backward = (history[n - 1 - self.window] - best) / self.window if n >= 1 + self.window else 0.0

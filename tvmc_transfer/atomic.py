@@ -1,0 +1,24 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of it."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w"):
+    """Open a temporary file beside ``path`` for writing; when the block ends without an error, rename it onto
+    ``path``; otherwise remove it and leave ``path`` as it was.
+
+    >>> with atomic_write("report.json") as f:                                    # doctest: +SKIP
+    ...     f.write("{}")
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=".tvmc-partial-", suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)

@@ -1,0 +1,96 @@
+"""``tvmc records merge`` and ``filter``: new records folders from old ones, written atomically.
+
+Every output folder is written next to its destination and renamed into place only when complete, so a
+reader never sees half a database and an interrupted command leaves nothing behind.
+"""
+
+import os
+import shutil
+import tempfile
+
+import attrs
+
+from ..errors import TVMCException
+from .database import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, open_database
+
+
+def _holds_records(folder: str) -> bool:
+    return any(os.path.isfile(p) and os.path.getsize(p) > 0 for p in database_paths(folder))
+
+
+def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> None:
+    """Create the records folder ``output`` by calling ``fill(database)`` on a fresh database next to it, then
+    rename it into place. ``output`` must not hold records unless ``replaces_input`` (it is one of the inputs)."""
+    output = os.path.abspath(output)
+    parent = os.path.dirname(output)
+    if not os.path.isdir(parent):
+        raise TVMCException(f"cannot write records '{output}': folder '{parent}' does not exist")
+    if os.path.isfile(output):
+        raise TVMCException(f"'{output}' is a file; the records output must be a folder")
+    if os.path.isdir(output) and _holds_records(output) and not replaces_input:
+        raise TVMCException(f"'{output}' already holds tuning records; give a new folder (or list it as an input to merge into it)")
+    partial = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.partial-")
+    try:
+        fill(open_database(partial, create=True))
+        if os.path.isdir(output):
+            for name in os.listdir(output):  # logs and journals of an input replaced in place stay with it
+                if name not in (WORKLOADS, TUNING_RECORDS):
+                    copy = shutil.copytree if os.path.isdir(os.path.join(output, name)) else shutil.copy2
+                    copy(os.path.join(output, name), os.path.join(partial, name))
+            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.old-")
+            os.rmdir(old)
+            os.rename(output, old)
+            os.rename(partial, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(partial, output)
+    finally:
+        if os.path.isdir(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _open_nonempty(folder: str):
+    database = open_database(folder)
+    if not database.get_all_tuning_records():
+        raise TVMCException(f"'{folder}' holds no tuning records; nothing to read from it")
+    return database
+
+
+@attrs.frozen
+class CopyReport:
+    output: str
+    copied: int
+    skipped: int  # duplicates (and, with measured_only, failed runs)
+    other_target: int
+
+
+def merge_records(inputs: list, output: str, measured_only: bool = False) -> CopyReport:
+    """Merge records folders into ``output``; a schedule recorded twice for a workload is kept once."""
+    if not inputs:
+        raise TVMCException("give at least one records folder to merge")
+    sources = [_open_nonempty(path) for path in inputs]  # every input checked before anything is written
+    counts = {"copied": 0, "total": 0}
+
+    def fill(database):
+        for source in sources:
+            total = len([r for r in source.get_all_tuning_records() if not measured_only or is_measured(r)])
+            copied, _ = copy_records(source, database, None, measured_only=measured_only)
+            counts["copied"] += copied
+            counts["total"] += total
+
+    same = {os.path.abspath(p) for p in inputs}
+    write_folder_atomically(output, fill, replaces_input=os.path.abspath(output) in same)
+    return CopyReport(os.path.abspath(output), counts["copied"], counts["total"] - counts["copied"], 0)
+
+
+def filter_records(source_folder: str, target, output: str, measured_only: bool = False) -> CopyReport:
+    """Copy the records of ``source_folder`` that are for ``target`` (kind and processor) into ``output``."""
+    source = _open_nonempty(source_folder)
+    counts = {}
+
+    def fill(database):
+        counts["copied"], counts["other"] = copy_records(source, database, target, measured_only=measured_only)
+
+    write_folder_atomically(output, fill, replaces_input=os.path.abspath(output) == os.path.abspath(source_folder))
+    total = len(source.get_all_tuning_records())
+    return CopyReport(os.path.abspath(output), counts["copied"], total - counts["copied"] - counts["other"], counts["other"])

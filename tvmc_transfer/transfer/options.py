@@ -1,0 +1,54 @@
+"""``TransferOptions``: how transfer-tuning picks, checks and measures candidates."""
+
+import attrs
+
+from ..errors import TVMCException
+from ..measure import MeasureOptions
+
+SOURCE_MODES = ("auto", "all")
+
+
+def _positive_or_none(name):
+    def check(_instance, _attribute, value):
+        if value is not None and value < 1:
+            raise TVMCException(f"--{name} must be at least 1 (or left out for no limit), got {value}")
+
+    return check
+
+
+@attrs.frozen
+class TransferOptions:
+    """How transfer-tuning picks and checks candidates.
+
+    ``max_candidates``: the best k records of every matching source workload are tried (None: every record).
+    ``max_per_kernel``: at most this many candidates per target kernel, source workloads of the nearest shapes
+    first (None: no cap). ``sources``: ``"auto"`` uses the best-ranked sources until the class coverage of the
+    target stops growing, ``"all"`` every source. ``tune_rest``: trials of ``tvmc tune`` for the kernels no
+    source matches. ``rtol``: largest error, relative to the largest reference value, a candidate may have.
+    ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel whose class no source
+    holds takes those of kernels with the same anchor and another epilogue (``classes.py``), the two epilogues
+    fitted to each other (``replay.py``).
+    """
+
+    max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
+    max_per_kernel: int | None = attrs.field(default=None, validator=_positive_or_none("max-per-kernel"))
+    sources: str = "all"
+    tune_rest: int = 0
+    population: int = 512  # evolutionary search population for --tune-rest
+    seed: int = 0
+    rtol: float = 1e-3
+    e2e: bool = True
+    e2e_repeat: int = 10
+    time_limit: float | None = None  # seconds; no new kernel is started after it (the next run goes on)
+    exact_classes: bool = False
+    measure: MeasureOptions = attrs.field(factory=MeasureOptions)
+
+    def __attrs_post_init__(self):
+        if self.sources not in SOURCE_MODES:
+            raise TVMCException(f"--sources must be one of {', '.join(SOURCE_MODES)}, got '{self.sources}'")
+        if self.tune_rest < 0 or self.population < 2:
+            raise TVMCException("--tune-rest must be >= 0 and --population >= 2")
+        if not 0 < self.rtol < 1 or self.e2e_repeat < 1:
+            raise TVMCException("--rtol must be in (0, 1) and the end-to-end repeat at least 1")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise TVMCException("--time-limit must be a positive number of seconds")

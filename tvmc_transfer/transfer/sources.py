@@ -1,0 +1,186 @@
+"""Transfer's sources: records folders read by kernel class, ranked by how much of the target they cover, and
+the candidate records each target kernel tries, nearest shapes first."""
+
+import math
+import os
+
+import attrs
+
+from ..records.database import is_measured, mean_seconds, open_database, same_target, target_label
+from ..records.listing import shapes_text, workload_hash
+
+
+@attrs.frozen
+class SourceWorkload:
+    """One workload of a records folder with its measured records for the target, fastest first."""
+
+    index: int  # position in the folder's workload file (stable, for reports)
+    mod: object  # the workload IRModule
+    kernel_class: object  # classes.KernelClass
+    records: tuple  # TuningRecord, fastest first
+
+    @property
+    def best_seconds(self) -> float:
+        return mean_seconds(self.records[0])
+
+    def describe(self) -> str:
+        """``#3 1x64x56x56,64x64x3x3->1x64x56x56``: the workload's place in its folder and its buffer shapes."""
+        return f"#{self.index} {shapes_text(self.mod)}"
+
+
+@attrs.frozen
+class Source:
+    """A records folder read for transfer: its workloads grouped, with their classes."""
+
+    path: str
+    workloads: tuple  # SourceWorkload
+    other_target: int  # records for another target, ignored
+    unmeasured: int  # records of failed builds or runs, ignored
+    other_targets: tuple = ()  # target_label of each other target met
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(os.path.normpath(self.path))
+
+    def classes(self) -> set:
+        """The distinct kernel classes of its workloads."""
+        return {w.kernel_class for w in self.workloads}
+
+
+def _records_by_workload(database, target=None) -> tuple:
+    """``{hash: (first index, mod, [records])}``, the counts of other-target and unmeasured records, and the
+    labels of the other targets."""
+    groups, order = {}, {}
+    other = unmeasured = 0
+    labels = set()
+    for record in database.get_all_tuning_records():
+        if target is not None and record.target is not None and not same_target(record.target, target):
+            other += 1
+            labels.add(target_label(record.target))
+            continue
+        if not is_measured(record):
+            unmeasured += 1
+            continue
+        key = workload_hash(record.workload.mod)
+        if key not in groups:
+            order[key] = len(order)
+            groups[key] = (record.workload.mod, [])
+        groups[key][1].append(record)
+    return groups, order, other, unmeasured, tuple(sorted(labels))
+
+
+def read_source(path: str, target) -> Source:
+    """Read a records folder as a transfer source: measured records for ``target``, grouped by workload."""
+    from .classes import kernel_class  # pylint: disable=import-outside-toplevel
+
+    database = open_database(path)
+    groups, order, other, unmeasured, labels = _records_by_workload(database, target)
+    workloads = []
+    for key, (mod, records) in groups.items():
+        records.sort(key=mean_seconds)
+        workloads.append(SourceWorkload(order[key], mod, kernel_class(mod), tuple(records)))
+    return Source(os.path.abspath(path), tuple(workloads), other, unmeasured, labels)
+
+
+@attrs.frozen
+class SourceRank:
+    """How much of the target one source folder covers: weighted FLOPs of kernels whose class it holds."""
+
+    path: str
+    workloads: int
+    records: int
+    other_target: int
+    classes: int
+    coverage: float  # fraction of the target's weighted FLOPs
+    kernels: int  # target kernels whose class it holds
+    chosen: bool
+
+
+def rank_sources(tasks: list, classes: list, sources: list, mode: str = "all", epilogues: bool = True) -> list:
+    """Rank ``sources`` by the weighted FLOPs of the target's kernels whose class they hold (or, with
+    ``epilogues``, a class whose schedules replay on them: see ``matches``); mark the chosen.
+
+    ``auto`` takes the best source, then every next one that covers kernels the chosen ones do not, best
+    first, until no source adds coverage. ``all`` takes every source that covers anything."""
+    total = sum(t.flops * t.weight for t in tasks) or 1.0
+    cost = [t.flops * t.weight for t in tasks]
+
+    keys = [s.classes() for s in sources]
+    covers = [{j for j, c in enumerate(classes) if any(matches(c, h, epilogues) for h in held)} for held in keys]
+    order = sorted(range(len(sources)), key=lambda i: (-sum(cost[j] for j in covers[i]), i))
+    chosen, have = set(), set()
+    for i in order:
+        gain = covers[i] - have
+        if mode == "all" or (gain and (sum(cost[j] for j in gain) > 0 or not have)):
+            chosen.add(i)
+            have |= gain
+    ranks = []
+    for i in order:
+        s = sources[i]
+        kernels = covers[i]
+        ranks.append(
+            SourceRank(
+                s.path,
+                len(s.workloads),
+                sum(len(w.records) for w in s.workloads),
+                s.other_target,
+                len(keys[i]),
+                sum(cost[j] for j in kernels) / total,
+                len(kernels),
+                i in chosen,
+            )
+        )
+    return ranks
+
+
+def format_ranking(ranks: list, title: str = "sources (by weighted-FLOP coverage of the target; * = used):") -> str:
+    rows = [title]
+    for s in ranks:
+        rows.append(f" {'*' if s.chosen else ' '} {s.coverage * 100:5.1f}%  {s.kernels:>3} kernels  {s.classes:>3} classes  {s.records:>5} records  {s.path}")
+    return "\n".join(rows)
+
+
+@attrs.frozen
+class Candidate:
+    source: Source
+    workload: SourceWorkload
+    record: object  # TuningRecord
+    distance: float  # log-distance of the source workload's loop extents to the target's
+    match: str = "class"  # how its schedules apply: ``matches``
+
+    def describe(self) -> str:
+        return f"{self.source.name} {self.workload.describe()} {self.workload.kernel_class.name}"
+
+
+def _extent_distance(a, b) -> float:
+    return sum(abs(math.log(max(x, 1)) - math.log(max(y, 1))) for xa, ya in zip(a, b) for x, y in zip(xa, ya))
+
+
+def matches(task_class, source_class, epilogues: bool = True) -> str | None:
+    """How a source kernel's schedules apply to a target kernel: ``"class"`` (the same class), ``"epilogue"``
+    (the same anchor, the epilogues fitted to each other; only with ``epilogues``) or None."""
+    if task_class.key == source_class.key:
+        return "class"
+    return "epilogue" if epilogues and task_class.takes_epilogue_of(source_class) else None
+
+
+def candidates_for(task_class, task_extents, sources: list, options) -> list:
+    """The source records tried on one kernel: best ``max_candidates`` per source workload of its class,
+    nearest shapes first, at most ``max_per_kernel``. Only when no source holds its class, those of the
+    source workloads whose schedules replay once the epilogues are fitted (``matches``). ``options``: the
+    ``TransferOptions``."""
+    from .classes import iter_extents  # pylint: disable=import-outside-toplevel
+
+    held = [(w, source) for source in sources for w in source.workloads]
+    how = {id(w): matches(task_class, w.kernel_class, not options.exact_classes) for w, _ in held}
+    exact = any(how[id(w)] == "class" for w, _ in held)
+    found = []
+    for workload, source in held:
+        if how[id(workload)] is None or (exact and how[id(workload)] != "class"):
+            continue
+        distance = _extent_distance(iter_extents(workload.mod), task_extents)
+        records = workload.records if options.max_candidates is None else workload.records[: options.max_candidates]
+        found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance, how[id(workload)])) for rank, r in enumerate(records)]
+    found.sort(key=lambda item: item[:3])
+    chosen = [c for *_, c in found]
+    return chosen if options.max_per_kernel is None else chosen[: options.max_per_kernel]
