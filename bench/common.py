@@ -6,6 +6,20 @@ import time
 
 import numpy as np
 
+BENCH = os.path.dirname(os.path.abspath(__file__))
+# The zoo's tuned records (<model>-records: hours of tuning, committed) and the results BENCHMARKS.md cites.
+RECORDS = os.path.join(BENCH, "work")
+# What a script regenerates (models, packages, the records of transfers and arms): kept out of the tree.
+WORK = os.path.join(os.path.expanduser("~"), ".cache", "tvmc-transfer-bench")
+
+
+def add_folder_arguments(parser, work: str, records: bool = False) -> None:
+    """``--work`` for a script's derived outputs (under ``WORK`` by default) and, with ``records``, ``--records``
+    for the zoo's tuned records it reads (and tunes on, resumably, when they are short)."""
+    parser.add_argument("--work", default=os.path.join(WORK, work), help="folder for derived outputs, resumable (default %(default)s)")
+    if records:
+        parser.add_argument("--records", default=RECORDS, help="folder of the zoo's tuned <model>-records (default: bench/work, committed)")
+
 
 def median_ms(fn, repeat: int = 30, warmup: int = 3) -> float:
     for _ in range(warmup):

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import onnxruntime_runner, random_inputs, threads  # noqa: E402
+from common import add_folder_arguments, onnxruntime_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer import zoo  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
@@ -248,7 +248,7 @@ def format_result(result: dict, tasks) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="zoo model names or .onnx files")
-    parser.add_argument("--work", default="bench/work/droplet", help="folder for records, packages and results (resumable)")
+    add_folder_arguments(parser, "droplet")
     parser.add_argument("--target", default="llvm -num-cores=2")
     parser.add_argument("--base-trials", type=int, default=48, help="evolutionary trials of the common start")
     parser.add_argument("--trials", type=int, default=32, help="trials per task given to each arm")

@@ -1,10 +1,11 @@
 """Benchmark (b): a tuned package against ONNX Runtime, same inputs, same process, as ratios.
 
-For each zoo model: tune to --trials (resumable: records live in WORK/<model>-records and a re-run goes on
-where the last one stopped), compile tuned and untuned packages, check both against ONNX Runtime, then time
+For each zoo model: tune to --trials (resumable: records live in RECORDS/<model>-records, by default the
+committed bench/work, and a re-run goes on where the last one stopped), compile tuned and untuned packages
+(under --work, by default ~/.cache/tvmc-transfer-bench/latency), check both against ONNX Runtime, then time
 tuned, untuned and ONNX Runtime interleaved in one process.
 
-    python bench/latency_vs_onnxruntime.py --models resnet50 googlenet alexnet --trials 1000 --work bench/work
+    python bench/latency_vs_onnxruntime.py --models resnet50 googlenet alexnet --trials 1000
 """
 
 import argparse
@@ -16,17 +17,17 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import add_folder_arguments, median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
 
 
-def prepare(name: str, work: str, trials: int, target):
+def prepare(name: str, work: str, trials: int, target, records_folder: str):
     path = os.path.join(work, f"{name}.onnx")
     if not os.path.exists(path):
         zoo.save(name, path)
     model = load_model(path)
-    records = os.path.join(work, f"{name}-records")
+    records = os.path.join(records_folder, f"{name}-records")
     start = time.time()
     report = tune_model(model, target, records, TuneOptions(trials=trials, measure=MeasureOptions()))
     tune_seconds = time.time() - start
@@ -61,7 +62,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=["resnet50", "googlenet", "alexnet"])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--target", default="native")
-    parser.add_argument("--work", default="bench/work")
+    add_folder_arguments(parser, "latency", records=True)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", help="append one JSON line per model here")
     args = parser.parse_args()
@@ -70,7 +71,7 @@ def main():
     print(f"{'model':<10} {'trials':>6} {'tune s':>7} {'ORT ms':>8} {'tuned ms':>9} {'untuned ms':>10} "
           f"{'tuned/ORT':>9} {'untuned/tuned':>13} {'rel err':>8}")
     for name in args.models:
-        path, model, tuned, untuned, report, tune_seconds = prepare(name, args.work, args.trials, target)
+        path, model, tuned, untuned, report, tune_seconds = prepare(name, args.work, args.trials, target, args.records)
         times, errors = measure(path, model, tuned, untuned, args.repeat)
         trials = sum(t.trials for t in report.tasks)
         row = {

@@ -16,8 +16,9 @@ with ONNX Runtime in interleaved rounds in one process. It reports:
   the first N at least as fast as transfer, and the tuning time it took to get there (from the timestamps of
   MetaSchedule's task logs in the records folder; gaps over 10 minutes, between sessions, are not counted).
 
-Full-tuning records are ``WORK/<model>-records`` (tuned to ``--full-trials`` with ``tvmc tune`` here when they
-are missing or short, unless another process is writing them). Every step is resumable and the script stops
+Full-tuning records are ``RECORDS/<model>-records`` (``--records``, by default the committed ``bench/work``;
+tuned on to ``--full-trials`` in a copy under WORK when they are missing or short). Everything else goes under
+``--work`` (by default ``~/.cache/tvmc-transfer-bench``). Every step is resumable and the script stops
 starting new steps after ``--time-limit`` seconds: run the same command again to go on. State is kept in
 ``WORK/transfer-bench/state.json`` (``--folder``); the final table prints when every step is done.
 
@@ -49,7 +50,7 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import add_folder_arguments, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer import zoo  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
@@ -99,7 +100,7 @@ class Bench:
         return path if os.path.isfile(path) else zoo.save(name, path)
 
     def records(self, name):
-        return os.path.join(self.work, f"{name}-records")
+        return os.path.join(self.args.records, f"{name}-records")
 
     def full_folder(self, name):
         """Where the full-tuning records actually are (after ``full_records``)."""
@@ -108,7 +109,7 @@ class Bench:
 
     # -- full tuning ------------------------------------------------------------------------------------------
     def full_records(self, name) -> str:
-        """The model's full-tuning records: ``WORK/<model>-records`` when it holds ``--full-trials`` records;
+        """The model's full-tuning records: ``RECORDS/<model>-records`` when it holds ``--full-trials`` records;
         otherwise a copy of it here, tuned on to ``--full-trials`` in resumable steps (the original folder is
         never written: it may be someone else's run)."""
         given = self.records(name)
@@ -399,7 +400,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", nargs="*", default=[], metavar="SOURCE:TARGET")
     parser.add_argument("--all-pairs", action="store_true", help="every ordered pair of ResNet-50, GoogLeNet, AlexNet")
-    parser.add_argument("--work", default="bench/work")
+    add_folder_arguments(parser, "", records=True)
     parser.add_argument("--folder", default="transfer-bench", help="this run's state, outputs and packages, under WORK")
     parser.add_argument("--target", default="native")
     parser.add_argument("--full-trials", type=int, default=1000)

@@ -20,7 +20,7 @@ import textwrap
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import median_ms, package_runner, random_inputs  # noqa: E402
+from common import add_folder_arguments, median_ms, package_runner, random_inputs  # noqa: E402
 
 from tvmc_transfer import compile_model, load_model, parse_target, zoo  # noqa: E402
 from tvmc_transfer.records import is_measured, open_database  # noqa: E402
@@ -68,7 +68,7 @@ def main():
                         help="batch size for both (tasks x this <= trials, so that every task gets a first batch)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds of 50 runs each")
     parser.add_argument("--target", default="llvm -num-cores=2")
-    parser.add_argument("--work", default="bench/work/throughput")
+    add_folder_arguments(parser, "throughput")
     parser.add_argument("--patient-stock", action="store_true", help="also run stock with a 120 s build timeout")
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
