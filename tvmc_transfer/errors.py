@@ -1,4 +1,4 @@
-"""The one exception type for a user's mistake.
+"""User errors: the one exception type for a user's mistake, and a TVM error reduced to one line.
 
 Commands raise ``TVMCException("what is wrong and what to do")``; the driver prints it as a single
 ``Error: ...`` line and exits non-zero. Anything else that escapes is a bug and keeps its traceback.

@@ -14,6 +14,17 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--input-shapes", metavar="SHAPES", help="static input shapes, e.g. 'input:[1,3,224,224]'")
 
 
+def plan_from_args(command: str, args):
+    """The command's plan of later phases, as the option hooks registered for it (``--droplet``, plugins)
+    extend it from ``args``."""
+    from ..main import apply_option_hooks  # pylint: disable=import-outside-toplevel
+    from ..session import Plan
+
+    plan = Plan()
+    apply_option_hooks(command, args, plan)
+    return plan
+
+
 def load_model_from_args(args):
     from ..frontends import load_model  # pylint: disable=import-outside-toplevel
 

@@ -1,9 +1,9 @@
 """``tvmc transfer``: transfer-tune a model from other models' tuning records."""
 
-from ..main import apply_option_hooks, register_parser
+from ..main import register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
 from ..target import add_target_arguments, target_from_args
-from .common import add_model_arguments, check_output_folder, load_model_from_args
+from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args
 
 
 @register_parser
@@ -41,7 +41,7 @@ def add_transfer_parser(subparsers, main_parser, json_config):
 
 
 def drive_transfer(args) -> int:
-    from ..transfer import TransferOptions, TransferPlan, transfer_tune  # pylint: disable=import-outside-toplevel
+    from ..transfer import TransferOptions, transfer_tune  # pylint: disable=import-outside-toplevel
 
     check_output_folder(args.output, "records")
     if args.report:
@@ -60,8 +60,7 @@ def drive_transfer(args) -> int:
         exact_classes=args.exact_classes,
         measure=measure_options_from_args(args),
     )
-    plan = TransferPlan()
-    apply_option_hooks("transfer", args, plan)
+    plan = plan_from_args("transfer", args)
     target = target_from_args(args)
     report = transfer_tune(load_model_from_args(args), target, args.sources, args.output, options, plan=plan)
     print(report.table())

@@ -1,9 +1,9 @@
 """``tvmc tune``: MetaSchedule evolutionary search into a records folder; re-running it resumes."""
 
-from ..main import apply_option_hooks, register_parser
+from ..main import register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
 from ..target import add_target_arguments, target_from_args
-from .common import add_model_arguments, check_output_folder, load_model_from_args
+from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args
 
 
 @register_parser
@@ -31,7 +31,7 @@ def add_tune_parser(subparsers, main_parser, json_config):
 def drive_tune(args) -> int:
     from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
     from ..tasks import extract_tasks, format_task_table
-    from ..tune import TuneOptions, TunePlan, tune_model
+    from ..tune import TuneOptions, tune_model
 
     if args.tasks != "list" and not args.output:
         raise TVMCException("give the records folder to write with -o RECORDS")
@@ -50,9 +50,7 @@ def drive_tune(args) -> int:
         population=args.population,
         measure=measure_options_from_args(args),
     )
-    plan = TunePlan()
-    apply_option_hooks("tune", args, plan)
-    report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan)
+    report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan_from_args("tune", args))
     print(report.table())
     for phase in report.phases:
         print(phase.summary())

@@ -1,4 +1,4 @@
-"""Tuning records: MetaSchedule's own JSON database, opened safely.
+"""Tuning records: MetaSchedule's own JSON database, opened safely, each record committed once.
 
 A records folder holds ``database_workload.json`` and ``database_tuning_record.json``, exactly what
 ``ms.database.JSONDatabase(work_dir=FOLDER)`` reads, so plain TVM can use our records and we can use its.

@@ -1,5 +1,6 @@
-"""One kernel's transfer: replay its candidates, check them, measure them against the unscheduled kernel, and
-commit the correct ones (or the unscheduled kernel, when it is faster than all of them)."""
+"""One kernel's transfer: replay, check and measure its candidates; commit the correct ones.
+
+The unscheduled kernel is measured beside them and committed instead when it is faster than all of them."""
 
 import logging
 

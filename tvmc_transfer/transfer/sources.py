@@ -1,5 +1,7 @@
-"""Transfer's sources: records folders read by kernel class, ranked by how much of the target they cover, and
-the candidate records each target kernel tries, nearest shapes first."""
+"""Transfer's sources: records folders read by kernel class and ranked, and each kernel's candidate records.
+
+A source ranks by how much of the target (weighted FLOPs) its classes cover; a kernel's candidates are the best
+records of every matching source workload, nearest shapes first."""
 
 import math
 import os
