@@ -18,7 +18,7 @@ from .errors import TVMCException
 from .measure import MeasureOptions
 from .records.folder import RecordsFolder
 from .target import tuning_target
-from .tuning.droplet_search import DropletOptions, mean_of
+from .tuning.droplet_search import DropletOptions, DropletSearch, Shared, mean_of
 
 
 @attrs.frozen
@@ -107,7 +107,6 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
 
     from .intrinsics import load_tensor_intrinsics
     from .task_logs import tune_contexts
-    from .tuning.droplet_search import DropletSearch, Shared
     from .tuning.scheduler import CommittingGradientScheduler
 
     if measure.repeat < 2:
