@@ -7,7 +7,7 @@ the packages timed side by side in this process, with the untuned package as the
 of ``--rounds`` interleaved rounds, and the spread of the rounds. With --patient-stock, stock runs a second time with a
 120 s build timeout instead of its default 30 s, so that it measures something to compare latencies with.
 
-    python bench/tuning_throughput.py --model tiny-cnn --trials 64 --work bench/work/throughput
+    python bench/tuning_throughput.py --model tiny-cnn --trials 64   # outputs under ~/.cache/tvmc-transfer-bench/throughput
 """
 
 import argparse
