@@ -1,8 +1,9 @@
 """``RecordsFolder``: one open records folder, owning its database and every file kept beside it.
 
 A records folder is MetaSchedule's JSON database (``database.py``) plus the side files our commands keep there:
-transfer's journal of finished kernels, droplet's pinned starts and the controls of its batches, MetaSchedule's
-per-task logs. Every command opens its output folder once, through this object, and hands it on.
+transfer's journal of finished kernels, droplet's pinned starts and the controls of its batches (MetaSchedule
+writes its per-task ``logs/`` there too). Every command opens its output folder once, through this object, and
+hands it on.
 """
 
 import json
