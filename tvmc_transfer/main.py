@@ -19,6 +19,7 @@ from typing import Any, Callable
 import attrs
 
 from .errors import TVMCException
+from .legacy_config import apply_flat, is_flat
 
 PLUGIN_GROUP = "tvmc_transfer.plugins"
 REGISTERED_PARSER: list[Callable] = []
@@ -57,11 +58,15 @@ def apply_option_hooks(command: str, args: argparse.Namespace, plan: Any) -> Non
             hook.apply(args, plan)
 
 
+class UsageError(TVMCException):
+    """A command line argparse cannot read: one ``Error: ...`` line and exit code 2, as argparse and tvmc 0.19."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Usage mistakes become the driver's one-line ``Error: ...`` like every other user error."""
 
     def error(self, message):
-        raise TVMCException(f"{message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _load_commands() -> None:
@@ -98,10 +103,11 @@ def _read_config(argv: list[str]) -> dict:
 
 def _apply_config(subparsers: argparse._SubParsersAction, config: dict) -> None:
     # {"tune": {"trials": 200, "target": "llvm"}} sets defaults, so the command line still wins.
+    if is_flat(config, subparsers.choices):
+        apply_flat(subparsers, config)
+        return
     for command, defaults in config.items():
-        parser = subparsers.choices.get(command)
-        if parser is None:
-            raise TVMCException(f"--config names an unknown command '{command}'")
+        parser = subparsers.choices[command]
         if not isinstance(defaults, dict):
             raise TVMCException(f"--config entry '{command}' must be an object of option names to values")
         known = {action.dest for action in parser._actions}
@@ -120,12 +126,14 @@ def build_parser(config: dict | None = None) -> argparse.ArgumentParser:
         description="TVM compiler driver for the Relax era: tune, transfer, compile and run ONNX models.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="JSON file of default options per command, e.g. {\"tune\": {\"trials\": 200}}")
+    parser.add_argument("--config", help="JSON file of default options per command, e.g. {\"tune\": {\"trials\": 200}}, or a tvmc 0.19 flat file")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv, -vvv for more)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for make_parser in REGISTERED_PARSER:
         make_parser(subparsers, parser, config or {})
+    for command_parser in subparsers.choices.values():  # tvmc 0.19 also took -v after the command
+        command_parser.add_argument("-v", "--verbose", dest="command_verbose", action="count", default=0, help="more output (-vv, -vvv for more)")
     for command, hooks in OPTION_HOOKS.items():
         if command in subparsers.choices:
             for hook in hooks:
@@ -154,11 +162,11 @@ def _main(argv: list[str]) -> int:
         if not hasattr(args, "func"):
             parser.print_help()
             return 0 if not argv else 2
-        _set_verbosity(args.verbose)
+        _set_verbosity(args.verbose + getattr(args, "command_verbose", 0))
         return args.func(args) or 0
     except TVMCException as err:
         sys.stderr.write(f"Error: {err}\n")
-        return 4
+        return 2 if isinstance(err, UsageError) else 4
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted; what was measured so far is kept, run the same command to resume\n")
         return 130

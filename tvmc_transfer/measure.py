@@ -57,10 +57,10 @@ class MeasureOptions:
 
         if not self.rpc_tracker:
             return ms.runner.LocalRunner(timeout_sec=self.timeout, evaluator_config=self.evaluator_config())
-        host, _, port = self.rpc_tracker.rpartition(":")
-        if not host or not port.isdigit():
-            raise TVMCException(f"--rpc-tracker '{self.rpc_tracker}' must be host:port")
-        config = ms.runner.RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=self.rpc_key, session_timeout_sec=int(self.timeout) + 30)
+        from .remote import parse_tracker  # pylint: disable=import-outside-toplevel
+
+        host, port = parse_tracker(self.rpc_tracker)
+        config = ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=self.rpc_key, session_timeout_sec=int(self.timeout) + 30)
         return ms.runner.RPCRunner(rpc_config=config, evaluator_config=self.evaluator_config(), max_workers=1)
 
     def make_builder(self, target):
@@ -110,7 +110,7 @@ def add_measure_arguments(parser) -> None:
     group.add_argument("--cache-flush", action="store_true", help="flush the CPU cache before each measurement")
     group.add_argument("--timeout", type=float, default=10.0, help="seconds before a run is given up (default 10)")
     group.add_argument("--parallel", type=int, default=None, help="build workers (default: the cores this process may use)")
-    group.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on remote devices through an RPC tracker")
+    group.add_argument("--rpc-tracker", metavar="HOST[:PORT]", help="measure on remote devices through an RPC tracker (port 9090 if not given)")
     group.add_argument("--rpc-key", metavar="KEY", help="the device key registered with the tracker")
 
 

@@ -2,13 +2,15 @@
 
 import os
 import statistics
+import time
 
 import attrs
 import numpy as np
 
 from .errors import TVMCException
 from .package import read_package
-from .target import device_type
+from .profiling import profile_vm
+from .remote import Remote, open_device
 
 FILL_MODES = ("zeros", "ones", "random")
 
@@ -17,6 +19,7 @@ FILL_MODES = ("zeros", "ones", "random")
 class RunResult:
     outputs: dict  # name -> np.ndarray
     times: tuple  # seconds, one per repeat; empty when not timed
+    profile: tuple = ()  # of profiling.ProfileRow, slowest first; empty unless profiled
 
     def time_summary(self) -> dict:
         ms = [t * 1e3 for t in self.times]
@@ -27,6 +30,31 @@ class RunResult:
             "min": min(ms),
             "max": max(ms),
         }
+
+    def time_table(self) -> str:
+        """tvmc 0.19's ``--print-time`` table (TVM's ``BenchmarkResult``), which scripts parse."""
+        s = self.time_summary()
+        return (
+            "Execution time summary:\n"
+            f"{'mean (ms)':^12} {'median (ms)':^12} {'max (ms)':^12} {'min (ms)':^12} {'std (ms)':^12}\n"
+            f"{s['mean']:^12.4f} {s['median']:^12.4f} {s['max']:^12.4f} {s['min']:^12.4f} {s['std']:^12.4f}"
+            "               "
+        )
+
+
+@attrs.frozen
+class RunPlace:
+    """Where and how a package runs: device kind (default: the package's), a remote device, end-to-end timing
+    (host arrays in and out, copies included), and how many profiled runs (0: none)."""
+
+    device: str | None = None
+    remote: Remote | None = None
+    end_to_end: bool = False
+    profile: int = 0
+
+    def __attrs_post_init__(self):
+        if self.profile and self.remote is not None:
+            raise TVMCException("--profile runs on this machine: the VM's instrument hook cannot cross RPC; drop --rpc-tracker")
 
 
 def load_inputs(path: str) -> dict:
@@ -67,18 +95,18 @@ def make_inputs(infos, given: dict | None, fill_mode: str = "random", seed: int 
     return result
 
 
-def _device(target: dict):
-    import tvm  # pylint: disable=import-outside-toplevel
-
-    kind = target.get("kind", "llvm")
-    device = tvm.device(device_type(kind), 0)
-    if not device.exist:
-        raise TVMCException(f"the package was compiled for '{kind}', but this machine has no such device")
-    return device
-
-
-def run_module(package_path: str, inputs: dict | None = None, fill_mode: str = "random", number: int = 1, repeat: int = 0, seed: int = 0) -> RunResult:
+def run_module(
+    package_path: str,
+    inputs: dict | None = None,
+    fill_mode: str = "random",
+    number: int = 1,
+    repeat: int = 0,
+    seed: int = 0,
+    place: RunPlace | None = None,
+) -> RunResult:
     """Run a package once for its outputs, then ``repeat`` timed measurements of ``number`` runs each.
+
+    ``place`` chooses the device, a remote one through an RPC tracker, end-to-end timing and profiling.
 
     >>> result = run_module("net.tar", fill_mode="random", repeat=10)   # doctest: +SKIP
     >>> result.time_summary()["median"]                                  # doctest: +SKIP
@@ -86,20 +114,42 @@ def run_module(package_path: str, inputs: dict | None = None, fill_mode: str = "
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm import relax
 
+    place = place or RunPlace()
     package = read_package(package_path)
     values = make_inputs(package.metadata.inputs, inputs, fill_mode, seed)
-    device = _device(package.metadata.target)
-    vm = relax.VirtualMachine(package.load(), device)
-    args = [tvm.runtime.tensor(values[i.name], device) for i in package.metadata.inputs]
-    result = vm["main"](*args)
-    fields = list(result) if isinstance(result, (list, tuple)) or type(result).__name__ == "Array" else [result]
-    outputs = {info.name: field.numpy() for info, field in zip(package.metadata.outputs, fields)}
+    library, device = open_device(package, place.device, place.remote)
+    vm = relax.VirtualMachine(library, device)
+    names = [i.name for i in package.metadata.inputs]
+    args = [tvm.runtime.tensor(values[n], device) for n in names]
+    outputs = _outputs(vm["main"](*args), package.metadata.outputs)
     times = ()
-    if repeat > 0:
+    if repeat > 0 and place.end_to_end:
+        times = tuple(_end_to_end_seconds(vm, device, [values[n] for n in names], number) for _ in range(repeat))
+    elif repeat > 0:
         vm.set_input("main", *args)
         timer = vm.time_evaluator("invoke_stateful", device, number=number, repeat=repeat)
         times = tuple(float(t) for t in timer("main").results)
-    return RunResult(outputs, times)
+    profile = ()
+    if place.profile:
+        profile = profile_vm(relax.VirtualMachine(library, device), device, args, runs=place.profile)
+    return RunResult(outputs, times, profile)
+
+
+def _outputs(result, infos) -> dict:
+    fields = list(result) if isinstance(result, (list, tuple)) or type(result).__name__ == "Array" else [result]
+    return {info.name: field.numpy() for info, field in zip(infos, fields)}
+
+
+def _end_to_end_seconds(vm, device, arrays: list, number: int) -> float:
+    """Mean seconds of one inference counted from host arrays to host arrays (copies to the device included)."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    start = time.perf_counter()
+    for _ in range(number):
+        result = vm["main"](*[tvm.runtime.tensor(a, device) for a in arrays])
+        for field in list(result) if type(result).__name__ == "Array" else [result]:
+            field.numpy()
+    return (time.perf_counter() - start) / number
 
 
 @attrs.frozen

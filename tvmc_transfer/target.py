@@ -6,6 +6,7 @@ translate it to the JSON form, typing each option by the target kind's own schem
 and core count), per-option flags such as ``--target-llvm-mcpu``, and a host target.
 """
 
+import difflib
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ TARGET_OPTION_FLAGS = {
     "llvm": ("mcpu", "mtriple", "mattr", "mabi", "num-cores", "opt-level", "vector-width", "fast-math"),
     "cuda": ("arch", "max_num_threads", "thread_warp_size", "max_shared_memory_per_block"),
 }
+# tvmc 0.19's BYOC targets ("compute-library, llvm"): partitioned codegens that TVM 0.27's wheels do not build.
+BYOC_KINDS = ("compute-library", "acl", "ethos-n", "ethos-u", "cmsis-nn", "vitis-ai", "mrvl", "clml", "tensorrt", "dnnl", "bnns", "uma", "cutlass", "cublas", "cudnn")
 EXAMPLES = "e.g. 'llvm', 'llvm -mcpu=znver3 -num-cores=2', 'cuda -arch=sm_90', 'native' or a JSON object"
 
 
@@ -98,9 +101,41 @@ def _read_target_text(text: str) -> dict | str:
         if not isinstance(config, dict) or "kind" not in config:
             raise TVMCException(f"a JSON target must be an object with a 'kind'; {EXAMPLES}")
         return config
+    if "," in text or text in BYOC_KINDS:
+        _refuse_target_list(text)
     if " " in text or text.startswith("-"):
         return _parse_cli_form(text)
     return text  # a bare kind or a tag: TVM knows both
+
+
+def _byoc_error(kind: str) -> TVMCException:
+    return TVMCException(
+        f"'{kind}' is a BYOC target of tvmc 0.19; BYOC codegens are not in this TVM build (TVM 0.27 from PyPI "
+        "ships none), so compile for the CPU or GPU target alone, e.g. --target llvm"
+    )
+
+
+def _refuse_target_list(text: str) -> None:
+    kinds = [part.strip().split(" ")[0] for part in text.split(",") if part.strip()]
+    for kind in kinds:
+        if kind in BYOC_KINDS:
+            raise _byoc_error(kind)
+    raise TVMCException(f"target '{text}' lists several targets; give one, and a host with --target-host")
+
+
+def _check_llvm_cpu(config) -> None:
+    """An unknown ``-mcpu`` makes LLVM emit generic code after a log line: refuse it first, naming the valid ones."""
+    if not isinstance(config, dict) or config.get("kind") != "llvm" or not config.get("mcpu"):
+        return
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    codegen = tvm.target.codegen
+    cpu, triple = str(config["mcpu"]), str(config.get("mtriple") or codegen.llvm_get_system_triple())
+    if not codegen.llvm_is_valid_cpu(cpu, triple):
+        valid = sorted(str(c) for c in codegen.llvm_get_cpu_archlist(tvm.target.Target({"kind": "llvm", "mtriple": triple})))
+        near = difflib.get_close_matches(cpu, valid, n=3)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise TVMCException(f"-mcpu={cpu} is not a CPU LLVM knows for {triple}; {hint}valid: {', '.join(valid)}")
 
 
 def _typed(kind: str, key: str, value, schema: dict):
@@ -129,6 +164,8 @@ def _normalize(config: dict) -> dict:
 
     kind = config["kind"]
     if kind not in tvm.target.Target.list_kinds():
+        if kind in BYOC_KINDS:
+            raise _byoc_error(kind)
         raise TVMCException(f"unknown target kind '{kind}'; known kinds: {', '.join(sorted(tvm.target.Target.list_kinds()))}")
     schema = dict(tvm.target.TargetKind.options_from_name(kind))
     return {"kind": kind, **{key: _typed(kind, key, value, schema) for key, value in config.items() if key != "kind"}}
@@ -163,6 +200,7 @@ def parse_target(target, host=None, overrides: dict | None = None):
 
 
 def _build(tvm, config):
+    _check_llvm_cpu(config)
     try:
         return tvm.target.Target(config)
     except Exception as err:  # TVM raises ValueError or its own errors with a long message

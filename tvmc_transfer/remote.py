@@ -1,0 +1,73 @@
+"""Where a package runs: this machine or a device behind an RPC tracker (``--rpc-tracker``, ``--rpc-key``),
+and on which device (``--device``)."""
+
+import os
+
+import attrs
+
+from .errors import TVMCException
+from .target import device_type
+
+DEFAULT_TRACKER_PORT = 9090  # tvmc 0.19's default when --rpc-tracker names only a host
+DEVICES = ("cpu", "cuda", "cl", "metal", "vulkan", "rocm")
+
+
+def parse_tracker(text: str) -> tuple:
+    """``"host:port"`` or ``"host"`` (port 9090, as tvmc 0.19) into ``(host, port)``."""
+    host, colon, port = text.strip().rpartition(":")
+    if not colon:
+        host, port = text.strip(), str(DEFAULT_TRACKER_PORT)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise TVMCException(f"--rpc-tracker '{text}' must be HOST or HOST:PORT (port 1-65535)")
+    return host, int(port)
+
+
+@attrs.frozen
+class Remote:
+    """A device behind an RPC tracker: ``tvmc run --rpc-tracker HOST[:PORT] --rpc-key KEY``."""
+
+    tracker: str
+    key: str
+    timeout: int = 120  # seconds the tracker session may live
+
+    def __attrs_post_init__(self):
+        parse_tracker(self.tracker)
+        if not self.key:
+            raise TVMCException("--rpc-tracker needs --rpc-key: the key the device registered with the tracker")
+
+    def connect(self):
+        """An RPC session on a free device with this key."""
+        from tvm import rpc  # pylint: disable=import-outside-toplevel
+
+        host, port = parse_tracker(self.tracker)
+        try:
+            tracker = rpc.connect_tracker(host, port)
+            return tracker.request(self.key, priority=1, session_timeout=self.timeout)
+        except Exception as err:  # TVM raises RuntimeError/TVMError with multi-line text
+            last = [line for line in str(err).splitlines() if line.strip()]
+            raise TVMCException(
+                f"cannot get a '{self.key}' device from the tracker at {host}:{port}: {(last[-1] if last else type(err).__name__)[:200]}"
+            ) from None
+
+
+def open_device(package, device: str | None = None, remote: Remote | None = None) -> tuple:
+    """Load ``package``'s library on the chosen device: ``(module, device)``.
+
+    The device kind is ``device`` when given, else the package target's (``llvm`` and ``c`` run on ``cpu``)."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    kind = package.metadata.target.get("kind", "llvm")
+    name = device or device_type(kind)
+    if name not in DEVICES and name != kind:
+        raise TVMCException(f"--device '{name}' is not one of {', '.join(DEVICES)}")
+    if remote is None:
+        dev = tvm.device(name, 0)
+        if not dev.exist:
+            raise TVMCException(f"this machine has no '{name}' device (the package was compiled for '{kind}')")
+        return package.load(), dev
+    session = remote.connect()
+    dev = session.device(name, 0)
+    if not dev.exist:
+        raise TVMCException(f"the '{remote.key}' device at {remote.tracker} has no '{name}' device")
+    session.upload(package.library_path)
+    return session.load_module(os.path.basename(package.library_path)), dev
