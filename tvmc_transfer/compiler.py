@@ -6,7 +6,9 @@ import os
 import attrs
 
 from .errors import TVMCException
+from .cross import CrossCompiler, check_linkable
 from .package import PackageMetadata, write_package
+from .pipeline_options import PipelineOptions, build, dump_code
 from .records import open_database, records_digest, same_target
 from .target import target_json
 from .tasks import extract_tasks
@@ -38,10 +40,14 @@ def _records_for(records: str, target):
     return memory, other
 
 
-def compile_model(model, target, output: str, records: str | None = None) -> CompileReport:
+def compile_model(
+    model, target, output: str, records: str | None = None, pipeline: PipelineOptions | None = None, cross: CrossCompiler | None = None
+) -> CompileReport:
     """Compile ``model`` for ``target`` into the package file ``output``.
 
     Kernels with a record in ``records`` get their best tuned schedule; the others keep a valid default one.
+    ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, layout, ...); ``cross`` links the
+    package for another machine.
 
     >>> compile_model(load_model("net.onnx"), parse_target("llvm"), "net.tar", records="records")  # doctest: +SKIP
     """
@@ -50,6 +56,9 @@ def compile_model(model, target, output: str, records: str | None = None) -> Com
 
     from .intrinsics import load_tensor_intrinsics
 
+    pipeline = pipeline or PipelineOptions()
+    check_linkable(target, cross)
+    model = attrs.evolve(model, mod=pipeline.transform_model(model.mod))
     tasks = extract_tasks(model, target)
     other = 0
     if records:
@@ -63,7 +72,9 @@ def compile_model(model, target, output: str, records: str | None = None) -> Com
         log.warning("the records match %d of the model's %d kernels; the others keep a default schedule", tuned, len(tasks))
     load_tensor_intrinsics(target)  # tuned traces may tensorize
     try:
-        executable = ms.relax_integration.compile_relax(database, model.mod, target, params=None)
+        executable, scheduled = build(model.mod, target, database, pipeline)
+    except TVMCException:
+        raise
     except Exception as err:
         lines = [line for line in str(err).splitlines() if line.strip()]
         raise TVMCException(f"compilation failed: {(lines[-1] if lines else type(err).__name__)[:300]}") from None
@@ -78,5 +89,6 @@ def compile_model(model, target, output: str, records: str | None = None) -> Com
         tuned_kernels=tuned,
         kernels=len(tasks),
     )
-    write_package(executable, metadata, output)
+    write_package(executable, metadata, output, fcompile=cross.fcompile() if cross else None)
+    dump_code(pipeline, output, model.mod, scheduled, executable)
     return CompileReport(os.path.abspath(output), len(tasks), tuned, other)

@@ -9,6 +9,7 @@ import os
 
 import attrs
 
+from .cross import CrossCompiler, add_cross_arguments, cross_from_args
 from .errors import TVMCException
 
 log = logging.getLogger("tvmc")
@@ -31,6 +32,7 @@ class MeasureOptions:
     parallel: int = attrs.field(factory=default_workers)  # build workers
     rpc_tracker: str | None = None  # host:port
     rpc_key: str | None = None
+    cross_compiler: CrossCompiler | None = None  # links candidates for the device behind the tracker
 
     def __attrs_post_init__(self):
         for name in ("number", "repeat", "parallel"):
@@ -40,6 +42,8 @@ class MeasureOptions:
             raise TVMCException("--min-repeat-ms must be >= 0 and --timeout > 0")
         if bool(self.rpc_tracker) != bool(self.rpc_key):
             raise TVMCException("--rpc-tracker and --rpc-key go together: give both, or neither for local runs")
+        if self.cross_compiler is not None and not self.rpc_tracker:
+            raise TVMCException("--cross-compiler builds candidates for another machine: measure them there with --rpc-tracker and --rpc-key")
 
     def evaluator_config(self):
         from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
@@ -66,7 +70,7 @@ class MeasureOptions:
     def make_builder(self, target):
         from .tuning.builder import PersistentBuilder  # pylint: disable=import-outside-toplevel
 
-        return PersistentBuilder(target, max_workers=self.parallel, timeout_sec=max(self.timeout, 60.0))
+        return PersistentBuilder(target, max_workers=self.parallel, timeout_sec=max(self.timeout, 60.0), cross=self.cross_compiler)
 
 
 def measure_modules(builder, runner, target, mods: list, retries: int = 1) -> list:
@@ -112,6 +116,7 @@ def add_measure_arguments(parser) -> None:
     group.add_argument("--parallel", type=int, default=None, help="build workers (default: the cores this process may use)")
     group.add_argument("--rpc-tracker", metavar="HOST[:PORT]", help="measure on remote devices through an RPC tracker (port 9090 if not given)")
     group.add_argument("--rpc-key", metavar="KEY", help="the device key registered with the tracker")
+    add_cross_arguments(group)
 
 
 def measure_options_from_args(args) -> MeasureOptions:
@@ -124,4 +129,5 @@ def measure_options_from_args(args) -> MeasureOptions:
         parallel=args.parallel or default_workers(),
         rpc_tracker=args.rpc_tracker,
         rpc_key=args.rpc_key,
+        cross_compiler=cross_from_args(args),
     )

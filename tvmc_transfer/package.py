@@ -50,13 +50,15 @@ class PackageMetadata:
         return cls(**values)
 
 
-def write_package(executable, metadata: PackageMetadata, path: str) -> str:
-    """Write the package atomically: a stopped run never leaves a half-written file at ``path``."""
+def write_package(executable, metadata: PackageMetadata, path: str, fcompile=None) -> str:
+    """Write the package atomically: a stopped run never leaves a half-written file at ``path``.
+
+    ``fcompile`` links the library (a cross compiler's); by default the host's compiler does."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tvmc-package-") as work:
         library = os.path.join(work, LIBRARY)
-        executable.export_library(library)
+        executable.export_library(library, fcompile=fcompile)
         with atomic_write(path, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
             tar.add(library, arcname=LIBRARY)
             blob = json.dumps(metadata.to_json(), indent=2).encode()

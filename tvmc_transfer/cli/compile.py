@@ -1,6 +1,8 @@
 """``tvmc compile``: apply tuning records and write one deployable package file."""
 
+from ..cross import add_cross_arguments, cross_from_args
 from ..main import register_parser
+from ..pipeline_options import add_pipeline_arguments
 from ..target import add_target_arguments, target_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args
 
@@ -16,14 +18,18 @@ def add_compile_parser(subparsers, main_parser, json_config):
     parser.add_argument("-o", "--output", default="module.tar", metavar="PACKAGE", help="package file (default module.tar)")
     parser.add_argument("--tuning-records", metavar="RECORDS", help="records folder from 'tvmc tune' or 'tvmc transfer'")
     add_target_arguments(parser)
+    add_cross_arguments(parser)
+    add_pipeline_arguments(parser)
     parser.set_defaults(func=drive_compile)
 
 
 def drive_compile(args) -> int:
     from ..compiler import compile_model  # pylint: disable=import-outside-toplevel
+    from ..pipeline_options import pipeline_options_from_args
 
     check_output_folder(args.output, "package")
     target = target_from_args(args)
-    report = compile_model(load_model_from_args(args), target, args.output, records=args.tuning_records)
+    pipeline, cross = pipeline_options_from_args(args), cross_from_args(args)
+    report = compile_model(load_model_from_args(args), target, args.output, records=args.tuning_records, pipeline=pipeline, cross=cross)
     print(f"package: {report.package} ({report.tuned_kernels} of {report.kernels} kernels tuned)")
     return 0

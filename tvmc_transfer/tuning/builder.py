@@ -27,7 +27,7 @@ def _worker_init(target_config: dict) -> None:
     load_tensor_intrinsics(tvm.target.Target(target_config))
 
 
-def _build_one(mod, target, artifact_dir: str) -> str:
+def _build_one(mod, target, artifact_dir: str, cross=None) -> str:
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
@@ -37,7 +37,7 @@ def _build_one(mod, target, artifact_dir: str) -> str:
     # A shared library, not MetaSchedule's default tar: linking happens here, in parallel workers,
     # instead of serially in the one runner worker.
     artifact = os.path.join(path, "candidate.so")
-    rt_mod.export_library(artifact)
+    rt_mod.export_library(artifact, fcompile=cross.fcompile() if cross else None)  # cross: a CrossCompiler
     return artifact
 
 
@@ -52,11 +52,12 @@ class PersistentBuilder(PyBuilder):
     >>> builder.shutdown()                                           # doctest: +SKIP
     """
 
-    def __init__(self, target, max_workers: int = 2, timeout_sec: float = 60.0):
+    def __init__(self, target, max_workers: int = 2, timeout_sec: float = 60.0, cross=None):
         super().__init__()
         self.target_config = target_json(target)
         self.max_workers = max_workers
         self.timeout_sec = timeout_sec
+        self.cross = cross
         self._pool = None
         self._artifact_dir = tempfile.mkdtemp(prefix="tvmc-build-")
 
@@ -73,7 +74,7 @@ class PersistentBuilder(PyBuilder):
     def build(self, build_inputs: list[BuilderInput]) -> list[BuilderResult]:
         pool = self._get_pool()
         results = []
-        jobs = [(inp.mod, inp.target, self._artifact_dir) for inp in build_inputs]
+        jobs = [(inp.mod, inp.target, self._artifact_dir, self.cross) for inp in build_inputs]
         for res in pool.map_with_error_catching(lambda job: _build_one(*job), jobs):
             if res.status == StatusKind.COMPLETE:
                 results.append(BuilderResult(res.value, None))
