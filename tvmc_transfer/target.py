@@ -116,11 +116,15 @@ def _byoc_error(kind: str) -> TVMCException:
 
 
 def _refuse_target_list(text: str) -> None:
+    """tvmc 0.19 took "compute-library, llvm"; a comma inside an option ("-mattr=+avx2,+fma") is no list."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
     kinds = [part.strip().split(" ")[0] for part in text.split(",") if part.strip()]
     for kind in kinds:
         if kind in BYOC_KINDS:
             raise _byoc_error(kind)
-    raise TVMCException(f"target '{text}' lists several targets; give one, and a host with --target-host")
+    if any(kind in tvm.target.Target.list_kinds() for kind in kinds[1:]):
+        raise TVMCException(f"target '{text}' lists several targets; give one, and a host with --target-host")
 
 
 def _check_llvm_cpu(config) -> None:
