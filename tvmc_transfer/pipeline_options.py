@@ -220,14 +220,14 @@ def build(mod, target, database, options: PipelineOptions) -> tuple:
 
 def dump_code(options: PipelineOptions, package: str, mod, scheduled, executable) -> list:
     """Write ``PACKAGE.<format>`` for each ``--dump-code`` format; the paths written."""
-    from tvm import tirx  # pylint: disable=import-outside-toplevel
+    import tvm  # pylint: disable=import-outside-toplevel
 
     written = []
     for fmt in options.dump_code:
         if fmt == "relax":
             text = mod.script()
         elif fmt == "tir":
-            text = "\n\n".join(f.script() for _, f in sorted(scheduled.functions.items(), key=lambda kv: kv[0].name_hint) if isinstance(f, tirx.PrimFunc))
+            text = tvm.IRModule({gv: f for gv, f in scheduled.functions.items() if isinstance(f, tvm.tirx.PrimFunc)}).script()
         else:
             libraries = [m for m in executable.mod.imports if m.kind == "llvm"] or list(executable.mod.imports)
             text = "\n".join(m.inspect_source(fmt) for m in libraries)
