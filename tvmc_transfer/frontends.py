@@ -12,6 +12,7 @@ import re
 import attrs
 
 from .errors import TVMCException, one_line
+from .onnx_static import computes_shapes, make_static
 from .simplify import simplify_for_inference
 
 
@@ -84,6 +85,8 @@ class OnnxFrontend(Frontend):
         graph_inputs = [inp for inp in model.graph.input if inp.name not in initializers]
         _check_shape_names(shapes, [inp.name for inp in graph_inputs])
         inputs = [_onnx_input_info(inp, shapes) for inp in graph_inputs]
+        if computes_shapes(model):  # Reshape targets from Shape: fold them while the input shapes are known
+            model = make_static(model, {i.name: i.shape for i in inputs})
         from tvm.relax.frontend.onnx import from_onnx  # pylint: disable=import-outside-toplevel
 
         try:
