@@ -82,7 +82,7 @@ def test_package_loads_with_plain_tvm(packages, tmp_path):
 
 def test_run_prints_time_and_top(packages, tvmc):
     _, tuned, _ = packages
-    result = tvmc("run", tuned, "--print-time", "--repeat", "5", "--number", "3", "--print-top", "3", "--fill-mode", "ones")
+    result = tvmc("run", tuned, "--print-time", "--time-format", "line", "--repeat", "5", "--number", "3", "--print-top", "3", "--fill-mode", "ones")
     assert result.code == 0
     times = dict(zip(*[iter(result.out.split("execution time (ms): ")[1].split())] * 2))
     assert set(times) == {"mean", "median", "std", "min", "max"}

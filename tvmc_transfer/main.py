@@ -133,7 +133,8 @@ def build_parser(config: dict | None = None) -> argparse.ArgumentParser:
     for make_parser in REGISTERED_PARSER:
         make_parser(subparsers, parser, config or {})
     for command_parser in subparsers.choices.values():  # tvmc 0.19 also took -v after the command
-        command_parser.add_argument("-v", "--verbose", dest="command_verbose", action="count", default=0, help="more output (-vv, -vvv for more)")
+        if "-v" not in command_parser._option_string_actions:  # pylint: disable=protected-access
+            command_parser.add_argument("-v", "--verbose", dest="command_verbose", action="count", default=0, help="more output (-vv, -vvv for more)")
     for command, hooks in OPTION_HOOKS.items():
         if command in subparsers.choices:
             for hook in hooks:
