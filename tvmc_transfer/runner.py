@@ -135,9 +135,12 @@ def run_module(
     return RunResult(outputs, times, profile)
 
 
+def _fields(result) -> list:
+    return list(result) if isinstance(result, (list, tuple)) or type(result).__name__ == "Array" else [result]
+
+
 def _outputs(result, infos) -> dict:
-    fields = list(result) if isinstance(result, (list, tuple)) or type(result).__name__ == "Array" else [result]
-    return {info.name: field.numpy() for info, field in zip(infos, fields)}
+    return {info.name: field.numpy() for info, field in zip(infos, _fields(result))}
 
 
 def _end_to_end_seconds(vm, device, arrays: list, number: int) -> float:
@@ -147,7 +150,7 @@ def _end_to_end_seconds(vm, device, arrays: list, number: int) -> float:
     start = time.perf_counter()
     for _ in range(number):
         result = vm["main"](*[tvm.runtime.tensor(a, device) for a in arrays])
-        for field in list(result) if type(result).__name__ == "Array" else [result]:
+        for field in _fields(result):
             field.numpy()
     return (time.perf_counter() - start) / number
 
