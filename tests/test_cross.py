@@ -29,7 +29,7 @@ def test_compile_links_an_aarch64_package(models, tvmc, tmp_path):
 def test_tuning_builder_links_candidates_with_the_cross_compiler(models):
     from tvm.s_tir.meta_schedule.builder import BuilderInput
 
-    from tvmc_transfer.builder import PersistentBuilder
+    from tvmc_transfer.tuning.builder import PersistentBuilder
     from tvmc_transfer.cross import CrossCompiler
     from tvmc_transfer.frontends import load_model
     from tvmc_transfer.target import parse_target

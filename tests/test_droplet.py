@@ -25,7 +25,7 @@ from tvmc_transfer.tuning.droplet_walk import Walk, significantly_faster
 from tvmc_transfer.intrinsics import load_tensor_intrinsics
 from tvmc_transfer.measure import MeasureOptions
 from tvmc_transfer.records import TUNING_RECORDS
-from tvmc_transfer.task_logs import tune_contexts
+from tvmc_transfer.tuning.task_logs import tune_contexts
 from tvmc_transfer.tasks import extract_tasks
 
 TARGET = "llvm -num-cores=2"

@@ -5,7 +5,7 @@ import os
 
 import attrs
 
-from .errors import TVMCException
+from .errors import TVMCException, one_line
 from .cross import CrossCompiler, check_linkable
 from .package import PackageMetadata, write_package
 from .pipeline_options import PipelineOptions, build, dump_code
@@ -76,8 +76,7 @@ def compile_model(
     except TVMCException:
         raise
     except Exception as err:
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        raise TVMCException(f"compilation failed: {(lines[-1] if lines else type(err).__name__)[:300]}") from None
+        raise TVMCException(f"compilation failed: {one_line(err)}") from None
     metadata = PackageMetadata(
         inputs=model.inputs,
         outputs=model.outputs,

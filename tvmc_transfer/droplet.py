@@ -106,7 +106,7 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
     from tvm_ffi import structural_hash
 
     from .intrinsics import load_tensor_intrinsics
-    from .task_logs import tune_contexts
+    from .tuning.task_logs import tune_contexts
     from .tuning.scheduler import CommittingGradientScheduler
 
     if measure.repeat < 2:

@@ -12,7 +12,7 @@ computed are the model's own: ONNX Runtime gives bit-equal outputs on the graph 
 import os
 import tempfile
 
-from .errors import TVMCException
+from .errors import TVMCException, one_line
 
 SHAPE_OPS = ("Shape", "Size")
 # ONNX Runtime's level-1 rewrites that change the arithmetic, not only the graph: kept off.
@@ -59,8 +59,7 @@ def make_static(model, shapes: dict):
     try:
         static = onnx.shape_inference.infer_shapes(static, strict_mode=True, data_prop=True)
     except Exception as err:  # InferenceError: the given shapes contradict the graph
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        raise TVMCException(f"cannot make the model static with --input-shapes (ONNX shape inference: {(lines[-1] if lines else type(err).__name__)[:300]})") from None
+        raise TVMCException(f"cannot make the model static with --input-shapes (ONNX shape inference: {one_line(err)})") from None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3
@@ -71,6 +70,5 @@ def make_static(model, shapes: dict):
                 static.SerializeToString(), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(ARITHMETIC_FUSIONS)
             )
         except Exception as err:
-            lines = [line for line in str(err).splitlines() if line.strip()]
-            raise TVMCException(f"cannot make the model static with --input-shapes (ONNX Runtime: {(lines[-1] if lines else type(err).__name__)[:300]})") from None
+            raise TVMCException(f"cannot make the model static with --input-shapes (ONNX Runtime: {one_line(err)})") from None
         return onnx.load(options.optimized_model_filepath)

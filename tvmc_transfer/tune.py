@@ -116,7 +116,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .intrinsics import load_tensor_intrinsics
-    from .task_logs import tune_contexts
+    from .tuning.task_logs import tune_contexts
     from .tuning.scheduler import CommittingGradientScheduler
     from .tuning.search import Budget, ResumableSearch
 

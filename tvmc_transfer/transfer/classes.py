@@ -20,7 +20,7 @@ their convolutions are alike, and so do ``matmul+bias+relu`` and ``matmul+bias``
 the same anchor replays on another epilogue once the two are fitted to each other (``epilogue_plan``,
 ``replay.py``).
 
->>> from tvmc_transfer.classes import kernel_class       # doctest: +SKIP
+>>> from tvmc_transfer.transfer.classes import kernel_class       # doctest: +SKIP
 >>> str(kernel_class(task.mod))                           # doctest: +SKIP
 'conv2d+bias+relu NCHW fp32 [6c1f0a9e2b]'
 """
