@@ -5,8 +5,9 @@ import os
 
 import attrs
 
-from .errors import TVMCException, one_line
 from .cross import CrossCompiler, check_linkable
+from .errors import TVMCException, one_line
+from .lowering import Lowering, other_lowering_hint, tuned_count
 from .package import PackageMetadata, write_package
 from .pipeline_options import PipelineOptions, build, dump_code
 from .records import open_database, records_digest, same_target
@@ -22,6 +23,7 @@ class CompileReport:
     kernels: int
     tuned_kernels: int
     other_target_records: int
+    hint: str | None = None  # what would make the records match more kernels
 
 
 def _records_for(records: str, target):
@@ -41,13 +43,20 @@ def _records_for(records: str, target):
 
 
 def compile_model(
-    model, target, output: str, records: str | None = None, pipeline: PipelineOptions | None = None, cross: CrossCompiler | None = None
+    model,
+    target,
+    output: str,
+    records: str | None = None,
+    pipeline: PipelineOptions | None = None,
+    cross: CrossCompiler | None = None,
+    lowering: Lowering = Lowering(),
 ) -> CompileReport:
     """Compile ``model`` for ``target`` into the package file ``output``.
 
     Kernels with a record in ``records`` get their best tuned schedule; the others keep a valid default one.
     ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, layout, ...); ``cross`` links the
-    package for another machine.
+    package for another machine. ``lowering`` must be the one the records were tuned under; when another
+    matches more kernels, the report says which (``hint``) and a warning is logged.
 
     >>> compile_model(load_model("net.onnx"), parse_target("llvm"), "net.tar", records="records")  # doctest: +SKIP
     """
@@ -59,7 +68,7 @@ def compile_model(
     pipeline = pipeline or PipelineOptions()
     check_linkable(target, cross)
     model = attrs.evolve(model, mod=pipeline.transform_model(model.mod))
-    tasks = extract_tasks(model, target)
+    tasks = extract_tasks(model, target, lowering)
     other = 0
     if records:
         database, other = _records_for(records, target)
@@ -67,12 +76,14 @@ def compile_model(
             log.warning("%s: %d records are for another target and were ignored", records, other)
     else:
         database = ms.database.MemoryDatabase()
-    tuned = sum(1 for t in tasks if database.has_workload(t.mod))
+    tuned = tuned_count(tasks, database)
+    hint = None
     if records and tuned < len(tasks):
-        log.warning("the records match %d of the model's %d kernels; the others keep a default schedule", tuned, len(tasks))
+        hint = other_lowering_hint(model, target, database, lowering, tuned)
+        log.warning("the records match %d of the model's %d kernels; the others keep a default schedule%s", tuned, len(tasks), f"; {hint}" if hint else "")
     load_tensor_intrinsics(target)  # tuned traces may tensorize
     try:
-        executable, scheduled = build(model.mod, target, database, pipeline)
+        executable, scheduled = build(model.mod, target, database, pipeline, lowering)
     except TVMCException:
         raise
     except Exception as err:
@@ -90,4 +101,4 @@ def compile_model(
     )
     write_package(executable, metadata, output, fcompile=cross.fcompile() if cross else None)
     dump_code(pipeline, output, model.mod, scheduled, executable)
-    return CompileReport(os.path.abspath(output), len(tasks), tuned, other)
+    return CompileReport(os.path.abspath(output), len(tasks), tuned, other, hint)

@@ -14,6 +14,7 @@ import logging
 import attrs
 
 from .errors import TVMCException
+from .lowering import Lowering, after_database_passes, fusion_passes, lower_passes
 
 log = logging.getLogger("tvmc")
 
@@ -170,46 +171,25 @@ def pipeline_options_from_args(args) -> PipelineOptions:
     )
 
 
-def build(mod, target, database, options: PipelineOptions) -> tuple:
+def build(mod, target, database, options: PipelineOptions, lowering: Lowering = Lowering()) -> tuple:
     """Build ``mod`` with the records in ``database`` under ``options``' PassContext: ``(executable, scheduled)``.
 
-    The passes are ``compile_relax``'s (the fusion of ``tasks.fusion_passes`` so database keys match, the
-    database, then lowering and finalizing); ``scheduled`` is the module after the database, for ``--dump-code tir``."""
+    The passes are ``compile_relax``'s with our ``lowering`` (the fusion tasks are extracted with, so database
+    keys match; the database; what follows it, weight prepacking included; then lowering and finalizing);
+    ``scheduled`` is the module after the database, for ``--dump-code tir``."""
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm import relax
-    from tvm.relax import pipeline as relax_pipeline
     from tvm.relax.transform import MetaScheduleApplyDatabase
-    from tvm.s_tir import dlight as dl
 
-    from .tasks import fusion_passes
-
-    try:
-        lowering = [*relax_pipeline.dataflow_lower_passes(target), *relax_pipeline.finalize_passes(target)]
-    except (ValueError, AttributeError):  # CPU targets have no registered lowering: compile_relax's own list
-        lowering = [
-            relax.transform.RewriteDataflowReshape(),
-            relax.transform.ToNonDataflow(),
-            relax.transform.RemovePurityChecking(),
-            relax.transform.CallTIRRewrite(),
-            relax.transform.StaticPlanBlockMemory(),
-            relax.transform.LowerAllocTensor(),
-            relax.transform.KillAfterLastUse(),
-            relax.transform.LowerRuntimeBuiltin(),
-            relax.transform.ComputePrimValue(),
-            relax.transform.VMShapeLower(),
-            relax.transform.AttachGlobalSymbol(),
-        ]
-    gpu = relax_pipeline.BackendDispatcher.is_gpu_target(target)
     scheduled = {}
 
     @tvm.transform.module_pass(opt_level=0, name="tvmc.BuildPipeline")
     def pipeline(mod, _ctx):
-        mod = tvm.transform.Sequential(fusion_passes(target))(mod)
+        mod = tvm.transform.Sequential(fusion_passes(target, lowering))(mod)
         mod = MetaScheduleApplyDatabase()(mod)
-        if gpu:  # kernels without a record still need threads bound on a GPU
-            mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
+        mod = tvm.transform.Sequential(after_database_passes(target, lowering))(mod)
         scheduled["mod"] = mod
-        return tvm.transform.Sequential(lowering)(mod)
+        return tvm.transform.Sequential(lower_passes(target))(mod)
 
     with options.pass_context(), target, database:
         executable = relax.build(mod, target=target, relax_pipeline=pipeline)

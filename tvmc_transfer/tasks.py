@@ -1,7 +1,7 @@
 """Tuning tasks: the fused kernels of a model, as MetaSchedule sees them.
 
 ``extract_tasks`` on a freshly imported module finds nothing; the fusion passes must run first, the same ones
-``ms.relax_integration.compile_relax`` runs, so that database keys match at compile time.
+the build runs (``lowering.py``), so that database keys match at compile time.
 """
 
 import re
@@ -9,24 +9,7 @@ import re
 import attrs
 
 from .errors import TVMCException
-
-
-def fusion_passes(target) -> list:
-    """The passes ``compile_relax`` runs before it applies the database (keep the two in step)."""
-    from tvm import relax  # pylint: disable=import-outside-toplevel
-
-    try:
-        dispatch = list(relax.pipeline.library_dispatch_passes(target))
-    except (ValueError, AttributeError):
-        dispatch = []
-    return [
-        *dispatch,
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-    ]
+from .lowering import Lowering, fuse, fusion_passes  # noqa: F401  (fusion_passes: where callers found it)
 
 
 @attrs.frozen
@@ -44,14 +27,11 @@ class Task:
         return self.extracted.dispatched[0]
 
 
-def extract_tasks(model, target) -> list:
-    """The model's tuning tasks, in MetaSchedule's order."""
-    import tvm  # pylint: disable=import-outside-toplevel
-    from tvm.s_tir import meta_schedule as ms
+def extract_tasks(model, target, lowering: Lowering = Lowering()) -> list:
+    """The model's tuning tasks under ``lowering``, in MetaSchedule's order."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
-    with target:
-        fused = tvm.transform.Sequential(fusion_passes(target))(model.mod)
-    extracted = ms.relax_integration.extract_tasks(fused, target)
+    extracted = ms.relax_integration.extract_tasks(fuse(model.mod, target, lowering), target)
     return [Task(i, t.task_name, int(t.weight), _flops(t.dispatched[0]), t) for i, t in enumerate(extracted)]
 
 

@@ -13,6 +13,7 @@ import time
 import attrs
 
 from .errors import TVMCException
+from .lowering import Lowering
 from .measure import MeasureOptions
 from .target import tuning_target
 from .records.database import copy_records, open_database, records_of
@@ -35,6 +36,7 @@ class TuneOptions:
     seed: int | None = 0
     population: int = 512  # evolutionary search's population; smaller is faster per batch
     measure: MeasureOptions = attrs.field(factory=MeasureOptions)
+    lowering: Lowering = attrs.field(factory=Lowering)  # records match only the lowering they were tuned under
 
     def __attrs_post_init__(self):
         if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
@@ -96,7 +98,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     """
     start = time.time()
     target = tuning_target(target)
-    all_tasks = extract_tasks(model, target)
+    all_tasks = extract_tasks(model, target, options.lowering)
     if not all_tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
     tasks = select_tasks(all_tasks, options.tasks)

@@ -28,6 +28,40 @@ def measured_hashes(database, workload_mod) -> set:
     return hashes
 
 
+def _as_stored(trace):
+    """``trace`` as the JSON database gives it back: its text form turns a bool annotation into an integer (the
+    layout rewrite's ``meta_schedule.layout_rewrite_preproc``), which changes the scheduled module's hash."""
+    from tvm import tirx  # pylint: disable=import-outside-toplevel
+
+    def plain(value):
+        if isinstance(value, (tirx.IntImm, bool)):
+            return int(value.value if isinstance(value, tirx.IntImm) else value)
+        if isinstance(value, tirx.FloatImm):
+            return float(value.value)
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "Array":
+            return [plain(v) for v in value]
+        return value
+
+    return plain(trace.as_json())
+
+
+def candidate_hash(workload_mod, candidate) -> int:
+    """The hash ``measured_hashes`` gives this candidate once it is in the database."""
+    from tvm import s_tir  # pylint: disable=import-outside-toplevel
+
+    if not _rewrites_layout(workload_mod):
+        return structural_hash(candidate.sch.mod)
+    sch = s_tir.Schedule(workload_mod)
+    s_tir.schedule.Trace.apply_json_to_schedule(_as_stored(candidate.sch.trace), sch)
+    return structural_hash(sch.mod)
+
+
+def _rewrites_layout(workload_mod) -> bool:
+    # Only kernels with layout-free weights (weight prepacking) get the annotation that the text form changes.
+    attrs = workload_mod["main"].attrs
+    return attrs is not None and len(attrs.get("layout_free_buffers", ())) > 0
+
+
 def count_records(database, workload_mod) -> int:
     """Trials already spent on a workload, failed ones included."""
     return len(records_of(database, workload_mod))
@@ -76,7 +110,7 @@ class ResumableSearch(PySearchStrategy):
             return None
         fresh = []
         for candidate in candidates:
-            key = structural_hash(candidate.sch.mod)
+            key = candidate_hash(self.mod, candidate)
             if key not in self.seen:
                 self.seen.add(key)
                 fresh.append(candidate)
