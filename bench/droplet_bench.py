@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_folder_arguments, onnxruntime_runner, random_inputs, threads  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer import zoo  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
@@ -111,9 +111,10 @@ def time_kernels(tasks, folders: dict, target, rounds: int) -> dict:
                 continue
             sch = Schedule(task.mod)
             best[0].trace.apply_to_schedule(sch, remove_postproc=False)
-            mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod)
-            lib = tvm.compile(mod, target=target).jit()
-            args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in a.shape]).astype(a.dtype), dev) for a in ArgInfo.from_entry_func(mod, remove_preproc=True)]
+            # Arguments as the kernel takes them once its weight layout rewrite (if any) is done ahead of time.
+            infos = ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+            lib = tvm.compile(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(sch.mod), target=target).jit()
+            args = [tvm.runtime.tensor(rng.standard_normal([int(d) for d in a.shape]).astype(a.dtype), dev) for a in infos]
             timer = lib.time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=50)
             timers[(task.name, arm)] = (timer, args)
     samples = {key: [] for key in timers}
@@ -159,11 +160,11 @@ def bench_model(name: str, args) -> dict:
     os.makedirs(work, exist_ok=True)
     path = model_file(name, work)
     model, target = load_model(path), parse_target(args.target)
-    all_tasks = extract_tasks(model, target)
+    all_tasks = extract_tasks(model, target, RECORDS_LOWERING)
     spec = task_spec(all_tasks, args)
     tasks = select_tasks(all_tasks, spec)
     measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
-    tune_options = dict(tasks=spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=measure)
+    tune_options = dict(tasks=spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=measure, lowering=RECORDS_LOWERING)
     folders = {arm: os.path.join(work, arm) for arm in ARMS}
 
     def tune_base():
@@ -179,7 +180,7 @@ def bench_model(name: str, args) -> dict:
             shutil.copytree(folders["base"], folders[arm], ignore=shutil.ignore_patterns("logs", "bench.json"))
 
     def tune_droplet():
-        report = refine_with_droplet(model, target, folders["droplet"], DropletOptions(trials=args.trials), measure=measure, tasks=spec)
+        report = refine_with_droplet(model, target, folders["droplet"], DropletOptions(trials=args.trials), measure=measure, tasks=spec, lowering=RECORDS_LOWERING)
         print(report.summary())
         per_task = {t.name: {"trials": t.trials, "measured": t.measured, "converged": t.converged, "moves": len(t.moves)} for t in report.tasks}
         return {"new_trials": report.measured, "tasks": per_task}
@@ -202,7 +203,7 @@ def bench_model(name: str, args) -> dict:
         packages = {}
         for arm in ARMS:
             packages[arm] = os.path.join(work, f"{arm}.tar")
-            compile_model(model, target, packages[arm], records=folders[arm])
+            compile_model(model, target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING)
         end_to_end = time_packages(packages, model, args.rounds)
     result = {
         "model": name,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import add_folder_arguments, median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
 
@@ -29,12 +29,12 @@ def prepare(name: str, work: str, trials: int, target, records_folder: str):
     model = load_model(path)
     records = os.path.join(records_folder, f"{name}-records")
     start = time.time()
-    report = tune_model(model, target, records, TuneOptions(trials=trials, measure=MeasureOptions()))
+    report = tune_model(model, target, records, TuneOptions(trials=trials, measure=MeasureOptions(), lowering=RECORDS_LOWERING))
     tune_seconds = time.time() - start
     tuned, untuned = os.path.join(work, f"{name}.tar"), os.path.join(work, f"{name}-untuned.tar")
-    compile_model(model, target, tuned, records=records)
+    compile_model(model, target, tuned, records=records, lowering=RECORDS_LOWERING)
     if not os.path.exists(untuned):
-        compile_model(model, target, untuned)
+        compile_model(model, target, untuned, lowering=RECORDS_LOWERING)
     return path, model, tuned, untuned, report, tune_seconds
 
 

@@ -50,7 +50,7 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_folder_arguments, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer import zoo  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
@@ -124,7 +124,7 @@ class Bench:
             self.need(300, f"full tuning of {name} ({count} of {self.args.full_trials} trials)")
             step = min(self.args.full_trials, count + max(32, int((self.left() - 120) / 6)))  # ~5 s a trial here
             start = time.time()
-            tune_model(load_model(self.model_path(name)), self.target, folder, TuneOptions(trials=step, measure=self.measure), progress=False)
+            tune_model(load_model(self.model_path(name)), self.target, folder, TuneOptions(trials=step, measure=self.measure, lowering=RECORDS_LOWERING), progress=False)
             self.state.setdefault("tuned_here", {})[name] = self.state.get("tuned_here", {}).get(name, 0.0) + time.time() - start
             self.save()
             count = _lines(path)
@@ -161,7 +161,7 @@ class Bench:
         return self._follow_up("rest", source, target_model, f"rest{self.args.tune_rest}", options, None)
 
     def _options(self) -> TransferOptions:
-        return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel, e2e=False, measure=self.measure)
+        return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel, e2e=False, measure=self.measure, lowering=RECORDS_LOWERING)
 
     def _follow_up(self, kind, source, target_model, suffix, options, plan) -> dict:
         """A step after the transfer, run on a copy of its output: the copy's journal says every kernel is
@@ -189,7 +189,7 @@ class Bench:
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self.need(240, f"compile {model} {label}")
-            compile_model(load_model(self.model_path(model)), self.target, path, records=records)
+            compile_model(load_model(self.model_path(model)), self.target, path, records=records, lowering=RECORDS_LOWERING)
         return path
 
     def prefix_records(self, model, n) -> str:

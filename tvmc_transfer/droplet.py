@@ -147,17 +147,19 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
     return DropletReport(tuple(sorted(results, key=lambda r: r.index)), options.pvalue, time.time() - start)
 
 
-def refine_with_droplet(model, target, records: str, options: DropletOptions = DropletOptions(), measure: MeasureOptions = MeasureOptions(), tasks: str | None = None, progress=True) -> DropletReport:
+def refine_with_droplet(model, target, records: str, options: DropletOptions = DropletOptions(), measure: MeasureOptions = MeasureOptions(), tasks: str | None = None, progress=True, lowering=None) -> DropletReport:
     """Refine the best schedules in the records folder ``records`` with droplet search; new records land there.
+    ``lowering`` (default ``Lowering()``) must be the one the records were tuned under.
 
     >>> report = refine_with_droplet(load_model("net.onnx"), parse_target("llvm"), "records",   # doctest: +SKIP
     ...                              DropletOptions(trials=32), measure=MeasureOptions(repeat=5))
     """
-    from .tasks import extract_tasks, select_tasks  # pylint: disable=import-outside-toplevel
+    from .lowering import Lowering  # pylint: disable=import-outside-toplevel
+    from .tasks import extract_tasks, select_tasks
 
     target = tuning_target(target)
     folder = RecordsFolder(records)
-    chosen = select_tasks(extract_tasks(model, target), tasks)
+    chosen = select_tasks(extract_tasks(model, target, lowering or Lowering()), tasks)
     return refine_tasks(chosen, target, folder, options, measure, progress)
 
 

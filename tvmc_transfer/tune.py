@@ -37,12 +37,16 @@ class TuneOptions:
     population: int = 512  # evolutionary search's population; smaller is faster per batch
     measure: MeasureOptions = attrs.field(factory=MeasureOptions)
     lowering: Lowering = attrs.field(factory=Lowering)  # records match only the lowering they were tuned under
+    time_budget: float | None = None  # wall-clock seconds of the whole run; no batch starts after it
+    patience: int | None = None  # stop a task whose best has not moved in this many of its batches
 
     def __attrs_post_init__(self):
         if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
             raise TVMCException("--trials must be >= 0 and --trials-per-task >= 1")
         if (self.trials_per_iter is not None and self.trials_per_iter < 1) or self.population < 2:
             raise TVMCException("--trials-per-iter must be >= 1 and --population >= 2")
+        if (self.time_budget is not None and self.time_budget <= 0) or (self.patience is not None and self.patience < 1):
+            raise TVMCException("--time-budget must be a positive number of seconds and --patience at least 1")
 
 
 @attrs.frozen
@@ -66,6 +70,9 @@ class TuneReport:
     new_trials: int
     wall_seconds: float
     phases: tuple = ()  # reports of extra phases (droplet search, ...), in order
+    time: object = None  # TuneTime: where the wall time went (clock.py)
+    stopped: tuple = ()  # indices of the tasks --patience stopped
+    out_of_time: bool = False  # --time-budget ended the search before the trials ran out
 
     def table(self) -> str:
         rows = [f"{'#':>3}  {'task':<36} {'weight':>6} {'trials':>6} {'best (us)':>11} {'GFLOP/s':>8}"]
@@ -75,6 +82,9 @@ class TuneReport:
             rows.append(f"{t.index:>3}  {t.name[:36]:<36} {t.weight:>6} {t.trials:>6} {best} {gflops}")
         total = sum(t.weighted_seconds for t in self.tasks if t.weighted_seconds is not None)
         rows.append(f"sum of weighted best times: {total * 1e3:.3f} ms; {self.new_trials} new trials in {self.wall_seconds:.1f} s")
+        rows += stop_lines(self)
+        if self.time is not None:
+            rows.append(self.time.line())
         return "\n".join(rows)
 
 
@@ -91,7 +101,9 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     """Tune ``model`` for ``target``, writing MetaSchedule tuning records into the folder ``records``.
 
     Running it again with the same ``records`` resumes: trials already recorded count against the budget,
-    and no recorded schedule is measured again. The phases of ``plan`` run afterwards on the same folder.
+    and no recorded schedule is measured again. ``options.time_budget`` stops it on the wall clock (resume to
+    go on), ``options.patience`` stops tasks that no longer improve; ``report.time`` says where the time went.
+    The phases of ``plan`` run afterwards on the same folder.
 
     >>> from tvmc_transfer import load_model, parse_target, tune_model, TuneOptions   # doctest: +SKIP
     >>> report = tune_model(load_model("net.onnx"), parse_target("llvm"), "records", TuneOptions(trials=64))
@@ -118,16 +130,21 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .intrinsics import load_tensor_intrinsics
-    from .tuning.task_logs import tune_contexts
+    from .tuning.clock import Clock, TimedBuilder, TimedRunner, TimedSearch, default_callbacks
     from .tuning.scheduler import CommittingGradientScheduler
     from .tuning.search import Budget, ResumableSearch
+    from .tuning.task_logs import tune_contexts
 
     start = time.time() if start is None else start
+    # --time-budget counts from the start of the command, task extraction included.
+    deadline = time.monotonic() + options.time_budget - (time.time() - start) if options.time_budget is not None else None
+    clock = Clock()
     target, tasks, options, database, records = session.target, session.tasks, session.options, session.database, session.records
     before = task_results(tasks, database)
     already = sum(t.trials for t in before)
     budget = options.trials - already
     new_trials = 0
+    scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=deadline)
     if budget > 0 and options.trials_per_iter and options.trials_per_iter * len(tasks) > budget:
         starved = len(tasks) - budget // options.trials_per_iter
         log.warning(
@@ -136,13 +153,14 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
         )
     if budget > 0:
         load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
-        strategy = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
+        search = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
+        strategy = TimedSearch(search, clock)
         # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
         # spent on reshapes before the convolutions get a batch.
         by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
         callback = _progress_callback(progress, budget, [f"#{t.index} {t.name}" for t in by_cost])
         with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
-            builder = options.measure.make_builder(target)
+            builder = TimedBuilder(options.measure.make_builder(target), clock)
             try:
                 ms.tune_tasks(
                     tasks=contexts,
@@ -152,11 +170,11 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
                     max_trials_per_task=options.trials_per_task or options.trials,
                     num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
                     builder=builder,
-                    runner=options.measure.make_runner(),
+                    runner=TimedRunner(options.measure.make_runner(), clock),
                     database=database,
                     cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
-                    task_scheduler=CommittingGradientScheduler(seed=options.seed or 0),
-                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), *callback],
+                    task_scheduler=scheduler,
+                    measure_callbacks=[default_callbacks(clock), *callback],
                 )
             finally:
                 builder.shutdown()
@@ -164,7 +182,19 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
                     cb.close()
         new_trials = sum(t.trials for t in task_results(tasks, database)) - already
     phases = session.run(plan)
-    return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, time.time() - start, phases)
+    stopped = tuple(sorted(by_cost[i].index for i in scheduler.stalled())) if budget > 0 else ()
+    wall = time.time() - start
+    return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, wall, phases, clock.time(wall), stopped, scheduler.out_of_time)
+
+
+def stop_lines(report) -> list:
+    """What ended the search early, if anything: the time budget, tasks stopped by --patience."""
+    lines = []
+    if report.out_of_time:
+        lines.append("stopped at --time-budget: run the same command again to go on from these records")
+    if report.stopped:
+        lines.append("--patience stopped task(s) " + ", ".join(f"#{i}" for i in report.stopped) + ": their best did not move; their trials went to the others")
+    return lines
 
 
 def batch_size(budget: int, tasks: int) -> int:

@@ -1,6 +1,7 @@
 """``tvmc compile``: apply tuning records and write one deployable package file."""
 
 from ..cross import add_cross_arguments, cross_from_args
+from ..lowering import add_lowering_arguments, lowering_from_args
 from ..main import register_parser
 from ..pipeline_options import add_pipeline_arguments
 from ..target import add_target_arguments, target_from_args
@@ -20,6 +21,7 @@ def add_compile_parser(subparsers, main_parser, json_config):
     add_target_arguments(parser)
     add_cross_arguments(parser)
     add_pipeline_arguments(parser)
+    add_lowering_arguments(parser)
     parser.set_defaults(func=drive_compile)
 
 
@@ -30,6 +32,8 @@ def drive_compile(args) -> int:
     check_output_folder(args.output, "package")
     target = target_from_args(args)
     pipeline, cross = pipeline_options_from_args(args), cross_from_args(args)
-    report = compile_model(load_model_from_args(args), target, args.output, records=args.tuning_records, pipeline=pipeline, cross=cross)
+    report = compile_model(
+        load_model_from_args(args), target, args.output, records=args.tuning_records, pipeline=pipeline, cross=cross, lowering=lowering_from_args(args)
+    )
     print(f"package: {report.package} ({report.tuned_kernels} of {report.kernels} kernels tuned)")
     return 0

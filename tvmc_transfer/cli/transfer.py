@@ -1,5 +1,6 @@
 """``tvmc transfer``: transfer-tune a model from other models' tuning records."""
 
+from ..lowering import add_lowering_arguments, lowering_from_args
 from ..main import register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
 from ..target import add_target_arguments, target_from_args
@@ -36,6 +37,7 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.add_argument("--no-e2e", action="store_true", help="skip compiling and timing the whole model at the end")
     parser.add_argument("--e2e-repeat", type=int, default=10, metavar="N", help="end-to-end runs timed (default 10)")
     add_target_arguments(parser)
+    add_lowering_arguments(parser)
     add_measure_arguments(parser)
     parser.set_defaults(func=drive_transfer)
 
@@ -59,6 +61,7 @@ def drive_transfer(args) -> int:
         time_limit=args.time_limit,
         exact_classes=args.exact_classes,
         measure=measure_options_from_args(args),
+        lowering=lowering_from_args(args),
     )
     plan = plan_from_args("transfer", args)
     target = target_from_args(args)

@@ -2,6 +2,7 @@
 
 import attrs
 
+from ..lowering import add_lowering_arguments, lowering_from_args
 from ..main import register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
 from ..pipeline_options import add_pipeline_arguments
@@ -20,8 +21,11 @@ def add_tune_parser(subparsers, main_parser, json_config):
     add_model_arguments(parser)
     parser.add_argument("-o", "--output", metavar="RECORDS", help="records folder to write (and resume); required unless --tasks list")
     add_target_arguments(parser)
+    add_lowering_arguments(parser)
     parser.add_argument("--trials", type=int, default=1000, help="total trials over all tasks, recorded ones included (default 1000)")
     parser.add_argument("--trials-per-task", type=int, help="most trials for one task")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget of the whole run: no batch starts after it (the records are kept; run again to go on)")
+    parser.add_argument("--patience", type=int, metavar="K", help="stop tuning a task whose best has not moved in K of its batches and give its trials to the others")
     parser.add_argument("--trials-per-iter", type=int, help="candidates measured per batch (default: 64, fewer if the budget is small)")
     parser.add_argument("--tasks", metavar="list|SPEC", help="'list' to show the tasks, or which to tune: 0,2-5")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
@@ -45,7 +49,7 @@ def drive_tune(args) -> int:
     if args.desired_layout:  # the kernels 'compile --desired-layout' will look up
         model = attrs.evolve(model, mod=pipeline_options_from_args(args).transform_model(model.mod))
     if args.tasks == "list":
-        print(format_task_table(extract_tasks(model, target)))
+        print(format_task_table(extract_tasks(model, target, lowering_from_args(args))))
         return 0
     check_output_folder(args.output, "records")
     options = TuneOptions(
@@ -55,7 +59,10 @@ def drive_tune(args) -> int:
         tasks=args.tasks,
         seed=args.seed,
         population=args.population,
+        time_budget=args.time_budget,
+        patience=args.patience,
         measure=measure_options_from_args(args),
+        lowering=lowering_from_args(args),
     )
     report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan_from_args("tune", args))
     print(report.table())

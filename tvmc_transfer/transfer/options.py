@@ -3,6 +3,7 @@
 import attrs
 
 from ..errors import TVMCException
+from ..lowering import Lowering
 from ..measure import MeasureOptions
 
 SOURCE_MODES = ("auto", "all")
@@ -42,6 +43,7 @@ class TransferOptions:
     time_limit: float | None = None  # seconds; no new kernel is started after it (the next run goes on)
     exact_classes: bool = False
     measure: MeasureOptions = attrs.field(factory=MeasureOptions)
+    lowering: Lowering = attrs.field(factory=Lowering)  # of the target's kernels (the sources' records match it)
 
     def __attrs_post_init__(self):
         if self.sources not in SOURCE_MODES:

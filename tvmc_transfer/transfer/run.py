@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 
 from ..errors import TVMCException
+from ..lowering import Lowering
 from ..records.database import target_label
 from ..records.folder import RecordsFolder
 from ..records.listing import workload_hash
@@ -98,7 +99,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             f"no source has records for {target_label(target)}: they are for {', '.join(theirs)}; "
             f"pass --target '{theirs[0]}' to transfer for that processor, or tune the sources for this one"
         )
-    tasks = extract_tasks(model, target)
+    tasks = extract_tasks(model, target, options.lowering)
     if not tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
     classes = [kernel_class(t.mod) for t in tasks]
@@ -146,7 +147,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     unmatched = [k.index for k in kernels if k.status in ("unmatched", "failed")]
     if options.tune_rest and unmatched and complete:
         tune_start = time.time()
-        rest = TuneOptions(trials=options.tune_rest, tasks=",".join(map(str, unmatched)), seed=options.seed, population=options.population, measure=options.measure)
+        rest = TuneOptions(trials=options.tune_rest, tasks=",".join(map(str, unmatched)), seed=options.seed, population=options.population, measure=options.measure, lowering=options.lowering)
         # the same open folder and the tasks extracted above: the tuned records land in this database
         tune_report = tune_tasks(Session(model, target, select_tasks(tasks, rest.tasks), folder, rest), progress=progress, start=tune_start)
         journal.session(time.time() - tune_start)
@@ -158,7 +159,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         final = tuple(folder.best_seconds(t.mod) for t in tasks)
         journal.session(time.time() - phase_start)
     search_seconds = journal.sessions  # this session's and earlier ones' on this output
-    e2e = end_to_end_ms(model, target, folder, options.e2e_repeat) if options.e2e and complete else None
+    e2e = end_to_end_ms(model, target, folder, options.e2e_repeat, options.lowering) if options.e2e and complete else None
     return TransferReport(
         getattr(model, "path", str(model)),
         target_json(target),
@@ -173,7 +174,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     )
 
 
-def end_to_end_ms(model, target, folder, repeat: int = 10) -> float:
+def end_to_end_ms(model, target, folder, repeat: int = 10, lowering: Lowering = Lowering()) -> float:
     """Compile ``model`` with the records of ``folder`` (a ``RecordsFolder``; none when it is empty) and return
     the median latency over ``repeat`` runs, in ms."""
     from ..compiler import compile_model  # pylint: disable=import-outside-toplevel
@@ -182,7 +183,7 @@ def end_to_end_ms(model, target, folder, repeat: int = 10) -> float:
     work = tempfile.mkdtemp(prefix="tvmc-transfer-e2e-")
     try:
         package = os.path.join(work, "model.tar")
-        compile_model(model, target, package, records=folder.path if folder.has_records() else None)
+        compile_model(model, target, package, records=folder.path if folder.has_records() else None, lowering=lowering)
         result = run_module(package, repeat=repeat, number=1)
         return float(np.median(result.times)) * 1e3
     finally:

@@ -9,6 +9,7 @@ runner still overlaps with the next search.
 """
 
 import random
+import time
 
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
@@ -20,9 +21,12 @@ from ..records.database import FAILED_SECONDS
 class CommittingGradientScheduler(PyTaskScheduler):
     """Drop-in for ``TaskScheduler.create("gradient")``; pass it as ``task_scheduler=`` to ``ms.tune_tasks``."""
 
-    def __init__(self, alpha: float = 0.2, window: int = 3, seed: int = 0):
+    def __init__(self, alpha: float = 0.2, window: int = 3, seed: int = 0, patience: int | None = None, deadline: float | None = None):
         super().__init__()
         self.alpha, self.window = alpha, window
+        self.patience = patience  # stop choosing a task whose best has not moved in this many of its batches
+        self.deadline = deadline  # time.monotonic() after which no batch starts
+        self.out_of_time = False
         self.rng = random.Random(seed)
         self.round_robin = 0
         self.last = None
@@ -42,17 +46,27 @@ class CommittingGradientScheduler(PyTaskScheduler):
         backward = (history[n - 1 - self.window] - best) / self.window if n >= 1 + self.window else 0.0
         return weight * (self.alpha * backward + (1 - self.alpha) * best / n)
 
+    def stalled(self) -> set:
+        """Tasks (by tune context) whose best has not moved in ``patience`` of their batches: their trials go
+        to the others."""
+        if not self.patience:
+            return set()
+        return {i for i, h in self.history.items() if not improved(h, self.patience)}
+
     def next_task_id(self) -> int:
         scheduler = self._outer()  # pylint: disable=no-member
         tasks = scheduler.tasks_
         for task_id, task in enumerate(tasks):
             if task_id != self.last and task.runner_futures is not None and not task.is_terminated:
                 self._join(scheduler, task_id)
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.out_of_time = True
+            return -1  # MetaSchedule joins the batches still running: every measured trial is committed
         if self.round_robin < len(tasks):
             self.last = self.round_robin
             self.round_robin += 1
             return self.last
-        alive = [i for i, t in enumerate(tasks) if not t.is_terminated]
+        alive = [i for i, t in enumerate(tasks) if not t.is_terminated and i not in self.stalled()]
         if not alive:
             return -1
         grads = {i: self._gradient(i, tasks[i].task_weight) for i in alive}
@@ -62,3 +76,9 @@ class CommittingGradientScheduler(PyTaskScheduler):
             self._join(scheduler, chosen)
         self.last = chosen
         return chosen
+
+
+def improved(history: list, patience: int) -> bool:
+    """Whether the best latency after each batch (``history``) moved in the last ``patience`` batches; a task
+    with fewer batches than that has not had its chance yet."""
+    return len(history) <= patience or history[-1] < history[-1 - patience]
