@@ -1,0 +1,114 @@
+"""Weight prepacking: on by default for CPU targets, folded into the package, and records matched only under the
+lowering they were tuned under (with a message naming the flag that matches them)."""
+
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+from tvm.s_tir import meta_schedule as ms
+from tvm_ffi import structural_hash
+
+from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
+from tvmc_transfer import compile_model, load_model, parse_target
+from tvmc_transfer.compiler import _records_for
+from tvmc_transfer.lowering import Lowering, apply_records
+from tvmc_transfer.tasks import extract_tasks
+
+TARGET = ["--target", "llvm -num-cores=2"]
+
+
+def run_plain_tvm(package, inputs):
+    """Load the package's library with plain TVM (no tvmc_transfer) and call main(inputs) only."""
+    folder = os.path.dirname(package)
+    with tarfile.open(package) as tar:
+        tar.extract("mod.so", folder, filter="data")
+    vm = relax.VirtualMachine(tvm.runtime.load_module(os.path.join(folder, "mod.so")), tvm.cpu())
+    result = vm["main"](*[tvm.runtime.tensor(v) for v in inputs.values()])
+    return [result.numpy()]
+
+
+def cnn_input(seed=0):
+    return {"input": np.random.default_rng(seed).standard_normal((1, 3, 16, 16)).astype("float32")}
+
+
+def test_prepacking_is_the_cpu_default_and_changes_the_workloads(models):
+    model, target = load_model(models["tiny-cnn"]), parse_target("llvm -num-cores=2")
+    assert Lowering().prepacks(target) and not Lowering(weight_prepack=False).prepacks(target)
+    packed, plain = extract_tasks(model, target), extract_tasks(model, target, Lowering(weight_prepack=False))
+    conv = next(t for t in packed if t.name.startswith("fused_conv2d_add_relu"))
+    assert len(conv.mod["main"].attrs["layout_free_buffers"]) == 2  # the weight and the bias
+    assert not {structural_hash(t.mod) for t in packed} & {structural_hash(t.mod) for t in plain}
+
+
+def test_prepacked_package_folds_its_weights_matches_onnxruntime_and_loads_with_plain_tvm(tuned_cnn, tvmc, tmp_path):
+    model_path, records = tuned_cnn  # tuned with the default lowering: prepacked
+    package = str(tmp_path / "packed.tar")
+    result = tvmc("compile", model_path, "-o", package, "--tuning-records", records, *TARGET)
+    assert result.code == 0, result.err
+    assert "kernels tuned" in result.out and "another lowering" not in result.err
+    inputs = cnn_input()
+    assert_matches_onnxruntime(model_path, inputs, run_plain_tvm(package, inputs))
+    # The build's Relax module: tuned kernels take weights already rewritten, folded into constants at compile
+    # time; no layout rewrite is left to run at inference.
+    target = parse_target("llvm -num-cores=2")
+    database, _ = _records_for(records, target)
+    main = apply_records(database, load_model(model_path).mod, target, Lowering())["main"]
+    assert len(main.params) == 1  # main(inputs): the weights are not parameters
+    assert "_prepacked" in main.script() and "_weight_prepack" not in main.script()
+    plain = apply_records(database, load_model(model_path).mod, target, Lowering(weight_prepack=False))["main"]
+    assert "_prepacked" not in plain.script()
+
+
+def test_records_of_another_lowering_are_counted_and_the_matching_flag_named(tuned_cnn, models, tvmc, tmp_path):
+    model_path, records = tuned_cnn  # tuned with prepacking
+    result = run_cli("compile", model_path, "-o", tmp_path / "plain.tar", "--tuning-records", records, "--no-weight-prepack", *TARGET)
+    assert result.code == 0 and "(0 of 6 kernels tuned)" in result.out
+    assert "match 0 of the model's 6 kernels" in result.err and "compile with --weight-prepack and they match 3 kernels" in result.err
+    # tuned without prepacking: compiled the same way they all match, compiled by default they do not
+    plain = str(tmp_path / "plain-records")
+    assert tvmc("tune", models["tiny-mlp"], "-o", plain, "--trials", "8", "--no-weight-prepack", *FAST_TUNE).code == 0
+    model, target = load_model(models["tiny-mlp"]), parse_target("llvm -num-cores=2")
+    same = compile_model(model, target, str(tmp_path / "mlp.tar"), records=plain, lowering=Lowering(weight_prepack=False))
+    assert same.tuned_kernels >= 1 and same.hint is None
+    default = compile_model(model, target, str(tmp_path / "mlp2.tar"), records=plain)
+    assert default.tuned_kernels == 0
+    assert default.hint == f"the records were tuned under another lowering: compile with --no-weight-prepack and they match {same.tuned_kernels} kernels"
+    inputs = {"input": np.random.default_rng(1).standard_normal((1, 64)).astype("float32")}
+    assert_matches_onnxruntime(models["tiny-mlp"], inputs, run_plain_tvm(str(tmp_path / "mlp.tar"), inputs))
+
+
+def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models, tmp_path):
+    """The JSON database stores the rewrite's bool annotation as an integer, so the scheduled module read back
+    hashes differently from the search's own; ``candidate_hash`` keys candidates as they will be read back."""
+    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.records import open_database
+    from tvmc_transfer.search import candidate_hash, measured_hashes
+
+    target = parse_target("llvm -num-cores=2")
+    load_tensor_intrinsics(target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn"]), target) if t.name.startswith("fused_conv2d_add_relu"))
+    context = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply", task_name=task.name, num_threads=1)
+    candidates = []
+    for space in context.space_generator.generate_design_space(task.mod):
+        sch = space.copy()
+        sch.enter_postproc()
+        if all(p.apply(sch) for p in context.space_generator.postprocs):
+            candidates.append(ms.MeasureCandidate(sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)))
+    assert candidates and any("layout_rewrite_preproc" in c.sch.mod.script() for c in candidates)
+    folder = str(tmp_path / "records")
+    database = open_database(folder, create=True)
+    workload = database.commit_workload(task.mod)
+    for c in candidates:
+        database.commit_tuning_record(ms.database.TuningRecord(c.sch.trace, workload, [1e-5], target, c.args_info))
+    stored = measured_hashes(open_database(folder), task.mod)  # read back from the files, as a resumed run does
+    assert {candidate_hash(task.mod, c) for c in candidates} <= stored
+    assert not {structural_hash(c.sch.mod) for c in candidates} & stored  # the bug: the search's own hashes
+
+
+@pytest.mark.parametrize("flag", ["--weight-prepack", "--no-weight-prepack"])
+def test_task_list_follows_the_lowering(models, tvmc, flag):
+    listed = tvmc("tune", models["tiny-cnn"], "--tasks", "list", flag, *TARGET)
+    assert listed.code == 0 and len(listed.out.splitlines()) == 7
