@@ -96,9 +96,45 @@ def test_tuning_options_are_checked(models, tvmc, tmp_path):
         (["--trials", "-1"], "--trials must be >= 0"),
         (["--number", "0"], "--number must be at least 1"),
         (["--rpc-tracker", "host:9190"], "--rpc-tracker and --rpc-key go together"),
+        (["--time-budget", "0"], "--time-budget must be a positive number of seconds"),
+        (["--patience", "0"], "--patience at least 1"),
     ]:
         result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "r", *args)
         assert result.code == 4 and message in result.err, result.err
+
+
+def unique_traces(folder) -> bool:
+    keys = [json.dumps(json.loads(line)[:1] + [json.loads(line)[1][0]]) for line in record_lines(folder)]
+    return len(set(keys)) == len(keys)
+
+
+def test_time_budget_stops_cleanly_and_the_rerun_resumes(models, tvmc, tmp_path):
+    records = str(tmp_path / "records")
+    result = tvmc("tune", models["tiny-cnn"], "-o", records, "--trials", "400", "--time-budget", "20", *FAST_TUNE)
+    assert result.code == 0, result.err
+    assert "stopped at --time-budget: run the same command again" in result.out
+    kept = len(record_lines(records)) if os.path.exists(os.path.join(records, TUNING_RECORDS)) else 0
+    assert kept < 400 and f"{kept} new trials" in result.out  # every batch measured was committed
+    again = tvmc("tune", models["tiny-cnn"], "-o", records, "--trials", str(kept + 8), *FAST_TUNE)
+    assert again.code == 0 and "8 new trials" in again.out and "--time-budget" not in again.out
+    assert len(record_lines(records)) == kept + 8 and unique_traces(records)
+
+
+def test_patience_stops_tasks_whose_best_stopped_moving(models, tvmc, tmp_path):
+    from tvmc_transfer.scheduler import improved
+
+    assert improved([3.0], 1) and improved([3.0, 2.0], 1) and not improved([3.0, 2.0, 2.0], 1)
+    assert improved([3.0, 3.0, 2.0], 2) and not improved([3.0, 2.0, 2.0, 2.0], 2)
+    records = str(tmp_path / "records")
+    result = tvmc("tune", models["tiny-mlp"], "-o", records, "--trials", "400", "--patience", "1", *FAST_TUNE)
+    assert result.code == 0, result.err
+    stopped = next(line for line in result.out.splitlines() if line.startswith("--patience stopped task(s)"))
+    new = int(result.out.split(" new trials")[0].split()[-1])
+    assert new < 400 and len(record_lines(records)) == new and unique_traces(records)
+    # a task is stopped only after batches of its own that did not improve on its best
+    trials = {int(line.split()[0]): int(line.split()[3]) for line in result.out.splitlines() if line.split() and line.split()[0].isdigit()}
+    named = [int(i) for i in stopped.split(":")[0].replace("--patience stopped task(s)", "").replace("#", "").split(",")]
+    assert named and all(trials[i] >= 16 for i in named)  # FAST_TUNE batches of 8: at least two
 
 
 def test_killed_run_keeps_its_records_and_resumes(models, tmp_path):
