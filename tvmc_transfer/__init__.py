@@ -23,6 +23,7 @@ _API = {
     "TVMCModel": "frontends",
     "parse_target": "target",
     "extract_tasks": "tasks",
+    "Lowering": "lowering",
     "MeasureOptions": "measure",
     "TuneOptions": "tune",
     "TunePlan": "tune",
