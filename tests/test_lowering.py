@@ -82,10 +82,10 @@ def test_records_of_another_lowering_are_counted_and_the_matching_flag_named(tun
 
 def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models, tmp_path):
     """The JSON database stores the rewrite's bool annotation as an integer, so the scheduled module read back
-    hashes differently from the search's own; ``candidate_hash`` keys candidates as they will be read back."""
+    hashes differently from the search's own; ``stored_hash`` keys both the way the database gives them back."""
     from tvmc_transfer.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.records import open_database
-    from tvmc_transfer.search import candidate_hash, measured_hashes
+    from tvmc_transfer.search import measured_hashes, stored_hash
 
     target = parse_target("llvm -num-cores=2")
     load_tensor_intrinsics(target)
@@ -104,7 +104,7 @@ def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models,
     for c in candidates:
         database.commit_tuning_record(ms.database.TuningRecord(c.sch.trace, workload, [1e-5], target, c.args_info))
     stored = measured_hashes(open_database(folder), task.mod)  # read back from the files, as a resumed run does
-    assert {candidate_hash(task.mod, c) for c in candidates} <= stored
+    assert {stored_hash(c.sch.mod) for c in candidates} <= stored
     assert not {structural_hash(c.sch.mod) for c in candidates} & stored  # the bug: the search's own hashes
 
 

@@ -12,6 +12,7 @@ the package's constants (``FoldConstant``): the package keeps ``main(inputs)`` a
 """
 
 import attrs
+import tvm
 
 
 @attrs.frozen
@@ -56,8 +57,36 @@ def fusion_passes(target, lowering: Lowering = Lowering()) -> list:
         relax.transform.FuseTIR(),
     ]
     if lowering.prepacks(target):
-        passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
+        passes.append(attach_layout_free_buffers)
     return passes
+
+
+def _attach(mod, _ctx):
+    """``relax.transform.AttachAttrLayoutFreeBuffers`` without renaming every kernel: TVM's pass re-adds each
+    called function under a fresh name (``reshape2`` becomes ``reshape21``); this one sets the same attribute
+    (the indices of the arguments that are constants or weights at every call) in place, so task names stay
+    the same under either lowering and the workloads hash as TVM's pass makes them (``test_lowering``)."""
+    from tvm import relax  # pylint: disable=import-outside-toplevel
+
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    free = {}
+    for func in mod.functions.values():
+        if not isinstance(func, relax.Function):
+            continue
+        inputs = int(func.attrs["num_input"]) if func.attrs is not None and "num_input" in func.attrs else len(func.params)
+        weights = set(func.params[inputs:])
+
+        def visit(expr, weights=weights):
+            if isinstance(expr, tvm.ir.Call) and expr.op.same_as(call_tir):
+                args = expr.args[1].fields if isinstance(expr.args[1], tvm.ir.Tuple) else [expr.args[1]]
+                constant = {i for i, a in enumerate(args) if isinstance(a, tvm.ir.Constant) or a in weights}
+                callee = expr.args[0]
+                free[callee] = constant if callee not in free else free[callee] & constant
+
+        relax.analysis.post_order_visit(func.body, visit)
+    for gv, indices in free.items():
+        mod.update_func(gv, mod[gv].with_attr("layout_free_buffers", sorted(indices)))
+    return mod
 
 
 def fuse(mod, target, lowering: Lowering = Lowering()):
@@ -146,3 +175,6 @@ def other_lowering_hint(model, target, database, lowering: Lowering, tuned: int)
     if best is None:
         return None
     return f"the records were tuned under another lowering: compile with {best[0].flag(target)} and they match {best[1]} kernels"
+
+
+attach_layout_free_buffers = tvm.transform.module_pass(_attach, opt_level=0, name="AttachLayoutFreeBuffersInPlace")

@@ -17,7 +17,9 @@ recognizes a point the database has measured already, whatever run or search mea
 
 import attrs
 from tvm import s_tir
-from tvm_ffi import structural_equal, structural_hash
+from tvm_ffi import structural_equal
+
+from .search import stored_hash
 
 from ..records.database import run_samples
 
@@ -153,7 +155,7 @@ class DecisionSpace:
 
     @staticmethod
     def module_hash(sch) -> int:
-        return structural_hash(sch.mod)
+        return stored_hash(sch.mod)  # as recorded: a prepacked kernel's rewrite annotation hashes as read back
 
 
 def _domain(sch, kind, inputs, attrs, current) -> tuple:
@@ -202,7 +204,7 @@ def recorded_points(database, mod, controls=frozenset()) -> dict:
             record.trace.apply_to_schedule(sch, remove_postproc=False)
         except Exception:  # pylint: disable=broad-except  # a record that no longer replays
             continue
-        key = structural_hash(sch.mod)
+        key = stored_hash(sch.mod)
         if key not in points or (samples and not points[key][0]):
             points[key] = (samples, record.trace)
     return points

@@ -24,42 +24,32 @@ def measured_hashes(database, workload_mod) -> set:
             record.trace.apply_to_schedule(sch, remove_postproc=False)
         except Exception:  # a record that no longer replays cannot be proposed again either
             continue
-        hashes.add(structural_hash(sch.mod))
+        hashes.add(stored_hash(sch.mod))
     return hashes
 
 
-def _as_stored(trace):
-    """``trace`` as the JSON database gives it back: its text form turns a bool annotation into an integer (the
-    layout rewrite's ``meta_schedule.layout_rewrite_preproc``), which changes the scheduled module's hash."""
-    from tvm import tirx  # pylint: disable=import-outside-toplevel
-
-    def plain(value):
-        if isinstance(value, (tirx.IntImm, bool)):
-            return int(value.value if isinstance(value, tirx.IntImm) else value)
-        if isinstance(value, tirx.FloatImm):
-            return float(value.value)
-        if isinstance(value, (list, tuple)) or type(value).__name__ == "Array":
-            return [plain(v) for v in value]
-        return value
-
-    return plain(trace.as_json())
+PREPROC = "meta_schedule.layout_rewrite_preproc"
 
 
-def candidate_hash(workload_mod, candidate) -> int:
-    """The hash ``measured_hashes`` gives this candidate once it is in the database."""
+def stored_hash(mod) -> int:
+    """Structural hash of a scheduled kernel as the JSON database gives it back.
+
+    A record's text form turns the layout rewrite's bool annotation (``meta_schedule.layout_rewrite_preproc``,
+    weight prepacking) into an integer, so a schedule replayed from the database hashes differently from the
+    same schedule fresh from the search; this hash writes the annotation the database's way first."""
     from tvm import s_tir  # pylint: disable=import-outside-toplevel
 
-    if not _rewrites_layout(workload_mod):
-        return structural_hash(candidate.sch.mod)
-    sch = s_tir.Schedule(workload_mod)
-    s_tir.schedule.Trace.apply_json_to_schedule(_as_stored(candidate.sch.trace), sch)
+    attrs = mod["main"].attrs
+    if attrs is None or not len(attrs.get("layout_free_buffers", ())):
+        return structural_hash(mod)
+    sch = s_tir.Schedule(mod)
+    # the rewrite blocks are children of the root block
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        value = sch.get(block).annotations.get(PREPROC)
+        if isinstance(value, bool) or str(getattr(value, "dtype", "")) == "bool":
+            sch.unannotate(block, PREPROC)
+            sch.annotate(block, PREPROC, 1)
     return structural_hash(sch.mod)
-
-
-def _rewrites_layout(workload_mod) -> bool:
-    # Only kernels with layout-free weights (weight prepacking) get the annotation that the text form changes.
-    attrs = workload_mod["main"].attrs
-    return attrs is not None and len(attrs.get("layout_free_buffers", ())) > 0
 
 
 def count_records(database, workload_mod) -> int:
@@ -110,7 +100,7 @@ class ResumableSearch(PySearchStrategy):
             return None
         fresh = []
         for candidate in candidates:
-            key = candidate_hash(self.mod, candidate)
+            key = stored_hash(candidate.sch.mod)
             if key not in self.seen:
                 self.seen.add(key)
                 fresh.append(candidate)
