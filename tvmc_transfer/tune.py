@@ -160,6 +160,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
         by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
         callback = _progress_callback(progress, budget, [f"#{t.index} {t.name}" for t in by_cost])
         with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
+            tuned = [next(t for t in by_cost if t.name == c.task_name) for c in contexts]  # the scheduler's task ids
             builder = TimedBuilder(options.measure.make_builder(target), clock)
             try:
                 ms.tune_tasks(
@@ -182,7 +183,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
                     cb.close()
         new_trials = sum(t.trials for t in task_results(tasks, database)) - already
     phases = session.run(plan)
-    stopped = tuple(sorted(by_cost[i].index for i in scheduler.stalled())) if budget > 0 else ()
+    stopped = tuple(sorted(tuned[i].index for i in scheduler.stalled())) if budget > 0 else ()
     wall = time.time() - start
     return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, wall, phases, clock.time(wall), stopped, scheduler.out_of_time)
 
