@@ -85,7 +85,7 @@ def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models,
     hashes differently from the search's own; ``stored_hash`` keys both the way the database gives them back."""
     from tvmc_transfer.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.records import open_database
-    from tvmc_transfer.search import measured_hashes, stored_hash
+    from tvmc_transfer.tuning.search import measured_hashes, stored_hash
 
     target = parse_target("llvm -num-cores=2")
     load_tensor_intrinsics(target)

@@ -121,7 +121,7 @@ def test_time_budget_stops_cleanly_and_the_rerun_resumes(models, tvmc, tmp_path)
 
 
 def test_patience_stops_tasks_whose_best_stopped_moving(models, tvmc, tmp_path):
-    from tvmc_transfer.scheduler import improved
+    from tvmc_transfer.tuning.scheduler import improved
 
     assert improved([3.0], 1) and improved([3.0, 2.0], 1) and not improved([3.0, 2.0, 2.0], 1)
     assert improved([3.0, 3.0, 2.0], 2) and not improved([3.0, 2.0, 2.0, 2.0], 2)
