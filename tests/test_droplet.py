@@ -21,7 +21,7 @@ from tvmc_transfer.droplet import DropletOptions, refine_with_droplet
 from tvmc_transfer.records.folder import STARTS
 from tvmc_transfer.tuning.droplet_search import DropletSearch
 from tvmc_transfer.tuning.droplet_space import COMPUTE_LOCATION, CATEGORICAL, TILE, DecisionSpace, factorizations
-from tvmc_transfer.tuning.droplet_walk import Walk, significantly_faster
+from tvmc_transfer.tuning.droplet_walk import Walk, significantly_faster, welch_less
 from tvmc_transfer.intrinsics import load_tensor_intrinsics
 from tvmc_transfer.measure import MeasureOptions
 from tvmc_transfer.records import TUNING_RECORDS
@@ -97,8 +97,9 @@ class Grid:
         return result
 
 
-def run_walk(walk, times, batch=4):
-    """Drive ``walk`` with ``times(point) -> samples`` until it stops; return the points in the order tried."""
+def run_walk(walk, times, batch=4, controls=False):
+    """Drive ``walk`` with ``times(point) -> samples`` until it stops; return the points in the order tried.
+    With ``controls``, the incumbent is measured again beside each batch."""
     tried = []
     while not walk.done:
         for _ in range(min(batch, walk.left)):
@@ -110,6 +111,8 @@ def run_walk(walk, times, batch=4):
         if not walk.batch and walk.exhausted:
             walk.converged = True
             break
+        if controls:
+            walk.control(times(walk.incumbent))
         walk.conclude()
     return tried
 
@@ -130,8 +133,10 @@ def test_walk_widens_the_step_moves_only_on_significant_gains_and_converges():
     assert tried[:6] == [(1, 0), (0, 1), (2, 0), (0, 2), (4, 0), (7, 0)]
     assert walk.incumbent == planted and len(walk.moves) == 1
     move = walk.moves[0]
-    assert move.before == pytest.approx(10.0) and move.after == pytest.approx(5.0)
-    assert move.p_value == pytest.approx(welch_p(times(planted), [10.0, 10.1, 9.9]), rel=1e-9)
+    assert move.before == pytest.approx(10.0) and move.selected == pytest.approx(5.0)
+    assert move.after is None  # no control re-measured it: the gain is not confirmed
+    # Holm over the batch's two valid neighbours: the planted one's p, doubled
+    assert move.p_value == pytest.approx(2 * welch_p(times(planted), [10.0, 10.1, 9.9]), rel=1e-9)
     assert move.trial == 6  # planted was in the second batch, cut short when the widest step was done
     # Around (4, 0) every other point of both axes is slower: it converges with budget to spare.
     assert walk.converged and walk.trials == len(tried) < 40
@@ -141,9 +146,84 @@ def test_walk_widens_the_step_moves_only_on_significant_gains_and_converges():
 
 def test_walk_stops_at_its_budget():
     walk = Walk(Grid(64, 64), (0, 0), [100.0, 100.1, 99.9], budget=10, pvalue=0.05)
-    tried = run_walk(walk, lambda p: [100.0 - sum(p), 100.1 - sum(p), 99.9 - sum(p)])
-    assert len(tried) == walk.trials == 10 and not walk.converged and walk.moves
-    assert all(b.after < a.after for a, b in zip(walk.moves, walk.moves[1:]))
+    tried = run_walk(walk, lambda p: [100.0 - sum(p), 100.1 - sum(p), 99.9 - sum(p)], controls=True)
+    assert len(tried) == walk.trials == 10 and not walk.converged and len(walk.moves) > 1
+    assert all(b.selected < a.selected for a, b in zip(walk.moves, walk.moves[1:]))
+    # each move but the last was confirmed by the next batch's control; the last one wants one more
+    assert all(m.after == m.selected for m in walk.moves[:-1]) and walk.moves[-1].after is None and walk.unconfirmed
+
+
+def test_welch_test_matches_scipy():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a = rng.normal(1.0, rng.uniform(0.01, 1.0), rng.integers(2, 9))
+        b = rng.normal(1.0 + rng.uniform(-1.0, 1.0), rng.uniform(0.01, 1.0), rng.integers(2, 9))
+        expected = stats.ttest_ind(a, b, equal_var=False, alternative="less").pvalue
+        assert welch_less(list(a), list(b)) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def noisy_batch(seed: int, repeats: int, planted: int | None = None, spread: float = 0.2):
+    """One batch of 16 neighbours (8 axes of 3 values, from the middle), all taking 10 time units plus normal
+    noise (``spread``, per sample) except ``planted``, 10% faster: the walk's move, the old rule's choice
+    (the fastest neighbour significantly faster than both the record and the control, uncorrected), and the
+    planted point."""
+    rng = np.random.default_rng(seed)
+    walk = Walk(Grid(*[3] * 8), (1,) * 8, list(rng.normal(10.0, spread, repeats)), budget=16, pvalue=0.05)
+    points = [walk.propose() for _ in range(16)]
+    assert None not in points and walk.propose() is None
+    measured = []
+    for i, point in enumerate(points):
+        samples = list(rng.normal(9.0 if i == planted else 10.0, spread, repeats))
+        measured.append((point, samples))
+        walk.observe(point, samples)
+    control = list(rng.normal(10.0, spread, repeats))
+    walk.control(control)
+    bases = (walk.samples, control)
+    walk.conclude()
+    by_mean = sorted(measured, key=lambda m: statistics.fmean(m[1]))
+    old = next((p for p, s in by_mean if all(significantly_faster(s, base, 0.05)[0] for base in bases)), None)
+    return (walk.incumbent if walk.moves else None), old, (points[planted] if planted is not None else None)
+
+
+def test_pure_noise_over_16_neighbours_moves_at_most_at_the_stated_rate():
+    """--droplet-pvalue 0.05 is the chance of a false move per batch: 2000 seeded batches of pure noise, 3
+    repeats. The old rule (the fastest neighbour passing its own t-tests) moved in about 9% of them."""
+    outcomes = [noisy_batch(seed, repeats=3) for seed in range(2000)]
+    new = sum(move is not None for move, _, _ in outcomes) / len(outcomes)
+    old = sum(choice is not None for _, choice, _ in outcomes) / len(outcomes)
+    assert new <= 0.05 < old
+    assert new < old / 10  # Holm over 16 tests that share their bases is conservative
+
+
+def test_a_planted_ten_percent_faster_neighbour_is_taken_with_five_repeats():
+    """Among 15 noisy neighbours (2% spread per sample), one 10% faster, measured 5 times each: the walk moves
+    to it in nearly every batch, and to no other neighbour."""
+    outcomes = [noisy_batch(seed, repeats=5, planted=seed % 16) for seed in range(200)]
+    taken = sum(move == planted for move, _, planted in outcomes)
+    wrong = sum(move is not None and move != planted for move, _, planted in outcomes)
+    assert taken >= 190 and wrong == 0
+
+
+def test_diagonal_moves_combine_the_fastest_directions():
+    """After a batch without a move, the K fastest neighbours that beat the incumbent's mean (on other axes)
+    are combined, every subset of two or more, before the walk gives up."""
+    noisy = {(1, 0, 0): [9.0, 11.0, 7.0], (0, 1, 0): [9.2, 11.2, 7.2], (0, 0, 1): [9.4, 11.4, 7.4]}  # faster, not significantly
+
+    def times(point):
+        return [5.0, 5.1, 4.9] if point == (1, 1, 1) else noisy.get(point, [12.0, 12.1, 11.9])
+
+    def walk(diagonal):
+        w = Walk(Grid(3, 3, 3), (0, 0, 0), [10.0, 10.1, 9.9], budget=20, pvalue=0.05, max_step=1, diagonal=diagonal)
+        return w, run_walk(w, times, batch=4)
+
+    axial = [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
+    plain, tried = walk(0)
+    assert tried == axial and plain.converged and not plain.moves
+    three, tried = walk(3)
+    assert tried[:3] == axial and tried[3:7] == [(1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)]
+    assert three.incumbent == (1, 1, 1) and three.moves[0].selected == pytest.approx(5.0)
+    two, tried = walk(2)  # the two fastest directions only: one combination, which is slow
+    assert tried[:4] == axial + [(1, 1, 0)] and two.converged and not two.moves
 
 
 # ---- a real task, measurements fed by the test -------------------------------------------------------------
@@ -232,15 +312,20 @@ def test_planted_faster_neighbour_is_accepted_and_noise_is_refused(matmul_task):
     walk = strategy.walk
     assert walk.incumbent == first_batch[1] and len(walk.moves) == 1
     move = walk.moves[0]
-    assert move.after == pytest.approx(6 * US, rel=1e-6) and move.before == pytest.approx(10 * US, rel=1e-6)
-    assert move.p_value == pytest.approx(welch_p(planted, start_samples), rel=1e-4) and move.p_value < 0.05
+    assert move.selected == pytest.approx(6 * US, rel=1e-6) and move.before == pytest.approx(10 * US, rel=1e-6)
+    # Holm-adjusted over the batch: the planted neighbour has the smallest p of the family
+    family = len(first_batch)
+    assert move.p_value == pytest.approx(family * welch_p(planted, start_samples), rel=1e-4) and move.p_value < 0.05
     # Around the new incumbent, a neighbour with a lower mean but wide noise is refused; all else is slower.
+    # The new incumbent's controls (6.5 us) are what its move is reported from, not the 6 us that won.
+    confirm = [6.5 * US, 6.55 * US, 6.45 * US]
     batches = 1
-    while feed(lambda i, p: [1 * US, 9 * US, 5 * US] if i == 0 else [7 * US, 7.05 * US, 6.95 * US], planted) is not None:
+    while feed(lambda i, p: [1 * US, 9 * US, 5 * US] if i == 0 else [7 * US, 7.05 * US, 6.95 * US], confirm) is not None:
         batches += 1
     outcome = strategy.shared.results[strategy.key]
     first_samples, last, moves, trials, measured, converged = outcome
-    assert len(moves) == 1 and tuple(last) == pytest.approx(tuple(planted), rel=1e-6)
+    assert len(moves) == 1 and tuple(last) == pytest.approx(tuple(confirm), rel=1e-6)
+    assert moves[0].after == pytest.approx(6.5 * US, rel=1e-6) and moves[0].gain == pytest.approx(10 / 6.5, rel=1e-6)
     # The start and each batch's control were measured but are not trials.
     assert converged and trials == measured - 1 - batches < 50
 
@@ -268,7 +353,7 @@ def test_a_neighbour_is_tested_against_the_incumbent_measured_beside_it(matmul_t
     # it reports the start, and its end, as measured beside its batches
     assert stale.start_samples == stale.final_samples == pytest.approx((5 * US, 5.05 * US, 4.95 * US))
     fresh = first_batch([10 * US, 10.1 * US, 9.9 * US])
-    assert len(fresh.moves) == 1 and fresh.moves[0].after == pytest.approx(6 * US, rel=1e-6)
+    assert len(fresh.moves) == 1 and fresh.moves[0].selected == pytest.approx(6 * US, rel=1e-6)
     spiked = first_batch([20 * US, 20.1 * US, 19.9 * US], neighbour=[12 * US, 12.1 * US, 11.9 * US])
     assert not spiked.moves
 
@@ -360,8 +445,8 @@ def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
     assert any(m == pytest.approx(task.final_seconds, rel=1e-6) for m in means)
     assert any(m == pytest.approx(task.start_seconds, rel=1e-6) for m in means)
     assert min(means) <= task.final_seconds  # compile_relax takes the best record
-    for move in task.moves:
-        assert move.p_value < 0.05 and move.after < move.before
+    for move in task.moves:  # each confirmed by a re-measurement that did not select it
+        assert move.p_value < 0.05 and move.selected < move.before and move.after is not None
     pinned = json.load(open(os.path.join(records, STARTS)))
     assert len(pinned) == 1
     again = refine_with_droplet(model, target, records, options, measure=MEASURE, tasks=str(index), progress=False)
@@ -428,8 +513,11 @@ def test_droplet_options_are_checked(models, tvmc, tmp_path):
         (["--droplet", "--repeat", "1"], "use --repeat 2 or more"),
         (["--droplet", "--droplet-pvalue", "1.5"], "--droplet-pvalue between 0 and 1"),
         (["--droplet", "--droplet-trials", "0"], "--droplet-trials must be >= 1"),
+        (["--droplet", "--droplet-diagonal", "1"], "--droplet-diagonal must be 0 (off) or 2 or more"),
+        (["--droplet-axis-order"], "--droplet-axis-order needs --droplet"),
     ]:
         result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "r", *args)
         assert result.code == 4 and message in result.err, result.err
     assert not os.path.exists(tmp_path / "r")  # refused before anything was written
-    assert all(f"--droplet{o}" in run_cli("tune", "--help").out for o in ("", "-trials", "-pvalue", "-max-step"))
+    flags = ("", "-trials", "-pvalue", "-max-step", "-diagonal", "-axis-order")
+    assert all(f"--droplet{o}" in run_cli("tune", "--help").out for o in flags)

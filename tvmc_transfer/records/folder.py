@@ -1,9 +1,9 @@
 """``RecordsFolder``: one open records folder, owning its database and every file kept beside it.
 
 A records folder is MetaSchedule's JSON database (``database.py``) plus the side files our commands keep there:
-transfer's journal of finished kernels, droplet's pinned starts and the controls of its batches (MetaSchedule
-writes its per-task ``logs/`` there too). Every command opens its output folder once, through this object, and
-hands it on.
+transfer's journal of finished kernels, droplet's pinned starts, the controls of its batches and the orders of
+its neighbourhoods (MetaSchedule writes its per-task ``logs/`` there too). Every command opens its output folder
+once, through this object, and hands it on.
 """
 
 import json
@@ -15,6 +15,7 @@ from .database import is_measured, mean_seconds, open_database, records_of, comm
 JOURNAL = "transfer_journal.jsonl"  # transfer: one line per finished kernel and per session
 STARTS = "droplet_starts.json"  # droplet: the start each task's walk was pinned to
 CONTROLS = "droplet_controls.json"  # droplet: the incumbent's control measurement of each batch
+ORDERS = "droplet_orders.json"  # droplet: the order a cost model gave each neighbourhood of each walk
 
 
 def best_seconds(records) -> float | None:

@@ -3,9 +3,13 @@
 A convergent coordinate search. Every sampling decision of a task's trace is an axis (``droplet_space.py``);
 the walk and its t-test are in ``droplet_walk.py``.
 From the task's best schedule, droplet measures the neighbours one step away along each axis, widening the
-step (1, 2, 4, ... up to the longest axis) to fill a batch, and moves to the fastest neighbour only when a
-one-sided Welch t-test on the repeated measurements says it is faster (p < ``pvalue``). It stops when a whole
-neighbourhood, widest step included, brings no significant improvement, or when the budget is spent.
+step (1, 2, 4, ... up to the longest axis) to fill a batch, in the order a cost model trained on the task's
+records predicts (``droplet_order.py``), and moves to the fastest neighbour that a one-sided Welch t-test on
+the repeated measurements, Holm-corrected over the batch, says is faster (``pvalue`` is the chance of a false
+move per batch). With ``diagonal`` K, a batch without a move is followed by combinations of its K fastest
+directions. It stops when a whole neighbourhood, widest step included, brings no significant improvement, or
+when the budget is spent. A move's gain is reported from the new incumbent's next control (one more
+measurement when the walk ends right after a move), not from the batch that chose it.
 
 Every batch also re-measures the incumbent (its *control*; not counted as a trial), and a neighbour must be
 significantly faster than both the incumbent's earlier measurement and that control, measured in the same
@@ -16,8 +20,9 @@ batch under the same load. Testing against the earlier samples alone made false 
 MetaSchedule's and its records are ordinary tuning records. A point whose scheduled module is already in the
 database is not measured again: its recorded times are used, and it still counts as a trial of the walk. The
 start of each task's walk is kept in ``droplet_starts.json`` in the records folder and the controls of its
-batches in ``droplet_controls.json``, so running the same command again replays the same walk from the
-database and measures nothing. ``droplet.py`` runs it on a model's tasks (``tvmc tune --droplet``).
+batches in ``droplet_controls.json`` (and its neighbour orders in ``droplet_orders.json``), so running the
+same command again replays the same walk from the database and measures nothing. ``droplet.py`` runs it on a
+model's tasks (``tvmc tune --droplet``).
 """
 
 import math
@@ -29,38 +34,46 @@ from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 
 from ..errors import TVMCException
 from ..records.database import run_samples
-from ..records.folder import CONTROLS, STARTS
+from ..records.folder import CONTROLS, ORDERS, STARTS
+from .droplet_order import ModelOrder
 from .droplet_space import DecisionSpace, recorded_points
 from .droplet_walk import Walk, significantly_faster
 
 
 @attrs.frozen
 class DropletOptions:
-    """``trials``: points each task's walk may try (recorded ones included); ``pvalue``: the t-test's level;
-    ``batch``: candidates per batch (default: max(16, build workers), as DropletTuner); ``max_step``: the
-    widest step (default: the longest axis)."""
+    """``trials``: points each task's walk may try (recorded ones included); ``pvalue``: the family-wise rate
+    of false moves per batch (Holm); ``batch``: candidates per batch (default: max(16, build workers), as
+    DropletTuner); ``max_step``: the widest step (default: the longest axis); ``diagonal``: combine the K
+    fastest directions after a batch without a move (0: off); ``model_order``: measure neighbours in the
+    order a cost model trained on the task's records predicts (False: axis by axis)."""
 
     trials: int = 64
     pvalue: float = 0.05
     batch: int | None = None
     max_step: int | None = None
+    diagonal: int = 0
+    model_order: bool = True
 
     def __attrs_post_init__(self):
         if self.trials < 1 or not 0 < self.pvalue < 1:
             raise TVMCException("--droplet-trials must be >= 1 and --droplet-pvalue between 0 and 1")
         if (self.batch is not None and self.batch < 1) or (self.max_step is not None and self.max_step < 1):
             raise TVMCException("droplet batch and max_step must be >= 1")
+        if self.diagonal < 0 or self.diagonal == 1:
+            raise TVMCException("--droplet-diagonal must be 0 (off) or 2 or more (directions to combine)")
 
 
 class Shared:
     """What every task's strategy (MetaSchedule clones one per task) shares: the pinned starts, the controls
-    of each walk's batches (by task and start), the results."""
+    of each walk's batches (by task and start), the neighbour orders of each walk, the results."""
 
     def __init__(self, options, folder=None, names=None, stream=None):
         self.options, self.folder, self.names, self.stream = options, folder, names or {}, stream  # folder: a RecordsFolder
         self.results = {}
         self.starts = self._read(STARTS)  # none yet, or damaged: walks start from the best records
         self.controls = self._read(CONTROLS)  # none: batches replayed from the records get a new control
+        self.orders = self._read(ORDERS)  # none: orders are predicted again
 
     def _read(self, name) -> dict:
         return self.folder.read_json(name) if self.folder else {}
@@ -79,6 +92,13 @@ class Shared:
         if batch == len(known):
             known.append(list(samples) if samples else None)
             self._write(CONTROLS, self.controls)
+
+    def order_journal(self, walk: str) -> list:
+        """The neighbour orders of ``walk``, a list ``ModelOrder`` extends; ``save_orders`` writes them."""
+        return self.orders.setdefault(walk, [])
+
+    def save_orders(self) -> None:
+        self._write(ORDERS, self.orders)
 
     def control_samples(self) -> frozenset:
         """Every journaled control's samples, as ``run_samples`` reads them from the records."""
@@ -111,10 +131,11 @@ class DropletSearch(PySearchStrategy):
         super().__init__()
         self.options = options
         self.shared = shared or Shared(options)
-        self.mod = self.postprocs = self.walk = None
+        self.mod = self.postprocs = self.walk = self.context = self.order = None
+        self.realized = {}  # point -> (schedule, realized point), realized while ordering its neighbourhood
 
     def _initialize_with_tune_context(self, context) -> None:
-        self.mod = context.mod
+        self.mod, self.context = context.mod, context
         self.postprocs = list(context.space_generator.postprocs)
 
     def pre_tuning(self, max_trials, num_trials_per_iter, design_spaces, database=None, cost_model=None):
@@ -158,7 +179,12 @@ class DropletSearch(PySearchStrategy):
     def _begin(self, space, point, start_hash) -> None:
         samples = self.recorded[start_hash][0]
         self.space, self.seen_modules, self.walk_key = space, {start_hash}, f"{self.key}:{start_hash}"
-        self.walk = Walk(space, point, samples, self.budget, self.options.pvalue, self.options.max_step)
+        self.realized, self.order = {}, None
+        if self.options.model_order:
+            journal = self.shared.order_journal(self.walk_key)
+            self.order = ModelOrder(self.context, self.recorded, journal, self.shared.save_orders, self._realize)
+        options = self.options
+        self.walk = Walk(space, point, samples, self.budget, options.pvalue, options.max_step, self.order, options.diagonal)
         self.shared.pin(self.key, start_hash)
         self.shared.say(self.key, f"start {_us(mean_of(samples))}, {len(space.positions)} axes")
 
@@ -169,7 +195,7 @@ class DropletSearch(PySearchStrategy):
             point = self.walk.propose()
             if point is None:
                 break
-            sch, realized = self.space.realize(point)
+            sch, realized = self.realized.pop(point, None) or self.space.realize(point)
             if sch is None or (realized != point and realized in self.walk.seen):
                 continue  # invalid, or snapped onto a point already tried
             key = DecisionSpace.module_hash(sch)
@@ -181,6 +207,11 @@ class DropletSearch(PySearchStrategy):
             else:
                 fresh.append((realized, sch, key, self.space))
         return fresh
+
+    def _realize(self, point):
+        if point not in self.realized:
+            self.realized[point] = self.space.realize(point)
+        return self.realized[point]
 
     def _stale_start(self):
         """A record the walk has not seen that is significantly faster than its incumbent (found by a later
@@ -213,6 +244,11 @@ class DropletSearch(PySearchStrategy):
                 return self._candidates()
             if self.walk.batch:
                 self._conclude()
+                continue
+            if self.walk.unconfirmed:  # ended right after a move: measure the new incumbent once more
+                self.pending = self._control()
+                if self.pending:
+                    return self._candidates()
                 continue
             if self.walk.exhausted:
                 self.walk.converged = True
@@ -247,8 +283,11 @@ class DropletSearch(PySearchStrategy):
             self.recorded[key] = (samples, sch.trace)
             if self.walk is not None:
                 self.walk.observe(point, samples)
+            if self.order is not None:
+                self.order.add(sch, samples)
         if self.walk is not None:
-            self._conclude()
+            if any(point is not None for point, *_ in pending):  # not a lone confirmation of the last move
+                self._conclude()
             return
         seeds = [(statistics.fmean(self.recorded[key][0]), space, point, key) for point, _, key, space in pending if self.recorded[key][0]]
         if seeds:  # the fastest design space's start
@@ -258,8 +297,9 @@ class DropletSearch(PySearchStrategy):
     def _conclude(self) -> None:
         move = self.walk.conclude()
         if move is not None:
+            self.realized = {}  # the old neighbourhood's schedules
             p = "" if math.isnan(move.p_value) else f" (p={move.p_value:.1e})"
-            self.shared.say(self.key, f"move {len(self.walk.moves)}: {_us(move.before)} -> {_us(move.after)}{p}")
+            self.shared.say(self.key, f"move {len(self.walk.moves)}: {_us(move.before)} -> {_us(move.selected)}{p}, to be confirmed")
 
     def _finish(self) -> None:
         if self.finished:
