@@ -330,6 +330,117 @@ def test_planted_faster_neighbour_is_accepted_and_noise_is_refused(matmul_task):
     assert converged and trials == measured - 1 - batches < 50
 
 
+def start_strategy(ctx, options, database=None, shared=None):
+    """A DropletSearch on ``ctx``'s first design space, past ``pre_tuning``."""
+    design = ctx.space_generator.generate_design_space(ctx.mod)[0]
+    strategy = DropletSearch(options, shared)
+    strategy._initialize_with_tune_context(ctx)  # pylint: disable=protected-access
+    database = database if database is not None else ms.database.MemoryDatabase()
+    strategy.pre_tuning(options.trials, options.batch, [design], database, ms.cost_model.RandomModel())
+    return strategy
+
+
+def results(*samples):
+    return [ms.runner.RunnerResult(list(s), None) for s in samples]
+
+
+def test_a_walk_that_ends_right_after_a_move_measures_the_new_incumbent_once_more(matmul_task):
+    start = [10 * US, 10.1 * US, 9.9 * US]
+    strategy = start_strategy(matmul_task, DropletOptions(trials=4, batch=64, model_order=False))
+    (first,) = strategy.generate_measure_candidates()
+    strategy.notify_runner_results([first], results(start))
+    candidates = strategy.generate_measure_candidates()
+    assert len(candidates) == 5  # the whole budget, and the control
+    strategy.notify_runner_results(candidates, results([6 * US, 6.05 * US, 5.95 * US], *[[12 * US, 12.1 * US, 11.9 * US]] * 3, start))
+    assert strategy.walk.left == 0 and strategy.walk.unconfirmed
+    (again,) = strategy.generate_measure_candidates()  # no trial: the new incumbent, measured once more
+    assert DecisionSpace.module_hash(again.sch) == DecisionSpace.module_hash(candidates[0].sch)
+    strategy.notify_runner_results([again], results([7 * US, 7.05 * US, 6.95 * US]))
+    assert strategy.generate_measure_candidates() is None
+    _, last, moves, trials, measured, converged = strategy.shared.results[strategy.key]
+    assert (trials, measured, converged, len(moves)) == (4, 1 + 5 + 1, False, 1)
+    assert moves[0].selected == pytest.approx(6 * US) and moves[0].after == pytest.approx(7 * US)
+    assert tuple(last) == pytest.approx((7 * US, 7.05 * US, 6.95 * US))  # where it ended, as re-measured
+    assert len(strategy.shared.controls[strategy.walk_key]) == 2  # journaled, so a rerun replays it
+
+
+def test_diagonal_moves_on_a_real_kernel(matmul_task):
+    """Two neighbours on different axes (a tile and an unroll decision) are faster, not significantly: the
+    next batch tries both changes at once, a schedule that builds, and moves there when it is faster."""
+    ctx = matmul_task
+    start = [10 * US, 10.1 * US, 9.9 * US]
+    strategy = start_strategy(ctx, DropletOptions(trials=50, batch=64, diagonal=2, model_order=False))
+    (first,) = strategy.generate_measure_candidates()
+    strategy.notify_runner_results([first], results(start))
+    origin, space = strategy.walk.incumbent, strategy.space
+    candidates = strategy.generate_measure_candidates()
+    points = [entry[0] for entry in strategy.pending][:-1]
+    kinds = [changed_axis(space, origin, p)[1].kind for p in points]
+    tile, unroll = kinds.index(TILE), kinds.index(CATEGORICAL)
+    noisy = {tile: [6 * US, 14 * US, 8 * US], unroll: [7 * US, 13 * US, 9 * US]}  # means 9.3 and 9.7 us
+    slow = [12 * US, 12.1 * US, 11.9 * US]
+    strategy.notify_runner_results(candidates, results(*[noisy.get(i, slow) for i in range(len(points))], start))
+    assert not strategy.walk.moves
+    candidates = strategy.generate_measure_candidates()
+    (diagonal, control) = [entry[0] for entry in strategy.pending]
+    expected = list(origin)
+    for k in (changed_axis(space, origin, points[tile])[0], changed_axis(space, origin, points[unroll])[0]):
+        expected[k] = points[tile][k] if points[tile][k] != origin[k] else points[unroll][k]
+    assert control is None and diagonal == tuple(expected) and DecisionSpace(ctx.mod, candidates[0].sch.trace, space.postprocs).start == diagonal
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    tvm.compile(candidates[0].sch.mod, target=ctx.target)
+    strategy.notify_runner_results(candidates, results([5 * US, 5.05 * US, 4.95 * US], start))
+    assert strategy.walk.incumbent == diagonal and len(strategy.walk.moves) == 1
+
+
+def test_neighbours_are_measured_in_the_cost_models_order_and_replayed(matmul_task):
+    """Records of the task (times fed by the test: more unrolling and a larger inner tile are faster) train
+    an XGBModel; the first batch holds the neighbours it predicts fastest, the order is journaled and replayed
+    without a model, and --droplet-axis-order keeps the axis order."""
+    ctx = matmul_task
+    design = ctx.space_generator.generate_design_space(ctx.mod)[0]
+    space = DecisionSpace(ctx.mod, design.trace, list(ctx.space_generator.postprocs))
+    origin = space.start
+    tiles = space.axes(origin)[0].values
+
+    def seconds(point):
+        return 10 * US / (1 + point[1]) / (1 + tiles.index(point[0]) / 4)
+
+    around = {q for s in (1, 2, 4) for q in space.neighbours(origin, s)}
+    farther = {r for q in around for s in (1, 2, 4) for r in space.neighbours(q, s)} - around - {origin}
+    database = ms.database.MemoryDatabase()
+    workload = database.commit_workload(ctx.mod)
+    for point in sorted(farther, key=str) + [origin]:
+        sch, _ = space.realize(point)
+        if sch is not None:
+            t = seconds(point) if point != origin else 0.5 * US  # the start is the best record
+            args = ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)
+            database.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, [t, t, t], ctx.target, args))
+    assert len(farther) >= 8
+
+    def first_batch(options, shared=None):
+        strategy = start_strategy(ctx, options, database, shared)
+        assert strategy.walk.incumbent == origin
+        strategy.generate_measure_candidates()
+        return strategy, [entry[0] for entry in strategy.pending][:-1]
+
+    ordered, points = first_batch(DropletOptions(trials=50, batch=4))
+    model = ordered.order.model
+    assert model is not None and len(points) == 4
+    valid = [(q, sch) for q in sorted(around, key=str) for sch, _ in [space.realize(q)] if sch is not None]
+    scores = dict(zip((q for q, _ in valid), model.predict(ctx, [ms.MeasureCandidate(sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)) for _, sch in valid])))
+    assert min(scores[p] for p in points) >= max(s for q, s in scores.items() if q not in points)
+    fastest = min(scores, key=seconds)
+    assert fastest in points  # the model learned what the records say
+    plain, axis_points = first_batch(DropletOptions(trials=50, batch=4, model_order=False))
+    assert plain.order is None and axis_points == [q for q in space.neighbours(origin, 1)][:4] != points
+    again, replayed = first_batch(DropletOptions(trials=50, batch=4), ordered.shared)
+    assert replayed == points and again.order.model is None  # from the journal, no model trained
+    (journaled,) = ordered.shared.orders[ordered.walk_key]  # one neighbourhood ordered so far
+    assert sorted(journaled) == list(range(len(around)))
+
+
 def test_a_neighbour_is_tested_against_the_incumbent_measured_beside_it(matmul_task):
     """The start's record says 10 us, but measured beside the batch (the machine's load changed) it takes 5:
     a neighbour at 6 us, much faster than the record, is no move; beside a 10 us control it is. And a control
