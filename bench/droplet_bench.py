@@ -155,69 +155,90 @@ def time_packages(packages: dict, model, rounds: int) -> dict:
     return {arm: statistics.median(s) for arm, s in samples.items()}
 
 
-def bench_model(name: str, args) -> dict:
-    work = os.path.join(args.work, os.path.basename(name).removesuffix(".onnx"))
-    os.makedirs(work, exist_ok=True)
-    path = model_file(name, work)
-    model, target = load_model(path), parse_target(args.target)
-    all_tasks = extract_tasks(model, target, RECORDS_LOWERING)
-    spec = task_spec(all_tasks, args)
-    tasks = select_tasks(all_tasks, spec)
-    measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
-    tune_options = dict(tasks=spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=measure, lowering=RECORDS_LOWERING)
-    folders = {arm: os.path.join(work, arm) for arm in ARMS}
+class Start:
+    """One model's common start: its tasks, and a records folder tuned by evolutionary search (``--base-trials``)
+    that each arm copies and tunes further with the same budget per task. ``droplet_vs_peers.py`` reuses it."""
 
-    def tune_base():
-        report = tune_model(model, target, folders["base"], TuneOptions(trials=args.base_trials, **tune_options))
-        return {"new_trials": report.new_trials}
+    def __init__(self, name: str, args):
+        self.args, self.name = args, name
+        self.work = os.path.join(args.work, os.path.basename(name).removesuffix(".onnx"))
+        os.makedirs(self.work, exist_ok=True)
+        self.model, self.target = load_model(model_file(name, self.work)), parse_target(args.target)
+        all_tasks = extract_tasks(self.model, self.target, RECORDS_LOWERING)
+        self.spec = task_spec(all_tasks, args)
+        self.tasks = select_tasks(all_tasks, self.spec)
+        self.measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
+        self.tune_options = dict(tasks=self.spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=self.measure, lowering=RECORDS_LOWERING)
+        base = self.folder("base")
+        self.base = run_arm(base, lambda: {"new_trials": tune_model(self.model, self.target, base, TuneOptions(trials=args.base_trials, **self.tune_options)).new_trials})
+        self.base_trials = {t.name: t.trials for t in task_results(self.tasks, open_database(base))}
+        self.base_lines = _record_counts(base, self.tasks)
 
-    base = run_arm(folders["base"], tune_base)
-    database = open_database(folders["base"])
-    base_trials = {t.name: t.trials for t in task_results(tasks, database)}
-    base_lines = _record_counts(folders["base"], tasks)
-    for arm in ("droplet", "evolutionary"):
-        if not os.path.isdir(folders[arm]):
-            shutil.copytree(folders["base"], folders[arm], ignore=shutil.ignore_patterns("logs", "bench.json"))
+    def folder(self, arm: str) -> str:
+        return os.path.join(self.work, arm)
 
-    def tune_droplet():
-        report = refine_with_droplet(model, target, folders["droplet"], DropletOptions(trials=args.trials), measure=measure, tasks=spec, lowering=RECORDS_LOWERING)
-        print(report.summary())
-        per_task = {t.name: {"trials": t.trials, "measured": t.measured, "converged": t.converged, "moves": len(t.moves)} for t in report.tasks}
-        return {"new_trials": report.measured, "tasks": per_task}
+    def copy(self, arm: str) -> str:
+        """The arm's folder: a copy of the base records (made once)."""
+        if not os.path.isdir(self.folder(arm)):
+            shutil.copytree(self.folder("base"), self.folder(arm), ignore=shutil.ignore_patterns("logs", "bench.json", "opt_*.log"))
+        return self.folder(arm)
 
-    def tune_evolutionary():
-        total = sum(base_trials.values()) + args.trials * len(tasks)
-        report = tune_model(model, target, folders["evolutionary"], TuneOptions(trials=total, **tune_options))
-        return {"new_trials": report.new_trials}
+    def droplet(self, arm: str = "droplet", options: DropletOptions | None = None) -> dict:
+        """Our droplet search, ``--trials`` per task, from the copied start (resumable)."""
+        options = options or DropletOptions(trials=self.args.trials)
 
-    droplet = run_arm(folders["droplet"], tune_droplet)
-    evolutionary = run_arm(folders["evolutionary"], tune_evolutionary)
-    to_best = {arm: trials_to_best(folders[arm], tasks, base_lines) for arm in ("droplet", "evolutionary")}
+        def tune():
+            report = refine_with_droplet(self.model, self.target, self.copy(arm), options, measure=self.measure, tasks=self.spec, lowering=RECORDS_LOWERING)
+            print(report.summary())
+            per_task = {t.name: {"trials": t.trials, "measured": t.measured, "converged": t.converged, "moves": len(t.moves)} for t in report.tasks}
+            return {"new_trials": report.measured, "tasks": per_task}
 
-    kernels = time_kernels(tasks, folders, target, args.rounds)
-    previous = os.path.join(work, "results.json")
-    if args.kernels_only and os.path.exists(previous):  # re-time the kernels, keep the last end-to-end timing
-        with open(previous) as f:
-            end_to_end = {arm: ms / 1e3 for arm, ms in json.load(f)["end_to_end_ms"].items()}
-    else:
+        return run_arm(self.copy(arm), tune)
+
+    def evolutionary(self, arm: str = "evolutionary") -> dict:
+        """More evolutionary search: ``--trials`` more per task, from the copied start (resumable)."""
+        total = sum(self.base_trials.values()) + self.args.trials * len(self.tasks)
+        folder = self.copy(arm)
+        return run_arm(folder, lambda: {"new_trials": tune_model(self.model, self.target, folder, TuneOptions(trials=total, **self.tune_options)).new_trials})
+
+    def timed(self, arms) -> tuple:
+        """``(kernels, end_to_end)``: each arm's best schedule per task and its compiled package, timed side by
+        side in interleaved rounds (ONNX Runtime beside the packages); ``--kernels-only`` keeps the last
+        end-to-end timing."""
+        folders = {arm: self.folder(arm) for arm in arms}
+        kernels = time_kernels(self.tasks, folders, self.target, self.args.rounds)
+        previous = os.path.join(self.work, "results.json")
+        if self.args.kernels_only and os.path.exists(previous):
+            with open(previous) as f:
+                return kernels, {arm: ms / 1e3 for arm, ms in json.load(f)["end_to_end_ms"].items()}
         packages = {}
-        for arm in ARMS:
-            packages[arm] = os.path.join(work, f"{arm}.tar")
-            compile_model(model, target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING)
-        end_to_end = time_packages(packages, model, args.rounds)
+        for arm in arms:
+            packages[arm] = os.path.join(self.work, f"{arm}.tar")
+            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING)
+        return kernels, time_packages(packages, self.model, self.args.rounds)
+
+    def save(self, result: dict) -> None:
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump(result, f, indent=1)
+
+
+def bench_model(name: str, args) -> dict:
+    start = Start(name, args)
+    droplet, evolutionary = start.droplet(), start.evolutionary()
+    to_best = {arm: trials_to_best(start.folder(arm), start.tasks, start.base_lines) for arm in ("droplet", "evolutionary")}
+    kernels, end_to_end = start.timed(ARMS)
     result = {
         "model": name,
-        "tasks": spec,
-        "base": base,
+        "tasks": start.spec,
+        "base": start.base,
         "droplet": droplet,
         "evolutionary": evolutionary,
         "trials_to_best": to_best,
         "kernels_us": {f"{task}|{arm}": s * 1e6 for (task, arm), s in kernels.items()},
         "end_to_end_ms": {arm: s * 1e3 for arm, s in end_to_end.items()},
     }
-    with open(os.path.join(work, "results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(format_result(result, tasks))
+    start.save(result)
+    print(format_result(result, start.tasks))
     return result
 
 
@@ -246,8 +267,8 @@ def format_result(result: dict, tasks) -> str:
     return "\n".join(rows)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser) -> None:
+    """The options of the common start, the budget and the timing, shared with droplet_vs_peers.py."""
     parser.add_argument("models", nargs="+", help="zoo model names or .onnx files")
     add_folder_arguments(parser, "droplet")
     parser.add_argument("--target", default="llvm -num-cores=2")
@@ -263,6 +284,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--kernels-only", action="store_true",
                         help="re-time only the kernels (end to end: keep the last run's timing, if any)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
     args = parser.parse_args(argv)
     for name in args.models:
         bench_model(name, args)

@@ -407,8 +407,12 @@ def test_neighbours_are_measured_in_the_cost_models_order_and_replayed(matmul_ta
     def seconds(point):
         return 10 * US / (1 + point[1]) / (1 + tiles.index(point[0]) / 4)
 
-    around = {q for s in (1, 2, 4) for q in space.neighbours(origin, s)}
-    farther = {r for q in around for s in (1, 2, 4) for r in space.neighbours(q, s)} - around - {origin}
+    steps, widest = [1], space.widest(origin)
+    while steps[-1] < widest:
+        steps.append(min(2 * steps[-1], widest))
+    neighbourhood = list(dict.fromkeys(q for s in steps for q in space.neighbours(origin, s)))  # as the walk lists it
+    around = set(neighbourhood)
+    farther = {r for q in around for s in steps for r in space.neighbours(q, s)} - around - {origin}
     database = ms.database.MemoryDatabase()
     workload = database.commit_workload(ctx.mod)
     for point in sorted(farther, key=str) + [origin]:
@@ -427,18 +431,20 @@ def test_neighbours_are_measured_in_the_cost_models_order_and_replayed(matmul_ta
 
     ordered, points = first_batch(DropletOptions(trials=50, batch=4))
     model = ordered.order.model
-    assert model is not None and len(points) == 4
-    valid = [(q, sch) for q in sorted(around, key=str) for sch, _ in [space.realize(q)] if sch is not None]
-    scores = dict(zip((q for q, _ in valid), model.predict(ctx, [ms.MeasureCandidate(sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)) for _, sch in valid])))
-    assert min(scores[p] for p in points) >= max(s for q, s in scores.items() if q not in points)
-    fastest = min(scores, key=seconds)
-    assert fastest in points  # the model learned what the records say
+    assert model is not None and points
+    (journaled,) = ordered.shared.orders[ordered.walk_key]  # one neighbourhood ordered so far
+    order = [neighbourhood[i] for i in journaled]
+    valid = [(q, sch) for q in order for sch, _ in [space.realize(q)] if sch is not None]
+    scores = model.predict(ctx, [ms.MeasureCandidate(sch, ms.arg_info.ArgInfo.from_entry_func(sch.mod, remove_preproc=True)) for _, sch in valid])
+    assert [q for q, _ in valid] == order[: len(valid)]  # invalid points last
+    assert list(scores) == sorted(scores, reverse=True)  # best predicted first
+    fastest = min((q for q, _ in valid), key=seconds)
+    assert fastest in order[:4]  # the model learned what the records say
     plain, axis_points = first_batch(DropletOptions(trials=50, batch=4, model_order=False))
-    assert plain.order is None and axis_points == [q for q in space.neighbours(origin, 1)][:4] != points
+    assert plain.order is None and plain.walk_key not in plain.shared.orders and axis_points != points
+    assert axis_points == sorted(axis_points, key=lambda p: neighbourhood.index(p) if p in around else len(around))
     again, replayed = first_batch(DropletOptions(trials=50, batch=4), ordered.shared)
     assert replayed == points and again.order.model is None  # from the journal, no model trained
-    (journaled,) = ordered.shared.orders[ordered.walk_key]  # one neighbourhood ordered so far
-    assert sorted(journaled) == list(range(len(around)))
 
 
 def test_a_neighbour_is_tested_against_the_incumbent_measured_beside_it(matmul_task):

@@ -1,0 +1,155 @@
+"""Our droplet search against TVM 0.27's droplet post-optimization and more evolutionary search, in one run.
+
+From one evolutionary start per model (``droplet_bench.Start``: the same records copied into each arm), each
+arm gets the same number of extra trials per task (``--trials``):
+- ``droplet``: this package's droplet search (``tvmc tune --droplet``);
+- ``tvm-droplet``: TVM 0.27's droplet post-optimization as it ships, run by
+  ``ms.tune_tasks(..., post_optimization=True)`` with no evolutionary trial before it;
+- ``evolutionary``: more of MetaSchedule's evolutionary search.
+It prints per kernel each arm's best schedule timed again side by side, the trials each arm took to reach its
+final latency (0: it never beat the start), the trials it measured, the tuning wall time, and the end-to-end
+latency of each arm's compiled package, timed in interleaved rounds (ONNX Runtime beside them, for scale).
+
+``tune_tasks`` gives the post-optimization no trial count (its ``PostOpt`` tries 100 per kernel) and deletes
+each kernel's log of what it measured. This script sets the first (a ``functools.partial`` of ``PostOpt``) and
+keeps the logs (``tvm-droplet/opt_*.log.kept``) to count the trials; the algorithm runs unchanged.
+
+Resumable as ``droplet_bench.py``: run the same command again and only the timing is done again.
+
+    python bench/droplet_vs_peers.py tiny-cnn --base-trials 48 --trials 32
+"""
+
+import argparse
+import functools
+import json
+import os
+import random
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import WORK  # noqa: E402
+from droplet_bench import Start, add_arguments, run_arm, trials_to_best  # noqa: E402
+from tvmc_transfer.droplet import DropletOptions  # noqa: E402
+from tvmc_transfer.records import WORKLOADS  # noqa: E402
+from tvmc_transfer.tuning.task_logs import tune_contexts  # noqa: E402
+
+ARMS = ("base", "droplet", "tvm-droplet", "evolutionary")
+KEPT = ".kept"
+
+
+def tvm_droplet(start: Start, arm: str = "tvm-droplet") -> dict:
+    """TVM's droplet post-optimization from the copied start, ``--trials`` per kernel (resumable)."""
+    folder = start.copy(arm)
+
+    def tune():
+        from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+        from tvm.s_tir.meta_schedule import tune as ms_tune
+        from tvm.s_tir.meta_schedule.post_optimization import post_opt
+
+        def keep(filename):  # instead of deleting it: the kernel's measurements, in the order taken
+            if os.path.isfile(filename):
+                os.replace(filename, filename + KEPT)
+
+        shipped = ms_tune.PostOpt, post_opt.clean_file
+        ms_tune.PostOpt, post_opt.clean_file = functools.partial(shipped[0], trials=start.args.trials), keep
+        random.seed(0)  # its Space keeps a schedule's postprocessing at random (a quarter of the time)
+        try:  # the contexts MetaSchedule would build, without its logging setup (tuning/task_logs.py)
+            with tune_contexts([t.extracted for t in start.tasks], folder, "replay-trace", start.measure.parallel, seed=0) as (contexts, weights):
+                ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=folder, max_trials_global=0, post_optimization=True)
+        finally:
+            ms_tune.PostOpt, post_opt.clean_file = shipped
+        return {"new_trials": sum(len(s) for s in kept_series(folder, start.tasks).values())}
+
+    return run_arm(folder, tune)
+
+
+def kept_series(folder: str, tasks) -> dict:
+    """Per task name: the mean seconds of each schedule TVM's droplet measured, in order (failed ones are not
+    logged by it)."""
+    from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
+
+    with open(os.path.join(folder, WORKLOADS)) as f:
+        shash = [json.loads(line)[0] for line in f if line.strip()]
+    names = {str(structural_hash(t.mod)): t.name for t in tasks}
+    series = {}
+    for log in sorted(n for n in os.listdir(folder) if n.endswith(KEPT)):
+        with open(os.path.join(folder, log)) as f:
+            for line in f:
+                if line.strip():
+                    index, record = json.loads(line)
+                    name = names.get(shash[index])
+                    if name is not None:
+                        series.setdefault(name, []).append(statistics.fmean(float(s) for s in record[1]))
+    return series
+
+
+def tvm_trials_to_best(start: Start, folder: str) -> dict:
+    """As ``trials_to_best`` for TVM's droplet: from its kept logs, against the start's best record."""
+    base_best = {}
+    for name, secs in _records(start):
+        base_best[name] = min(base_best.get(name, 1e30), statistics.fmean(secs))
+    result = {}
+    for name, series in kept_series(folder, start.tasks).items():
+        best = min(series)
+        result[name] = 1 + series.index(best) if best < base_best.get(name, 1e30) else 0
+    return result
+
+
+def _records(start: Start):
+    from droplet_bench import _task_records  # pylint: disable=import-outside-toplevel
+
+    return ((n, s) for n, s in _task_records(start.folder("base"), start.tasks) if n is not None and s and max(s) < 1e9)
+
+
+def format_result(result: dict, tasks) -> str:
+    arms = ARMS[1:]
+    rows = [f"== {result['model']} (tasks {result['tasks'] or 'all'}), {result['trials']} extra trials per task",
+            f"{'task':<28} " + " ".join(f"{a + ' us':>15}" for a in ARMS) + f"  {'to final latency (d/t/e)':>25}"]
+    kernels, to_best = result["kernels_us"], result["trials_to_best"]
+    for t in tasks:
+        cells = " ".join(f"{kernels[f'{t.name}|{a}']:15.2f}" if f"{t.name}|{a}" in kernels else f"{'-':>15}" for a in ARMS)
+        best = "/".join(str(to_best[a].get(t.name, 0)) for a in arms)
+        rows.append(f"{t.name[:28]:<28} {cells}  {best:>25}")
+    rows.append("new trials (wall time): " + ", ".join(f"{a} {result[a]['new_trials']} ({result[a]['wall_seconds']:.0f} s)" for a in arms))
+    rows.append("end to end (median ms): " + ", ".join(f"{a} {ms:.3f}" for a, ms in result["end_to_end_ms"].items()))
+    return "\n".join(rows)
+
+
+def bench_model(name: str, args) -> dict:
+    start = Start(name, args)
+    ours = DropletOptions(trials=args.trials, diagonal=args.droplet_diagonal, model_order=not args.droplet_axis_order)
+    runs = {"droplet": start.droplet(options=ours), "tvm-droplet": tvm_droplet(start), "evolutionary": start.evolutionary()}
+    to_best = {arm: trials_to_best(start.folder(arm), start.tasks, start.base_lines) for arm in ("droplet", "evolutionary")}
+    to_best["tvm-droplet"] = tvm_trials_to_best(start, start.folder("tvm-droplet"))
+    kernels, end_to_end = start.timed(ARMS)
+    result = {
+        "model": name,
+        "tasks": start.spec,
+        "trials": args.trials,
+        "droplet_options": {"diagonal": args.droplet_diagonal, "model_order": not args.droplet_axis_order},
+        "base": start.base,
+        **runs,
+        "trials_to_best": to_best,
+        "kernels_us": {f"{task}|{arm}": s * 1e6 for (task, arm), s in kernels.items()},
+        "end_to_end_ms": {arm: s * 1e3 for arm, s in end_to_end.items()},
+    }
+    start.save(result)
+    print(format_result(result, start.tasks))
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.set_defaults(work=os.path.join(WORK, "droplet-vs-peers"))
+    parser.add_argument("--droplet-diagonal", type=int, default=0, metavar="K", help="our droplet's --droplet-diagonal")
+    parser.add_argument("--droplet-axis-order", action="store_true", help="our droplet without the cost model's order")
+    args = parser.parse_args(argv)
+    for name in args.models:
+        bench_model(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
