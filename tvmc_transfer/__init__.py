@@ -39,7 +39,7 @@ _API = {
     "open_database": "records",
     "refine_with_droplet": "droplet",
     "DropletOptions": "droplet",
-    "DropletReport": "droplet",
+    "DropletReport": "droplet_report",
     "droplet_phase": "droplet",
     "transfer_tune": "transfer",
     "TransferOptions": "transfer",

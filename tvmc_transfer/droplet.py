@@ -2,7 +2,7 @@
 
 The search itself is a MetaSchedule search strategy (``tuning/droplet_search.py``); here it runs on the tasks
 of a model or of a session (``tvmc tune --droplet``, ``tvmc transfer --droplet``) in an open records folder,
-and ``DropletReport`` says where each task's walk started and ended.
+and ``DropletReport`` (``droplet_report.py``) says where each task's walk started and ended.
 
 >>> from tvmc_transfer.droplet import refine_with_droplet, DropletOptions              # doctest: +SKIP
 >>> report = refine_with_droplet(model, target, "records", DropletOptions(trials=32))    # doctest: +SKIP
@@ -12,92 +12,12 @@ and ``DropletReport`` says where each task's walk started and ended.
 import sys
 import time
 
-import attrs
-
+from .droplet_report import DropletReport, DropletTaskResult
 from .errors import TVMCException
 from .measure import MeasureOptions
 from .records.folder import RecordsFolder
 from .target import tuning_target
 from .tuning.droplet_search import DropletOptions, DropletSearch, Shared, mean_of
-
-
-@attrs.frozen
-class DropletTaskResult:
-    index: int
-    name: str
-    weight: int
-    start_seconds: float | None  # mean time of the schedule the walk started from, as measured beside its first batch
-    final_seconds: float | None  # mean time of where it ended
-    moves: tuple  # of Move
-    trials: int  # points the walk tried, recorded ones included
-    measured: int  # schedules measured in this run (the design spaces' starts included)
-    converged: bool
-
-    @property
-    def p_value(self) -> float | None:
-        return self.moves[-1].p_value if self.moves else None
-
-    @property
-    def speedup(self) -> float | None:
-        ok = self.start_seconds and self.final_seconds
-        return self.start_seconds / self.final_seconds if ok else None
-
-
-@attrs.frozen
-class DropletReport:
-    tasks: tuple  # of DropletTaskResult
-    pvalue: float
-    wall_seconds: float
-
-    @property
-    def measured(self) -> int:
-        return sum(t.measured for t in self.tasks)
-
-    def weighted(self, attr: str) -> float:
-        return sum(getattr(t, attr) * t.weight for t in self.tasks if t.start_seconds and t.final_seconds)
-
-    def summary(self) -> str:
-        rows = [f"droplet search (p < {self.pvalue:g}):", f"{'#':>3}  {'task':<32} {'start (us)':>11} {'final (us)':>11} {'moves':>5} {'p':>8} {'trials':>6}  stop"]
-        for t in self.tasks:
-            start = f"{t.start_seconds * 1e6:11.2f}" if t.start_seconds else f"{'-':>11}"
-            final = f"{t.final_seconds * 1e6:11.2f}" if t.final_seconds else f"{'-':>11}"
-            p = f"{t.p_value:8.1e}" if t.p_value is not None else f"{'-':>8}"
-            stop = "converged" if t.converged else "budget"
-            rows.append(f"{t.index:>3}  {t.name[:32]:<32} {start} {final} {len(t.moves):>5} {p} {t.trials:>6}  {stop}")
-        before, after = self.weighted("start_seconds"), self.weighted("final_seconds")
-        gain = f"{before * 1e3:.3f} ms -> {after * 1e3:.3f} ms ({before / after:.2f}x)" if after else "nothing to compare"
-        rows.append(f"droplet: sum of weighted times {gain}; {self.measured} new trials in {self.wall_seconds:.1f} s")
-        return "\n".join(rows)
-
-    def to_json(self) -> dict:
-        """The summary as plain data: per task where the walk started and ended, and the weighted totals."""
-        tasks = [
-            {
-                "index": t.index,
-                "task": t.name,
-                "weight": t.weight,
-                "start_seconds": t.start_seconds,
-                "final_seconds": t.final_seconds,
-                "speedup": t.speedup,
-                "moves": len(t.moves),
-                "p_value": t.p_value,
-                "trials": t.trials,
-                "measured": t.measured,
-                "converged": t.converged,
-            }
-            for t in self.tasks
-        ]
-        before, after = self.weighted("start_seconds"), self.weighted("final_seconds")
-        return {
-            "phase": "droplet",
-            "pvalue": self.pvalue,
-            "tasks": tasks,
-            "weighted_start_seconds": before,
-            "weighted_final_seconds": after,
-            "speedup": before / after if after else None,
-            "measured": self.measured,
-            "wall_seconds": self.wall_seconds,
-        }
 
 
 def refine_tasks(tasks, target, folder, options: DropletOptions, measure: MeasureOptions, progress=True) -> DropletReport:

@@ -277,7 +277,10 @@ class DropletSearch(PySearchStrategy):
             samples = None if result.error_msg else run_samples(result.run_secs)
             self.measured += 1
             if point is None:  # the incumbent's control
+                confirming = self.walk.unconfirmed
                 self.walk.control(samples)
+                if confirming and samples:
+                    self.shared.say(self.key, f"move {len(self.walk.moves)} re-measured: {_us(self.walk.moves[-1].after)}")
                 self.shared.add_control(self.walk_key, self.walk.batches, samples)
                 continue
             self.recorded[key] = (samples, sch.trace)
