@@ -30,6 +30,7 @@ from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E
 from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, open_database  # noqa: E402
+from tvmc_transfer.records.folder import CONTROLS, RecordsFolder  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
 from tvmc_transfer.tasks import extract_tasks, select_tasks  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
@@ -79,12 +80,21 @@ def _task_records(folder: str, tasks):
                 yield names.get(shash[index]), secs
 
 
+def _controls(folder: str) -> frozenset:
+    """The samples of droplet's controls in a folder: re-measurements of schedules it had tried, not trials."""
+    controls = RecordsFolder(folder).read_json(CONTROLS)  # empty when the arm is not droplet's
+    return frozenset(tuple(float(v) for v in s) for walk in controls.values() for s in walk if s)
+
+
 def trials_to_best(folder: str, tasks, skip: dict) -> dict:
-    """Per task: how many of the arm's own new records (file order is time order) it took to reach its best."""
-    times = {}
+    """Per task: how many of the arm's own new records (file order is time order) it took to reach its best;
+    droplet's controls are neither trials nor new schedules, so they do not count."""
+    times, controls, seen = {}, _controls(folder), {}
     for name, secs in _task_records(folder, tasks):
         if name is not None:
-            times.setdefault(name, []).append(statistics.fmean(secs))
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] <= skip.get(name, 0) or tuple(float(s) for s in secs) not in controls:
+                times.setdefault(name, []).append(statistics.fmean(secs))
     result = {}
     for name, series in times.items():
         own = series[skip.get(name, 0) :]

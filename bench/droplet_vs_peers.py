@@ -12,7 +12,8 @@ latency of each arm's compiled package, timed in interleaved rounds (ONNX Runtim
 
 ``tune_tasks`` gives the post-optimization no trial count (its ``PostOpt`` tries 100 per kernel) and deletes
 each kernel's log of what it measured. This script sets the first (a ``functools.partial`` of ``PostOpt``) and
-keeps the logs (``tvm-droplet/opt_*.log.kept``) to count the trials; the algorithm runs unchanged.
+keeps the logs (``tvm-droplet/opt_*.log.kept``) to count the trials that ran, and counts those it tried (its
+``Space.run``, wrapped); the algorithm runs unchanged.
 
 Resumable as ``droplet_bench.py``: run the same command again and only the timing is done again.
 
@@ -45,21 +46,28 @@ def tvm_droplet(start: Start, arm: str = "tvm-droplet") -> dict:
     def tune():
         from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
         from tvm.s_tir.meta_schedule import tune as ms_tune
-        from tvm.s_tir.meta_schedule.post_optimization import post_opt
+        from tvm.s_tir.meta_schedule.post_optimization import post_opt, space
 
         def keep(filename):  # instead of deleting it: the kernel's measurements, in the order taken
             if os.path.isfile(filename):
                 os.replace(filename, filename + KEPT)
 
-        shipped = ms_tune.PostOpt, post_opt.clean_file
+        attempted = {}
+
+        def run(self, configs, log, **kwargs):  # counts what it tries (it logs only what ran)
+            attempted[self._id] = attempted.get(self._id, 0) + len(configs)  # pylint: disable=protected-access
+            return shipped[2](self, configs, log, **kwargs)
+
+        shipped = ms_tune.PostOpt, post_opt.clean_file, space.Space.run
         ms_tune.PostOpt, post_opt.clean_file = functools.partial(shipped[0], trials=start.args.trials), keep
+        space.Space.run = run
         random.seed(0)  # its Space keeps a schedule's postprocessing at random (a quarter of the time)
         try:  # the contexts MetaSchedule would build, without its logging setup (tuning/task_logs.py)
             with tune_contexts([t.extracted for t in start.tasks], folder, "replay-trace", start.measure.parallel, seed=0) as (contexts, weights):
                 ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=folder, max_trials_global=0, post_optimization=True)
         finally:
-            ms_tune.PostOpt, post_opt.clean_file = shipped
-        return {"new_trials": sum(len(s) for s in kept_series(folder, start.tasks).values())}
+            ms_tune.PostOpt, post_opt.clean_file, space.Space.run = shipped
+        return {"new_trials": sum(len(s) for s in kept_series(folder, start.tasks).values()), "attempted": sum(attempted.values())}
 
     return run_arm(folder, tune)
 
@@ -111,7 +119,9 @@ def format_result(result: dict, tasks) -> str:
         cells = " ".join(f"{kernels[f'{t.name}|{a}']:15.2f}" if f"{t.name}|{a}" in kernels else f"{'-':>15}" for a in ARMS)
         best = "/".join(str(to_best[a].get(t.name, 0)) for a in arms)
         rows.append(f"{t.name[:28]:<28} {cells}  {best:>25}")
-    rows.append("new trials (wall time): " + ", ".join(f"{a} {result[a]['new_trials']} ({result[a]['wall_seconds']:.0f} s)" for a in arms))
+    tried = {a: f" of {result[a]['attempted']} tried" if "attempted" in result[a] else "" for a in arms}
+    rows.append("schedules measured (wall time): " + ", ".join(f"{a} {result[a]['new_trials']}{tried[a]} ({result[a]['wall_seconds']:.0f} s)" for a in arms))
+    rows.append("(droplet's include its controls, re-measurements that are no trials; to final latency counts trials only)")
     rows.append("end to end (median ms): " + ", ".join(f"{a} {ms:.3f}" for a, ms in result["end_to_end_ms"].items()))
     return "\n".join(rows)
 

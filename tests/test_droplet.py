@@ -564,6 +564,7 @@ def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
     assert min(means) <= task.final_seconds  # compile_relax takes the best record
     for move in task.moves:  # each confirmed by a re-measurement that did not select it
         assert move.p_value < 0.05 and move.selected < move.before and move.after is not None
+    assert report.to_json()["tasks"][0]["move_gains"] == [m.before / m.after for m in task.moves]
     pinned = json.load(open(os.path.join(records, STARTS)))
     assert len(pinned) == 1
     again = refine_with_droplet(model, target, records, options, measure=MEASURE, tasks=str(index), progress=False)
