@@ -274,12 +274,17 @@ def test_droplet_refines_the_transferred_schedules(tuned_cnn, models, tvmc, tmp_
     report = json.load(open(report_path))
     (droplet,) = report["phases"]
     kernels = {k["index"]: k for k in report["kernels"]}
-    # droplet walked every kernel transfer left a record for, within its budget, never to something slower
+    # droplet walked every kernel transfer left a record for, within its budget, moving only on a passed test
     assert droplet["phase"] == "droplet" and droplet["measured"] > 0
     assert {t["index"] for t in droplet["tasks"]} == {i for i, k in kernels.items() if k["status"] != "unmatched"}
     for t in droplet["tasks"]:  # (start: the transferred schedule, re-measured beside droplet's first batch)
-        assert 1 <= t["trials"] <= 4 and 0 < t["final_seconds"] <= t["start_seconds"]
-        assert t["moves"] > 0 or t["final_seconds"] == t["start_seconds"]
+        assert 1 <= t["trials"] <= 4 and t["start_seconds"] > 0 and t["final_seconds"] > 0
+        # Start and final are two re-measurements (the final one did not select the last move), so noise may
+        # put the final above the start: what is guaranteed is that each move passed its Holm-corrected test,
+        assert len(t["move_gains"]) == t["moves"]
+        assert (t["moves"] > 0 and t["p_value"] < 0.05) or (t["moves"] == 0 and t["final_seconds"] == t["start_seconds"])
+        # and that both are records of the output, so what compiling applies (its best record) is no slower.
+        assert kernels[t["index"]]["final_seconds"] <= min(t["start_seconds"], t["final_seconds"]) * (1 + 1e-6)
     assert any(k["status"] == "transferred" for k in kernels.values())
     # its records follow transfer's in the output (one per correct candidate, plus the default where it won),
     # and all are for tiny-cnn-b's kernels
