@@ -136,10 +136,10 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
     from .tuning.task_logs import tune_contexts
 
     start = time.time() if start is None else start
+    target, tasks, options, database, records = session.target, session.tasks, session.options, session.database, session.records
     # --time-budget counts from the start of the command, task extraction included.
     deadline = time.monotonic() + options.time_budget - (time.time() - start) if options.time_budget is not None else None
     clock = Clock()
-    target, tasks, options, database, records = session.target, session.tasks, session.options, session.database, session.records
     before = task_results(tasks, database)
     already = sum(t.trials for t in before)
     budget = options.trials - already
