@@ -91,8 +91,9 @@ def transferred(tuned_cnn, mlp_records, other_target_records, models, tmp_path_f
 
 def test_kernel_classes_are_structural_and_stable(models):
     cnn, cnn_b, mlp = (task_classes(models[m]) for m in ("tiny-cnn", "tiny-cnn-b", "tiny-mlp"))
-    # the same structure at other shapes is one class, in both models, whatever the task is called
-    assert [c for _, c in cnn] == [c for _, c in cnn_b]
+    # the same structure at other shapes is one class, in both models, whatever the task is called (MetaSchedule
+    # lists the tasks in an order of their own, which need not be the same in both)
+    assert sorted(c.key for _, c in cnn) == sorted(c.key for _, c in cnn_b)
     assert len({c for _, c in cnn}) == 5  # two conv2d+bias+relu at different shapes share one
     by_name = {c.name: c for _, c in cnn + mlp}
     assert {"conv2d+bias+relu NCHW fp32", "matmul+bias fp32", "matmul+bias+relu fp32", "max_pool fp32", "mean fp32"} <= set(by_name)

@@ -12,7 +12,6 @@ the package's constants (``FoldConstant``): the package keeps ``main(inputs)`` a
 """
 
 import attrs
-import tvm
 
 
 @attrs.frozen
@@ -57,7 +56,7 @@ def fusion_passes(target, lowering: Lowering = Lowering()) -> list:
         relax.transform.FuseTIR(),
     ]
     if lowering.prepacks(target):
-        passes.append(attach_layout_free_buffers)
+        passes.append(attach_layout_free_buffers())
     return passes
 
 
@@ -66,7 +65,8 @@ def _attach(mod, _ctx):
     called function under a fresh name (``reshape2`` becomes ``reshape21``); this one sets the same attribute
     (the indices of the arguments that are constants or weights at every call) in place, so task names stay
     the same under either lowering and the workloads hash as TVM's pass makes them (``test_lowering``)."""
-    from tvm import relax  # pylint: disable=import-outside-toplevel
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import relax
 
     call_tir = tvm.ir.Op.get("relax.call_tir")
     free = {}
@@ -177,4 +177,8 @@ def other_lowering_hint(model, target, database, lowering: Lowering, tuned: int)
     return f"the records were tuned under another lowering: compile with {best[0].flag(target)} and they match {best[1]} kernels"
 
 
-attach_layout_free_buffers = tvm.transform.module_pass(_attach, opt_level=0, name="AttachLayoutFreeBuffersInPlace")
+def attach_layout_free_buffers():
+    """The pass that marks weights layout-free for MetaSchedule's ``RewriteLayout`` (see ``_attach``)."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    return tvm.transform.module_pass(_attach, opt_level=0, name="AttachLayoutFreeBuffersInPlace")
