@@ -24,6 +24,7 @@ class CompileReport:
     tuned_kernels: int
     other_target_records: int
     hint: str | None = None  # what would make the records match more kernels
+    defaults: object = None  # DefaultsReport, None with default_schedules=False
 
 
 def _records_for(records: str, target):
@@ -50,10 +51,12 @@ def compile_model(
     pipeline: PipelineOptions | None = None,
     cross: CrossCompiler | None = None,
     lowering: Lowering = Lowering(),
+    default_schedules: bool = True,
 ) -> CompileReport:
     """Compile ``model`` for ``target`` into the package file ``output``.
 
-    Kernels with a record in ``records`` get their best tuned schedule; the others keep a valid default one.
+    Kernels with a record in ``records`` get their best tuned schedule; the others get a checked default
+    schedule (``default_schedules.py``), or with ``default_schedules=False`` the unscheduled loops.
     ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, layout, ...); ``cross`` links the
     package for another machine. ``lowering`` must be the one the records were tuned under; when another
     matches more kernels, the report says which (``hint``) and a warning is logged.
@@ -80,8 +83,13 @@ def compile_model(
     hint = None
     if records and tuned < len(tasks):
         hint = other_lowering_hint(model, target, database, lowering, tuned)
-        log.warning("the records match %d of the model's %d kernels; the others keep a default schedule%s", tuned, len(tasks), f"; {hint}" if hint else "")
+        log.warning("the records match %d of the model's %d kernels; the others get a default schedule%s", tuned, len(tasks), f"; {hint}" if hint else "")
     load_tensor_intrinsics(target)  # tuned traces may tensorize
+    defaults = None
+    if default_schedules and target.kind.name == "llvm":
+        from .default_schedules import add_default_schedules  # pylint: disable=import-outside-toplevel
+
+        defaults = add_default_schedules(tasks, target, database)
     try:
         executable, scheduled = build(model.mod, target, database, pipeline, lowering)
     except TVMCException:
@@ -101,4 +109,4 @@ def compile_model(
     )
     write_package(executable, metadata, output, fcompile=cross.fcompile() if cross else None)
     dump_code(pipeline, output, model.mod, scheduled, executable)
-    return CompileReport(os.path.abspath(output), len(tasks), tuned, other, hint)
+    return CompileReport(os.path.abspath(output), len(tasks), tuned, other, hint, defaults)

@@ -18,6 +18,12 @@ def add_compile_parser(subparsers, main_parser, json_config):
     add_model_arguments(parser)
     parser.add_argument("-o", "--output", default="module.tar", metavar="PACKAGE", help="package file (default module.tar)")
     parser.add_argument("--tuning-records", metavar="RECORDS", help="records folder from 'tvmc tune' or 'tvmc transfer'")
+    parser.add_argument(
+        "--no-default-schedules",
+        action="store_true",
+        help="kernels without a tuning record keep the unscheduled loops instead of a default schedule "
+        "(from the schedule library shipped for the target's CPU family, or picked by the shipped cost model)",
+    )
     add_target_arguments(parser)
     add_cross_arguments(parser)
     add_pipeline_arguments(parser)
@@ -33,7 +39,16 @@ def drive_compile(args) -> int:
     target = target_from_args(args)
     pipeline, cross = pipeline_options_from_args(args), cross_from_args(args)
     report = compile_model(
-        load_model_from_args(args), target, args.output, records=args.tuning_records, pipeline=pipeline, cross=cross, lowering=lowering_from_args(args)
+        load_model_from_args(args),
+        target,
+        args.output,
+        records=args.tuning_records,
+        pipeline=pipeline,
+        cross=cross,
+        lowering=lowering_from_args(args),
+        default_schedules=not args.no_default_schedules,
     )
+    if report.defaults is not None:
+        print(report.defaults.summary())
     print(f"package: {report.package} ({report.tuned_kernels} of {report.kernels} kernels tuned)")
     return 0

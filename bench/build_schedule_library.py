@@ -1,0 +1,38 @@
+"""Rebuild the schedule library that ``tvmc compile`` applies when it is given no tuning records.
+
+Takes the best --top-k measured records of every workload in the records folders (all tuned on one processor)
+and writes them, with their workloads, to one xz-compressed file in tvmc_transfer/data/. The shipped AVX2
+library is exactly:
+
+    python bench/build_schedule_library.py bench/work/resnet50-records bench/work/googlenet-records \
+        bench/work/alexnet-records --family "x86-64 AVX2+FMA" --requires avx2 fma --version 2026.12-1 \
+        -o tvmc_transfer/data/schedules-x86-avx2.json.xz
+
+A library for another family (AVX-512, Arm NEON, ...) is the same command on records tuned there, with the
+features that family requires; ``tvmc compile`` picks the most specific library the target has the features of.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tvmc_transfer.schedule_library import write_library  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="records folders, all tuned for one processor")
+    parser.add_argument("-o", "--output", required=True, help="library file (.json.xz)")
+    parser.add_argument("--family", required=True, help='what processors it is for, in words ("x86-64 AVX2+FMA")')
+    parser.add_argument("--requires", nargs="+", required=True, help="LLVM CPU features a target must have")
+    parser.add_argument("--version", required=True, help="library version, recorded in packages built with it")
+    parser.add_argument("--top-k", type=int, default=3, help="best records kept per workload (default 3)")
+    args = parser.parse_args()
+    header = write_library(args.output, args.folders, args.family, args.requires, args.version, args.top_k)
+    print(f"{args.output}: {header['workloads']} workloads, best {args.top_k} records each, tuned on "
+          f"{header['tuned_on']}, {os.path.getsize(args.output) / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

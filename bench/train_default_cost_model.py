@@ -1,0 +1,32 @@
+"""Train the cost model that picks default schedules for kernels the schedule library does not cover.
+
+MetaSchedule's XGBModel (per-store features, the score of a schedule relative to the fastest of its workload) is
+fitted to every measured record of the records folders and its booster alone is saved (no cached features), so
+the package ships a small file. The shipped model is exactly:
+
+    python bench/train_default_cost_model.py bench/work/resnet50-records bench/work/googlenet-records \
+        bench/work/alexnet-records -o tvmc_transfer/data/default_cost_model.ubj
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tvmc_transfer.default_picks import train_cost_model  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="records folders to learn from")
+    parser.add_argument("-o", "--output", required=True, help="booster file (.ubj)")
+    args = parser.parse_args()
+    start = time.time()
+    records, workloads = train_cost_model(args.folders, args.output)
+    print(f"{args.output}: trained on {records} records of {workloads} workloads in {time.time() - start:.0f} s, "
+          f"{os.path.getsize(args.output) / 1e3:.0f} kB")
+
+
+if __name__ == "__main__":
+    main()

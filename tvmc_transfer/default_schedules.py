@@ -1,0 +1,174 @@
+"""Default schedules: every kernel of a compile without tuning records gets a checked schedule worth running.
+
+Without this, a kernel that no tuning record matches keeps the loops ``LegalizeOps`` emits: one thread, no
+vectors, 50-180x slower than ONNX Runtime on the zoo. ``add_default_schedules`` gives each such kernel, in order:
+
+1. **library**: the schedule library shipped for the target's CPU family (``schedule_library.py``), applied by
+   transfer (``transfer.py``): the records of the library workloads of the kernel's class (or, failing that,
+   of its anchor with another epilogue), nearest shapes first, are replayed on the kernel with their decisions
+   remapped, post-processed and checked numerically against the unscheduled kernel; the first correct one is
+   used. Nothing is measured.
+2. **model**: samples of the kernel's MetaSchedule design space for the target, ranked by the shipped cost
+   model (``default_picks.py``), the best predicted one that is correct.
+3. **none**: the unscheduled kernel, as before (when nothing replays or checks out).
+
+Records given by the user always win: a kernel with a record gets no default. The defaults are added to the
+in-memory database that ``compile_relax`` applies and are never written to the user's records.
+
+>>> report = add_default_schedules(tasks, target, database)                     # doctest: +SKIP
+>>> print(report.summary())                                                     # doctest: +SKIP
+default schedules: 25 library (x86-64 AVX2+FMA, tuned on llvm -mcpu=znver3), 2 model-picked, 1 none; 9.8 s
+"""
+
+import logging
+import time
+
+import attrs
+
+log = logging.getLogger("tvmc")
+
+KINDS = ("tuned", "library", "model", "none")
+
+
+@attrs.frozen
+class DefaultOptions:
+    """How defaults are chosen: ``candidates`` library records tried per kernel (nearest shapes first),
+    ``samples`` design-space samples ranked by the cost model, ``rtol`` the numeric check's tolerance
+    (relative to the largest reference value), ``library`` a library file instead of the one found for the
+    target (``schedule_library.find_library``)."""
+
+    candidates: int = 3
+    samples: int = 16
+    rtol: float = 1e-3
+    seed: int = 0
+    library: str | None = None
+
+
+@attrs.frozen
+class KernelDefault:
+    """What one kernel got: ``kind`` is tuned (the user's record), library, model or none."""
+
+    index: int
+    task: str
+    kernel_class: str
+    weight: int
+    flops: float
+    kind: str
+    source: str | None = None  # the library workload its schedule came from, or how many samples were ranked
+    tried: int = 0  # candidates replayed or sampled and checked
+
+
+@attrs.frozen
+class DefaultsReport:
+    """The defaults of one compile: the library used (if any) and each kernel's default, in task order."""
+
+    library: str | None  # e.g. "x86-64 AVX2+FMA (schedules-x86-avx2.json.xz 2026.12-1, tuned on llvm -mcpu=znver3)"
+    kernels: tuple
+    seconds: float
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k in self.kernels if k.kind == kind)
+
+    def summary(self) -> str:
+        """One line: how many kernels got which default."""
+        library = f" ({self.library})" if self.library else " (no library for this target)"
+        return (
+            f"default schedules: {self.count('library')} library{library}, {self.count('model')} model-picked, "
+            f"{self.count('none')} none; {self.count('tuned')} kernels had records; {self.seconds:.1f} s"
+        )
+
+    def table(self) -> str:
+        rows = [f"{'#':>3}  {'task':<34} {'class':<36} {'default':<8} from"]
+        rows += [f"{k.index:>3}  {k.task[:34]:<34} {k.kernel_class[:36]:<36} {k.kind:<8} {k.source or ''}" for k in self.kernels]
+        return "\n".join(rows)
+
+
+def add_default_schedules(tasks: list, target, database, options: DefaultOptions = DefaultOptions()) -> DefaultsReport:
+    """Commit a checked default schedule to ``database`` for every task it holds no record for."""
+    from .classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from .default_picks import load_cost_model
+    from .schedule_library import find_library, read_library
+
+    start = time.time()
+    todo = {t.index for t in tasks if not database.has_workload(t.mod)}
+    path = options.library or (find_library(target) if todo else None)
+    library = read_library(path) if path else None
+    model = load_cost_model() if todo else None
+    kernels = []
+    for task in tasks:
+        klass = kernel_class(task.mod)
+        row = KernelDefault(task.index, task.name, str(klass), task.weight, task.flops, "none" if task.index in todo else "tuned")
+        if task.index in todo:
+            row = _default_for(task, klass, target, database, library, model, options, row)
+            log.info("default schedule of #%d %s: %s %s", task.index, task.name, row.kind, row.source or "")
+        kernels.append(row)
+    label = f"{library.family} ({library.name} {library.version}, tuned on {library.tuned_on})" if library else None
+    return DefaultsReport(label, tuple(kernels), time.time() - start)
+
+
+def _default_for(task, klass, target, database, library, model, options, row) -> KernelDefault:
+    from .default_picks import ranked_samples  # pylint: disable=import-outside-toplevel
+    from .transfer import KernelCheck
+
+    try:
+        check = KernelCheck(task.mod, check_target(target), options.rtol, options.seed)
+    except Exception as err:  # pylint: disable=broad-except
+        log.warning("%s: the unscheduled kernel does not build or run here (%s); it keeps no default", task.name, str(err).strip()[-200:])
+        return row
+    tried = 0
+    if library is not None:
+        for schedule, source in _library_schedules(task, klass, target, library, options, check):
+            tried += 1
+            if schedule is not None:
+                _commit(database, task.mod, schedule.trace, target, source.record.run_secs)
+                return attrs.evolve(row, kind="library", source=source.describe(), tried=tried)
+    try:
+        samples = ranked_samples(task.mod, target, model, options.samples, options.seed)
+    except Exception as err:  # pylint: disable=broad-except
+        log.debug("%s: no design space to sample (%s)", task.name, err)
+        samples = []
+    for schedule in samples[:3]:  # the best predicted that is correct
+        tried += 1
+        if check.is_correct(schedule.mod):
+            _commit(database, task.mod, schedule.trace, target, [1.0])
+            return attrs.evolve(row, kind="model", source=f"best predicted of {len(samples)} samples", tried=tried)
+    return attrs.evolve(row, tried=tried)
+
+
+def _library_schedules(task, klass, target, library, options, check):
+    """``(schedule or None, candidate)`` for the library's candidates of ``task``, nearest shapes first: the
+    schedule when it replayed, post-processed and checked out (transfer's own replay and check)."""
+    from .classes import iter_extents  # pylint: disable=import-outside-toplevel
+    from .transfer import KernelTransfer, TransferOptions, _replay_all, candidates_for
+
+    transfer_options = TransferOptions(max_candidates=options.candidates, max_per_kernel=options.candidates, rtol=options.rtol, seed=options.seed)
+    row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "pending")
+    for candidate in candidates_for(klass, iter_extents(task.mod), [library.source], transfer_options):
+        valid, row = _replay_all(task, klass, [candidate], target, check, row)
+        yield (valid[0][0] if valid else None), candidate
+
+
+def _commit(database, mod, trace, target, run_secs) -> None:
+    """An in-memory record: its time is the source's (a library record) or a placeholder; nothing compares it."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    workload = database.commit_workload(mod)
+    args = ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True)
+    database.commit_tuning_record(ms.database.TuningRecord(trace, workload, [float(s) for s in run_secs], target, args))
+
+
+def check_target(target):
+    """The target the numeric check builds for: ``target`` itself when its code runs on this machine, else the
+    host's generic ``llvm`` (a schedule computes the same numbers whatever instructions it is compiled to)."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    from .schedule_library import target_features
+
+    host = tvm.target.Target("llvm")
+    if target.kind.name != "llvm":
+        return host
+    triple = str(target.attrs.get("mtriple", "") or "")
+    host_triple = str(tvm.target.codegen.llvm_get_system_triple() if hasattr(tvm.target.codegen, "llvm_get_system_triple") else "")
+    same_arch = not triple or not host_triple or triple.split("-")[0] == host_triple.split("-")[0]
+    native = target_features(tvm.target.Target({"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu()}))
+    return target if same_arch and target_features(target) <= native else host

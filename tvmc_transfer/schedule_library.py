@@ -1,0 +1,139 @@
+"""The schedule library shipped with the package: tuned records of common models, one file per CPU family.
+
+A library file (``tvmc_transfer/data/schedules-<family>.json.xz``) holds, for every workload of the records
+folders it was built from, its best few measured tuning records: the workload's TIR and each record's trace,
+times, target and argument info, in MetaSchedule's own JSON forms, compressed with xz. ``tvmc compile`` without
+tuning records transfers these schedules onto the model's kernels (``default_schedules.py``); nothing in a
+library is applied without being replayed and checked on the kernel first.
+
+A family says which processors its schedules are meant for: the target kind, the LLVM CPU features every one of
+them has (``requires``) and the processor it was tuned on. A target whose features include ``requires`` uses
+the library, the most specific one when several fit. The schedules of a wider vector unit are not used on a
+narrower one; the other way round they run (AVX2 code on an AVX-512 processor), tuned for the narrower unit.
+
+``bench/build_schedule_library.py`` rebuilds a library from records folders (``write_library``).
+"""
+
+import glob
+import json
+import lzma
+import os
+
+import attrs
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+FORMAT = 1
+
+
+@attrs.frozen
+class Library:
+    """One library file, read: its family and its workloads as a transfer ``Source`` (``records_tools``)."""
+
+    path: str
+    family: str  # e.g. "x86-64 AVX2+FMA"
+    tuned_on: str  # target of its records, e.g. "llvm -mcpu=znver3 -num-cores=2"
+    requires: tuple  # LLVM CPU features a target must have
+    version: str
+    source: object  # records_tools.Source
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def library_paths() -> list:
+    return sorted(glob.glob(os.path.join(DATA, "schedules-*.json.xz")))
+
+
+def _header(path: str) -> dict:
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        return json.loads(f.readline())
+
+
+def target_features(target) -> set:
+    """The LLVM CPU features of ``target`` (empty for a kind that is not ``llvm`` or an unknown processor)."""
+    from tvm.target import codegen  # pylint: disable=import-outside-toplevel
+
+    if target.kind.name != "llvm":
+        return set()
+    try:
+        return {str(f) for f in codegen.llvm_get_cpu_features(target)}
+    except Exception:  # pylint: disable=broad-except
+        return set()
+
+
+def find_library(target, paths: list | None = None) -> str | None:
+    """The library file for ``target``: the one requiring the most features among those it has; None if none fits."""
+    features = target_features(target)
+    fitting = []
+    for path in library_paths() if paths is None else paths:
+        header = _header(path)
+        if header.get("format") == FORMAT and header["kind"] == target.kind.name and set(header["requires"]) <= features:
+            fitting.append((len(header["requires"]), path))
+    return max(fitting)[1] if fitting else None
+
+
+def read_library(path: str) -> Library:
+    """Read a library file: one header line, then one line per workload."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.s_tir import meta_schedule as ms
+
+    from .classes import kernel_class
+    from .records import mean_seconds
+    from .records_tools import Source, SourceWorkload
+
+    workloads = []
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        header = json.loads(f.readline())
+        for index, line in enumerate(f):
+            entry = json.loads(line)
+            workload = ms.database.Workload(tvm.ir.load_json(entry["mod"]))
+            records = sorted((ms.database.TuningRecord.from_json(r, workload) for r in entry["records"]), key=mean_seconds)
+            workloads.append(SourceWorkload(index, workload.mod, kernel_class(workload.mod), tuple(records)))
+    source = Source(os.path.abspath(path), tuple(workloads), 0, 0)
+    return Library(path, header["family"], header["tuned_on"], tuple(header["requires"]), header["version"], source)
+
+
+def write_library(path: str, folders: list, family: str, requires: list, version: str, top_k: int = 3) -> dict:
+    """Write the best ``top_k`` measured records of every workload in the records ``folders`` as a library file.
+
+    All records must be for one target (the processor they were tuned on). Returns the header written."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    from .errors import TVMCException
+    from .records import mean_seconds, open_database, target_label
+    from .records_tools import _records_by_workload
+
+    entries, targets = [], set()
+    for folder in folders:
+        groups, _, _, _, _ = _records_by_workload(open_database(folder))
+        for mod, records in groups.values():
+            best = sorted(records, key=mean_seconds)[:top_k]
+            targets.update(target_label(r.target) for r in best)
+            entries.append({"mod": tvm.ir.save_json(mod), "records": [_record_json(r) for r in best]})
+    if len(targets) != 1:
+        raise TVMCException(f"a library holds the records of one processor; these folders hold {sorted(targets) or 'none'}")
+    first = entries[0]["records"][0]
+    header = {
+        "format": FORMAT,
+        "family": family,
+        "kind": "llvm",
+        "requires": sorted(requires),
+        "tuned_on": targets.pop(),
+        "target": first[2],
+        "version": version,
+        "sources": [os.path.basename(os.path.normpath(f)) for f in folders],
+        "workloads": len(entries),
+        "top_k": top_k,
+    }
+    with lzma.open(path, "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME) as f:
+        f.write(json.dumps(header) + "\n")
+        for entry in entries:
+            f.write(json.dumps(entry, separators=(",", ":")) + "\n")
+    return header
+
+
+def _record_json(record) -> list:
+    """A record's JSON with its workload index dropped (``[trace, run_secs, target, args_info]``)."""
+    data = record.as_json()
+    return [data[0], [float(s) for s in data[1]], data[2], data[3]]
