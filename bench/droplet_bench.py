@@ -224,7 +224,7 @@ class Start:
         packages = {}
         for arm in arms:
             packages[arm] = os.path.join(self.work, f"{arm}.tar")
-            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING)
+            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING, default_schedules=False)
         return kernels, time_packages(packages, self.model, self.args.rounds)
 
     def save(self, result: dict) -> None:

@@ -32,9 +32,9 @@ def prepare(name: str, work: str, trials: int, target, records_folder: str):
     report = tune_model(model, target, records, TuneOptions(trials=trials, measure=MeasureOptions(), lowering=RECORDS_LOWERING))
     tune_seconds = time.time() - start
     tuned, untuned = os.path.join(work, f"{name}.tar"), os.path.join(work, f"{name}-untuned.tar")
-    compile_model(model, target, tuned, records=records, lowering=RECORDS_LOWERING)
+    compile_model(model, target, tuned, records=records, lowering=RECORDS_LOWERING, default_schedules=False)
     if not os.path.exists(untuned):
-        compile_model(model, target, untuned, lowering=RECORDS_LOWERING)
+        compile_model(model, target, untuned, lowering=RECORDS_LOWERING, default_schedules=False)  # unscheduled: see untuned_vs_onnxruntime.py
     return path, model, tuned, untuned, report, tune_seconds
 
 

@@ -189,7 +189,7 @@ class Bench:
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self.need(240, f"compile {model} {label}")
-            compile_model(load_model(self.model_path(model)), self.target, path, records=records, lowering=RECORDS_LOWERING)
+            compile_model(load_model(self.model_path(model)), self.target, path, records=records, lowering=RECORDS_LOWERING, default_schedules=False)
         return path
 
     def prefix_records(self, model, n) -> str:

@@ -88,12 +88,12 @@ def main():
     inputs = random_inputs(model)
     rows = {}
     untuned = os.path.join(args.work, "untuned.tar")
-    compile_model(model, target, untuned)
+    compile_model(model, target, untuned, default_schedules=False)
     rows["untuned"] = {"wall_s": 0.0, "records": 0, "measured": 0, "run": package_runner(untuned, inputs)[0]}
     for label, records, seconds in runs:
         total, measured = summary(records)
         package = os.path.join(args.work, f"{os.path.basename(records)}.tar")
-        compile_model(model, target, package, records=records)
+        compile_model(model, target, package, records=records, default_schedules=False)
         run, _ = package_runner(package, inputs)
         rows[label] = {"wall_s": round(seconds, 1), "records": total, "measured": measured, "run": run}
     for _ in range(args.rounds):  # interleave the timings

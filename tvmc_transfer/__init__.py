@@ -29,6 +29,8 @@ _API = {
     "TunePlan": "tune",
     "tune_model": "tune",
     "compile_model": "compiler",
+    "DefaultOptions": "default_schedules",
+    "add_default_schedules": "default_schedules",
     "run_module": "runner",
     "RunPlace": "runner",
     "Remote": "remote",

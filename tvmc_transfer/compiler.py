@@ -51,12 +51,13 @@ def compile_model(
     pipeline: PipelineOptions | None = None,
     cross: CrossCompiler | None = None,
     lowering: Lowering = Lowering(),
-    default_schedules: bool = True,
+    default_schedules=True,
 ) -> CompileReport:
     """Compile ``model`` for ``target`` into the package file ``output``.
 
     Kernels with a record in ``records`` get their best tuned schedule; the others get a checked default
-    schedule (``default_schedules.py``), or with ``default_schedules=False`` the unscheduled loops.
+    schedule (``default_schedules.py``; ``default_schedules`` may be its ``DefaultOptions``), or with
+    ``default_schedules=False`` the unscheduled loops.
     ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, layout, ...); ``cross`` links the
     package for another machine. ``lowering`` must be the one the records were tuned under; when another
     matches more kernels, the report says which (``hint``) and a warning is logged.
@@ -87,9 +88,10 @@ def compile_model(
     load_tensor_intrinsics(target)  # tuned traces may tensorize
     defaults = None
     if default_schedules and target.kind.name == "llvm":
-        from .default_schedules import add_default_schedules  # pylint: disable=import-outside-toplevel
+        from .default_schedules import DefaultOptions, add_default_schedules  # pylint: disable=import-outside-toplevel
 
-        defaults = add_default_schedules(tasks, target, database)
+        options = default_schedules if isinstance(default_schedules, DefaultOptions) else DefaultOptions()
+        defaults = add_default_schedules(tasks, target, database, options)
     try:
         executable, scheduled = build(model.mod, target, database, pipeline, lowering)
     except TVMCException:

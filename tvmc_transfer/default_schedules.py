@@ -35,13 +35,15 @@ class DefaultOptions:
     """How defaults are chosen: ``candidates`` library records tried per kernel (nearest shapes first),
     ``samples`` design-space samples ranked by the cost model, ``rtol`` the numeric check's tolerance
     (relative to the largest reference value), ``library`` a library file instead of the one found for the
-    target (``schedule_library.find_library``)."""
+    target (``schedule_library.find_library``); ``use_library=False`` leaves every kernel to the cost model (what
+    a processor outside every library's family gets)."""
 
     candidates: int = 3
     samples: int = 16
     rtol: float = 1e-3
     seed: int = 0
     library: str | None = None
+    use_library: bool = True
 
 
 @attrs.frozen
@@ -91,7 +93,7 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
 
     start = time.time()
     todo = {t.index for t in tasks if not database.has_workload(t.mod)}
-    path = options.library or (find_library(target) if todo else None)
+    path = (options.library or (find_library(target) if todo else None)) if options.use_library else None
     library = read_library(path) if path else None
     model = load_cost_model() if todo else None
     kernels = []

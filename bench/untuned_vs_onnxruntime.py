@@ -1,0 +1,103 @@
+"""Benchmark: an untuned compile (default schedules) against the unscheduled one and ONNX Runtime, in one run.
+
+For each zoo model, with no tuning records: compile with default schedules (timed, with how many kernels got
+which default) and without (--no-default-schedules), and, with --model-picked, with the library left out (every
+kernel to the cost model: what a processor outside the library's family gets); check each against ONNX Runtime,
+then time ONNX Runtime and the packages interleaved in one process. Ratios are what to compare; ONNX Runtime's
+own time is printed too, because a loaded machine slows it more than our packages.
+
+    python bench/untuned_vs_onnxruntime.py --models resnet50 googlenet alexnet --target native --model-picked
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+
+from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target, zoo  # noqa: E402
+
+
+def compile_all(name: str, work: str, target, model_picked: bool):
+    """The packages of one model (the unscheduled one is kept between runs) and the default compile's report."""
+    path = os.path.join(work, f"{name}.onnx")
+    if not os.path.exists(path):
+        zoo.save(name, path)
+    model = load_model(path)
+    packages = {label: os.path.join(work, f"{name}-{label}.tar") for label in ("defaults", "unscheduled")}
+    start = time.time()
+    report = compile_model(model, target, packages["defaults"])
+    compile_seconds = time.time() - start
+    if not os.path.exists(packages["unscheduled"]):
+        compile_model(model, target, packages["unscheduled"], default_schedules=False)
+    if model_picked:
+        packages["model"] = os.path.join(work, f"{name}-model.tar")
+        picked = compile_model(model, target, packages["model"], default_schedules=DefaultOptions(use_library=False))
+        print(f"{name}: {picked.defaults.summary()}", flush=True)
+    return path, model, packages, report, compile_seconds
+
+
+def measure(path, model, packages: dict, repeat: int):
+    inputs = random_inputs(model)
+    runs = {label: package_runner(package, inputs)[0] for label, package in packages.items()}
+    run_ort = onnxruntime_runner(path, inputs, threads())
+    reference = run_ort()[0]
+    errors = {label: float(np.max(np.abs(run().numpy() - reference)) / np.max(np.abs(reference))) for label, run in runs.items()}
+    times = {"onnxruntime": [], **{label: [] for label in runs}}
+    for _ in range(3):  # interleaved, so drift on a shared machine hits all alike
+        times["onnxruntime"].append(median_ms(run_ort, repeat))
+        times["defaults"].append(median_ms(runs["defaults"], repeat))
+        if "model" in runs:
+            times["model"].append(median_ms(runs["model"], repeat))
+        times["unscheduled"].append(median_ms(runs["unscheduled"], max(3, repeat // 10), warmup=1))
+    return {k: float(np.median(v)) for k, v in times.items()}, errors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["resnet50", "googlenet", "alexnet"])
+    parser.add_argument("--target", default="native")
+    parser.add_argument("--work", default=os.path.expanduser("~/.cache/tvmc-transfer-bench/untuned"))
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--model-picked", action="store_true", help="also time the library left out (cost model only)")
+    parser.add_argument("--json", help="append one JSON line per model here")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    target = parse_target(args.target)
+    print(f"target {target}; load average at start {os.getloadavg()[0]:.1f}")
+    print(f"{'model':<10} {'compile s':>9} {'lib/model/none':>14} {'ORT ms':>8} {'default ms':>10} {'unsched ms':>10} "
+          f"{'default/ORT':>11} {'unsched/ORT':>11} {'unsched/default':>15} {'rel err':>8} {'model-only ms':>13} {'model/ORT':>9}")
+    for name in args.models:
+        path, model, packages, report, compile_seconds = compile_all(name, args.work, target, args.model_picked)
+        times, errors = measure(path, model, packages, args.repeat)
+        d = report.defaults
+        row = {
+            "model": name, "target": str(target), "compile_seconds": round(compile_seconds, 1),
+            "library": d.count("library"), "model_picked": d.count("model"), "none": d.count("none"),
+            **{f"{k}_ms": round(v, 3) for k, v in times.items()},
+            "defaults_over_onnxruntime": round(times["defaults"] / times["onnxruntime"], 2),
+            "unscheduled_over_onnxruntime": round(times["unscheduled"] / times["onnxruntime"], 1),
+            "unscheduled_over_defaults": round(times["unscheduled"] / times["defaults"], 1),
+            "max_relative_error": max(errors.values()), "load_average": os.getloadavg()[0],
+        }
+        model_only = ""
+        if "model" in times:
+            row["model_only_over_onnxruntime"] = round(times["model"] / times["onnxruntime"], 2)
+            model_only = f" {times['model']:>13.2f} {row['model_only_over_onnxruntime']:>9.2f}"
+        counts = f"{row['library']}/{row['model_picked']}/{row['none']}"
+        print(f"{name:<10} {compile_seconds:>9.1f} {counts:>14} {times['onnxruntime']:>8.2f} {times['defaults']:>10.2f} "
+              f"{times['unscheduled']:>10.1f} {row['defaults_over_onnxruntime']:>11.2f} {row['unscheduled_over_onnxruntime']:>11.1f} "
+              f"{row['unscheduled_over_defaults']:>15.1f} {row['max_relative_error']:>8.1e}{model_only}", flush=True)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""``tvmc compile`` without tuning records: default schedules from the shipped library or the cost model."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import FAST_TUNE, assert_matches_onnxruntime
+from tvmc_transfer import compile_model, load_model, parse_target
+from tvmc_transfer.runner import run_module
+from tvmc_transfer.schedule_library import find_library, read_library, write_library
+
+# A processor of the shipped library's family (AVX2+FMA); its code runs on any x86-64 with AVX2.
+AVX2 = "llvm -mcpu=znver3 -num-cores=2"
+# Generic x86-64: not in the library's family, so its kernels get model-picked defaults.
+GENERIC = "llvm -num-cores=2"
+
+
+def _outputs_match(model_path, package, shape, seed=3):
+    x = np.random.default_rng(seed).standard_normal(shape).astype("float32")
+    result = run_module(package, {"input": x})
+    assert_matches_onnxruntime(model_path, {"input": x}, [result.outputs["output"]])
+
+
+def test_library_schedules_transfer_to_a_model_of_other_shapes(models, tvmc, tmp_path):
+    """tiny-cnn-b has no kernel of the library's shapes: its convolutions and dense layer take zoo schedules."""
+    package = tmp_path / "b.tar"
+    result = tvmc("compile", models["tiny-cnn-b"], "-o", package, "--target", AVX2)
+    assert result.code == 0, result.err
+    line = next(l for l in result.out.splitlines() if l.startswith("default schedules:"))
+    assert "library (x86-64 AVX2+FMA" in line and "0 kernels had records" in line
+    report = compile_model(load_model(models["tiny-cnn-b"]), parse_target(AVX2), str(tmp_path / "b2.tar"))
+    kinds = {k.kernel_class.split(" ")[0]: k.kind for k in report.defaults.kernels}
+    assert kinds["conv2d+bias+relu"] == "library" and kinds["matmul+bias"] == "library"
+    assert report.defaults.count("library") >= 3 and f"{report.defaults.count('library')} library" in line
+    _outputs_match(models["tiny-cnn-b"], str(package), (1, 3, 24, 24))
+
+
+def test_no_default_schedules_keeps_the_unscheduled_loops(models, tvmc, tmp_path):
+    package = tmp_path / "plain.tar"
+    result = tvmc("compile", models["tiny-cnn-b"], "-o", package, "--target", AVX2, "--no-default-schedules")
+    assert result.code == 0, result.err
+    assert "default schedules" not in result.out and "(0 of 6 kernels tuned)" in result.out
+    report = compile_model(load_model(models["tiny-cnn-b"]), parse_target(AVX2), str(tmp_path / "p2.tar"), default_schedules=False)
+    assert report.defaults is None
+    _outputs_match(models["tiny-cnn-b"], str(package), (1, 3, 24, 24))
+
+
+def test_a_target_outside_the_library_family_gets_model_picked_schedules(models, tmp_path):
+    assert find_library(parse_target(GENERIC)) is None  # generic x86-64 has no AVX2
+    package = str(tmp_path / "mlp.tar")
+    report = compile_model(load_model(models["tiny-resnet"]), parse_target(GENERIC), package)
+    d = report.defaults
+    assert d.library is None and "no library for this target" in d.summary()
+    assert d.count("model") >= 2 and d.count("library") == 0
+    assert [k.kind for k in d.kernels if k.kernel_class.startswith("conv2d")] == ["model"] * 2
+    _outputs_match(models["tiny-resnet"], package, (1, 3, 16, 16))
+
+
+def test_tuning_records_win_over_defaults(tuned_cnn, tmp_path):
+    model_path, records = tuned_cnn
+    package = str(tmp_path / "tuned.tar")
+    report = compile_model(load_model(model_path), parse_target(FAST_TUNE[1]), package, records=records)
+    d = report.defaults
+    assert d.count("tuned") == report.tuned_kernels >= 1
+    assert d.count("tuned") + d.count("library") + d.count("model") + d.count("none") == report.kernels
+    _outputs_match(model_path, package, (1, 3, 16, 16))
+
+
+def test_shipped_library_covers_avx2_and_avx512_processors_and_rebuilds(tuned_cnn, tmp_path):
+    shipped = find_library(parse_target(AVX2))
+    assert shipped and os.path.basename(shipped) == "schedules-x86-avx2.json.xz"
+    assert find_library(parse_target("llvm -mcpu=znver5")) == shipped  # AVX-512 processors run AVX2 schedules
+    assert find_library(parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1")) is None
+    library = read_library(shipped)
+    assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 111
+    assert all(1 <= len(w.records) <= 3 for w in library.source.workloads)
+    assert os.path.getsize(shipped) < 2_000_000
+    # the builder: best 2 records per workload of a records folder, read back fastest first
+    _, records = tuned_cnn
+    path = str(tmp_path / "schedules-test.json.xz")
+    header = write_library(path, [records], "test family", ["avx2"], "t1", top_k=2)
+    rebuilt = read_library(path)
+    assert rebuilt.family == "test family" and len(rebuilt.source.workloads) == header["workloads"] >= 1
+    for workload in rebuilt.source.workloads:
+        times = [float(np.mean([float(s) for s in r.run_secs])) for r in workload.records]
+        assert 1 <= len(times) <= 2 and times == sorted(times)
+
+
+@pytest.mark.parametrize("name", ["tiny-mlp"])
+def test_defaults_match_onnxruntime_on_the_default_target(models, tvmc, tmp_path, name):
+    """``tvmc compile model.onnx`` as a new user types it (target llvm)."""
+    package = tmp_path / "m.tar"
+    result = tvmc("compile", models[name], "-o", package)
+    assert result.code == 0, result.err
+    assert "default schedules:" in result.out
+    _outputs_match(models[name], str(package), (1, 64))
