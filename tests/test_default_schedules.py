@@ -95,3 +95,30 @@ def test_defaults_match_onnxruntime_on_the_default_target(models, tvmc, tmp_path
     assert result.code == 0, result.err
     assert "default schedules:" in result.out
     _outputs_match(models[name], str(package), (1, 64))
+
+
+def test_library_applies_to_prepacked_kernels(models):
+    """With weight prepacking (layout-free weights, TVM's CPU recipe) the kernels are other workloads than the
+    library's, of the same classes: its schedules still replay, check out and gain a weight layout rewrite."""
+    import tvm
+    from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
+
+    from tvmc_transfer.default_schedules import add_default_schedules
+    from tvmc_transfer.tasks import Task, fusion_passes
+
+    target = parse_target(AVX2)
+    with target:
+        fused = tvm.transform.Sequential([*fusion_passes(target), relax.transform.AttachAttrLayoutFreeBuffers()])(load_model(models["tiny-cnn-b"]).mod)
+    tasks = [Task(i, t.task_name, int(t.weight), 0.0, t) for i, t in enumerate(ms.relax_integration.extract_tasks(fused, target))]
+    database = ms.database.MemoryDatabase()
+    report = add_default_schedules(tasks, target, database)
+    assert report.count("library") == len(tasks) == 6
+    convolutions = [t for t in tasks if "conv2d" in t.name]
+    for task in convolutions:
+        (record,) = database.get_top_k(database.commit_workload(task.mod), 1)
+        assert "TransformLayout" in str(record.trace)  # the weight is rewritten to the schedule's layout
+    with target, database:
+        packed = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(fused)
+    packed = relax.transform.SplitLayoutRewritePreproc()(packed)
+    assert sum(1 for gv in packed.functions if gv.name_hint.endswith("_weight_prepack")) == len(convolutions) + 1  # + dense

@@ -64,8 +64,9 @@ def train_cost_model(folders: list, output: str) -> tuple:
     return records, workloads
 
 
-def sample_schedules(mod, target, samples: int, seed: int = 0) -> list:
-    """Up to ``samples`` post-processed schedules of ``mod``'s design space for ``target``, with random decisions."""
+def sample_schedules(mod, target, samples: int, seed: int = 0) -> tuple:
+    """Up to ``samples`` post-processed schedules of ``mod``'s design space for ``target``, with random
+    decisions, and the ``TuneContext`` they were drawn in."""
     from tvm import s_tir  # pylint: disable=import-outside-toplevel
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.schedule import Trace
@@ -73,9 +74,7 @@ def sample_schedules(mod, target, samples: int, seed: int = 0) -> list:
 
     context = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply", rand_state=seed or 1)
     spaces = context.generate_design_space()
-    postprocs = list(context.space_generator.postprocs)
-    for p in postprocs:
-        p._initialize_with_tune_context(context)  # pylint: disable=protected-access
+    postprocs = list(context.space_generator.postprocs)  # initialized with the context
     found, seen = [], set()
     for attempt in range(samples * 3):
         if len(found) >= samples:

@@ -64,7 +64,7 @@ class KernelDefault:
 class DefaultsReport:
     """The defaults of one compile: the library used (if any) and each kernel's default, in task order."""
 
-    library: str | None  # e.g. "x86-64 AVX2+FMA (schedules-x86-avx2.json.xz 2026.12-1, tuned on llvm -mcpu=znver3)"
+    library: str | None  # e.g. "x86-64 AVX2+FMA (schedules-x86-avx2.json.xz 2026.12-1, tuned on llvm -mcpu=znver3)"; None: none fits
     kernels: tuple
     seconds: float
 
@@ -105,6 +105,7 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
             log.info("default schedule of #%d %s: %s %s", task.index, task.name, row.kind, row.source or "")
         kernels.append(row)
     label = f"{library.family} ({library.name} {library.version}, tuned on {library.tuned_on})" if library else None
+    label = label if options.use_library else "library left out"
     return DefaultsReport(label, tuple(kernels), time.time() - start)
 
 
