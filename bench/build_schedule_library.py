@@ -5,11 +5,12 @@ and writes them, with their workloads, to one xz-compressed file in tvmc_transfe
 library is exactly:
 
     python bench/build_schedule_library.py bench/work/resnet50-records bench/work/googlenet-records \
-        bench/work/alexnet-records --family "x86-64 AVX2+FMA" --requires avx2 fma --version 2026.12-1 \
+        bench/work/alexnet-records --family "x86-64 AVX2+FMA" --arch x86_64 --requires avx2 fma --version 2026.12-1 \
         -o tvmc_transfer/data/schedules-x86-avx2.json.xz
 
 A library for another family (AVX-512, Arm NEON, ...) is the same command on records tuned there, with the
-features that family requires; ``tvmc compile`` picks the most specific library the target has the features of.
+features that family requires; ``tvmc compile`` picks the most specific library the target has the features of
+(or, outside every family of its architecture, the least specific one).
 """
 
 import argparse
@@ -25,11 +26,12 @@ def main():
     parser.add_argument("folders", nargs="+", help="records folders, all tuned for one processor")
     parser.add_argument("-o", "--output", required=True, help="library file (.json.xz)")
     parser.add_argument("--family", required=True, help='what processors it is for, in words ("x86-64 AVX2+FMA")')
+    parser.add_argument("--arch", required=True, help="LLVM architecture of the processor (x86_64, aarch64)")
     parser.add_argument("--requires", nargs="+", required=True, help="LLVM CPU features a target must have")
     parser.add_argument("--version", required=True, help="library version, recorded in packages built with it")
     parser.add_argument("--top-k", type=int, default=3, help="best records kept per workload (default 3)")
     args = parser.parse_args()
-    header = write_library(args.output, args.folders, args.family, args.requires, args.version, args.top_k)
+    header = write_library(args.output, args.folders, args.family, args.arch, args.requires, args.version, args.top_k)
     print(f"{args.output}: {header['workloads']} workloads, best {args.top_k} records each, tuned on "
           f"{header['tuned_on']}, {os.path.getsize(args.output) / 1e6:.2f} MB")
 

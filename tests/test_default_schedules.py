@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime
-from tvmc_transfer import compile_model, load_model, parse_target
+from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target
 from tvmc_transfer.runner import run_module
 from tvmc_transfer.schedule_library import find_library, read_library, write_library
 
 # A processor of the shipped library's family (AVX2+FMA); its code runs on any x86-64 with AVX2.
 AVX2 = "llvm -mcpu=znver3 -num-cores=2"
-# Generic x86-64: not in the library's family, so its kernels get model-picked defaults.
+# Generic x86-64: of the library's architecture, outside its family.
 GENERIC = "llvm -num-cores=2"
 
 
@@ -46,14 +46,24 @@ def test_no_default_schedules_keeps_the_unscheduled_loops(models, tvmc, tmp_path
     _outputs_match(models["tiny-cnn-b"], str(package), (1, 3, 24, 24))
 
 
-def test_a_target_outside_the_library_family_gets_model_picked_schedules(models, tmp_path):
-    assert find_library(parse_target(GENERIC)) is None  # generic x86-64 has no AVX2
-    package = str(tmp_path / "mlp.tar")
+def test_generic_x86_gets_the_library_outside_its_family(models, tmp_path):
+    """Plain ``llvm`` (x86-64 without AVX2) is outside the library's family but of its architecture."""
+    assert find_library(parse_target(GENERIC)) == (find_library(parse_target(AVX2))[0], False)
+    package = str(tmp_path / "generic.tar")
     report = compile_model(load_model(models["tiny-resnet"]), parse_target(GENERIC), package)
+    assert "outside its family: the target lacks avx2, fma" in report.defaults.summary()
+    assert [k.kind for k in report.defaults.kernels if k.kernel_class.startswith("conv2d")] == ["library"] * 2
+    _outputs_match(models["tiny-resnet"], package, (1, 3, 16, 16))
+
+
+def test_without_a_library_kernels_get_model_picked_schedules(models, tmp_path):
+    """What a processor of an architecture no library is for gets: design-space samples ranked by the cost model."""
+    package = str(tmp_path / "model.tar")
+    report = compile_model(load_model(models["tiny-resnet"]), parse_target(AVX2), package, default_schedules=DefaultOptions(use_library=False))
     d = report.defaults
-    assert d.library is None and "no library for this target" in d.summary()
-    assert d.count("model") >= 2 and d.count("library") == 0
+    assert "library left out" in d.summary() and d.count("library") == 0
     assert [k.kind for k in d.kernels if k.kernel_class.startswith("conv2d")] == ["model"] * 2
+    assert d.count("model") + d.count("none") == report.kernels
     _outputs_match(models["tiny-resnet"], package, (1, 3, 16, 16))
 
 
@@ -68,10 +78,10 @@ def test_tuning_records_win_over_defaults(tuned_cnn, tmp_path):
 
 
 def test_shipped_library_covers_avx2_and_avx512_processors_and_rebuilds(tuned_cnn, tmp_path):
-    shipped = find_library(parse_target(AVX2))
-    assert shipped and os.path.basename(shipped) == "schedules-x86-avx2.json.xz"
-    assert find_library(parse_target("llvm -mcpu=znver5")) == shipped  # AVX-512 processors run AVX2 schedules
-    assert find_library(parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1")) is None
+    shipped, in_family = find_library(parse_target(AVX2))
+    assert in_family and os.path.basename(shipped) == "schedules-x86-avx2.json.xz"
+    assert find_library(parse_target("llvm -mcpu=znver5")) == (shipped, True)  # AVX-512 processors run AVX2 schedules
+    assert find_library(parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1")) == (None, False)
     library = read_library(shipped)
     assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 111
     assert all(1 <= len(w.records) <= 3 for w in library.source.workloads)
@@ -79,9 +89,9 @@ def test_shipped_library_covers_avx2_and_avx512_processors_and_rebuilds(tuned_cn
     # the builder: best 2 records per workload of a records folder, read back fastest first
     _, records = tuned_cnn
     path = str(tmp_path / "schedules-test.json.xz")
-    header = write_library(path, [records], "test family", ["avx2"], "t1", top_k=2)
+    header = write_library(path, [records], "test family", "x86_64", ["avx2"], "t1", top_k=2)
     rebuilt = read_library(path)
-    assert rebuilt.family == "test family" and len(rebuilt.source.workloads) == header["workloads"] >= 1
+    assert rebuilt.family == "test family" and rebuilt.arch == "x86_64" and len(rebuilt.source.workloads) == header["workloads"] >= 1
     for workload in rebuilt.source.workloads:
         times = [float(np.mean([float(s) for s in r.run_secs])) for r in workload.records]
         assert 1 <= len(times) <= 2 and times == sorted(times)
@@ -117,7 +127,7 @@ def test_library_applies_to_prepacked_kernels(models):
     convolutions = [t for t in tasks if "conv2d" in t.name]
     for task in convolutions:
         (record,) = database.get_top_k(database.commit_workload(task.mod), 1)
-        assert "TransformLayout" in str(record.trace)  # the weight is rewritten to the schedule's layout
+        assert "transform_layout" in str(record.trace)  # the weight is rewritten to the schedule's layout
     with target, database:
         packed = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(fused)
     packed = relax.transform.SplitLayoutRewritePreproc()(packed)

@@ -3,7 +3,8 @@
 Without this, a kernel that no tuning record matches keeps the loops ``LegalizeOps`` emits: one thread, no
 vectors, 50-180x slower than ONNX Runtime on the zoo. ``add_default_schedules`` gives each such kernel, in order:
 
-1. **library**: the schedule library shipped for the target's CPU family (``schedule_library.py``), applied by
+1. **library**: the schedule library shipped for the target's CPU family, or outside every family, for its
+   architecture (``schedule_library.py``), applied by
    transfer (``transfer.py``): the records of the library workloads of the kernel's class (or, failing that,
    of its anchor with another epilogue), nearest shapes first, are replayed on the kernel with their decisions
    remapped, post-processed and checked numerically against the unscheduled kernel; the first correct one is
@@ -89,12 +90,12 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
     """Commit a checked default schedule to ``database`` for every task it holds no record for."""
     from .classes import kernel_class  # pylint: disable=import-outside-toplevel
     from .default_picks import load_cost_model
-    from .schedule_library import find_library, read_library
+    from .schedule_library import find_library, read_library, target_features
 
     start = time.time()
     todo = {t.index for t in tasks if not database.has_workload(t.mod)}
-    path = (options.library or (find_library(target) if todo else None)) if options.use_library else None
-    library = read_library(path) if path else None
+    path, in_family = (options.library, True) if options.library else find_library(target) if todo else (None, False)
+    library = read_library(path) if path and options.use_library else None
     model = load_cost_model() if todo else None
     kernels = []
     for task in tasks:
@@ -105,7 +106,10 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
             log.info("default schedule of #%d %s: %s %s", task.index, task.name, row.kind, row.source or "")
         kernels.append(row)
     label = f"{library.family} ({library.name} {library.version}, tuned on {library.tuned_on})" if library else None
+    if library and not in_family:
+        label += f"; outside its family: the target lacks {', '.join(sorted(set(library.requires) - target_features(target)))}"
     label = label if options.use_library else "library left out"
+    label = label if todo else "none needed"
     return DefaultsReport(label, tuple(kernels), time.time() - start)
 
 
