@@ -41,15 +41,15 @@ def train_cost_model(folders: list, output: str) -> tuple:
     Returns ``(records, workloads)`` learned from."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
-    from .records import open_database
-    from .records_tools import _records_by_workload
+    from .records.database import open_database
+    from .transfer.sources import records_by_workload
 
     model = _xgb_model()
     model.num_tuning_cores = None
     records = workloads = 0
     groups = []
     for folder in folders:
-        found, *_ = _records_by_workload(open_database(folder))
+        found, *_ = records_by_workload(open_database(folder))
         groups += list(found.values())
     for i, (mod, group) in enumerate(groups):
         context = ms.TuneContext(mod=mod, target=group[0].target, space_generator="post-order-apply")

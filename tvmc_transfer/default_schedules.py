@@ -88,7 +88,7 @@ class DefaultsReport:
 
 def add_default_schedules(tasks: list, target, database, options: DefaultOptions = DefaultOptions()) -> DefaultsReport:
     """Commit a checked default schedule to ``database`` for every task it holds no record for."""
-    from .classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from .transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
     from .default_picks import load_cost_model
     from .schedule_library import find_library, read_library, target_features
 
@@ -122,7 +122,7 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
 
 def _default_for(task, klass, target, database, library, model, options, row) -> KernelDefault:
     from .default_picks import ranked_samples  # pylint: disable=import-outside-toplevel
-    from .transfer import KernelCheck
+    from .transfer.check import KernelCheck
 
     try:
         check = KernelCheck(task.mod, check_target(target), options.rtol, options.seed)
@@ -152,13 +152,16 @@ def _default_for(task, klass, target, database, library, model, options, row) ->
 def _library_schedules(task, klass, target, library, options, check):
     """``(schedule or None, candidate)`` for the library's candidates of ``task``, nearest shapes first: the
     schedule when it replayed, post-processed and checked out (transfer's own replay and check)."""
-    from .classes import iter_extents  # pylint: disable=import-outside-toplevel
-    from .transfer import KernelTransfer, TransferOptions, _replay_all, candidates_for
+    from .transfer.classes import iter_extents  # pylint: disable=import-outside-toplevel
+    from .transfer.kernel import replay_all
+    from .transfer.options import TransferOptions
+    from .transfer.report import KernelTransfer
+    from .transfer.sources import candidates_for
 
     transfer_options = TransferOptions(max_candidates=options.candidates, max_per_kernel=options.candidates, rtol=options.rtol, seed=options.seed)
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "pending")
     for candidate in candidates_for(klass, iter_extents(task.mod), [library.source], transfer_options):
-        valid, row = _replay_all(task, klass, [candidate], target, check, row)
+        valid, row = replay_all(task, klass, [candidate], target, check, row)
         yield (valid[0][0] if valid else None), candidate
 
 

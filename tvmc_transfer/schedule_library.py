@@ -95,9 +95,9 @@ def read_library(path: str) -> Library:
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm.s_tir import meta_schedule as ms
 
-    from .classes import kernel_class
-    from .records import mean_seconds
-    from .records_tools import Source, SourceWorkload
+    from .records.database import mean_seconds
+    from .transfer.classes import kernel_class
+    from .transfer.sources import Source, SourceWorkload
 
     workloads = []
     with lzma.open(path, "rt", encoding="utf-8") as f:
@@ -118,12 +118,12 @@ def write_library(path: str, folders: list, family: str, arch: str, requires: li
     import tvm  # pylint: disable=import-outside-toplevel
 
     from .errors import TVMCException
-    from .records import mean_seconds, open_database, target_label
-    from .records_tools import _records_by_workload
+    from .records.database import mean_seconds, open_database, target_label
+    from .transfer.sources import records_by_workload
 
     entries, targets = [], set()
     for folder in folders:
-        groups, _, _, _, _ = _records_by_workload(open_database(folder))
+        groups, _, _, _, _ = records_by_workload(open_database(folder))
         for mod, records in groups.values():
             best = sorted(records, key=mean_seconds)[:top_k]
             targets.update(target_label(r.target) for r in best)

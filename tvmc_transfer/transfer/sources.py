@@ -49,7 +49,7 @@ class Source:
         return {w.kernel_class for w in self.workloads}
 
 
-def _records_by_workload(database, target=None) -> tuple:
+def records_by_workload(database, target=None) -> tuple:
     """``{hash: (first index, mod, [records])}``, the counts of other-target and unmeasured records, and the
     labels of the other targets."""
     groups, order = {}, {}
@@ -76,7 +76,7 @@ def read_source(path: str, target) -> Source:
     from .classes import kernel_class  # pylint: disable=import-outside-toplevel
 
     database = open_database(path)
-    groups, order, other, unmeasured, labels = _records_by_workload(database, target)
+    groups, order, other, unmeasured, labels = records_by_workload(database, target)
     workloads = []
     for key, (mod, records) in groups.items():
         records.sort(key=mean_seconds)
