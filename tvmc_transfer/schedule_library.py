@@ -152,6 +152,27 @@ def write_library(path: str, folders: list, family: str, arch: str, requires: li
 
 
 def _record_json(record) -> list:
-    """A record's JSON with its workload index dropped (``[trace, run_secs, target, args_info]``)."""
-    data = record.as_json()
+    """A record's JSON with its workload index dropped (``[trace, run_secs, target, args_info]``), written as
+    the JSON database writes it: ``TuningRecord.as_json`` cannot unpack the IndexMap of a layout rewrite (weight
+    prepacking), which the database stores as its ``save_json`` text and reads back from it."""
+    from tvm.s_tir.meta_schedule import _ffi_api  # pylint: disable=import-outside-toplevel
+
+    data = _plain(_ffi_api.TuningRecordAsJSON(record))  # pylint: disable=no-member
     return [data[0], [float(s) for s in data[1]], data[2], data[3]]
+
+
+def _plain(obj):
+    """TVM containers and numbers as plain JSON data; any other object as its ``save_json`` text."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.tirx import FloatImm, IntImm
+    from tvm_ffi import Array, Map
+
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (IntImm, FloatImm)):
+        return obj.value
+    if isinstance(obj, Array):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Map):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    return tvm.ir.save_json(obj)
