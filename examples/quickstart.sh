@@ -10,5 +10,5 @@ tvmc zoo "$model" -o "$work/$model.onnx"
 tvmc tune "$work/$model.onnx" --target native --trials "$trials" -o "$work/$model-records"
 tvmc compile "$work/$model.onnx" --target native --tuning-records "$work/$model-records" -o "$work/$model.tar"
 tvmc compile "$work/$model.onnx" --target native -o "$work/$model-untuned.tar"
-echo "untuned:"; tvmc run "$work/$model-untuned.tar" --print-time --repeat 5 --number 3
+echo "untuned (default schedules):"; tvmc run "$work/$model-untuned.tar" --print-time --repeat 5 --number 3
 echo "tuned:";   tvmc run "$work/$model.tar" --print-time --repeat 5 --number 3 --verify "$work/$model.onnx"
