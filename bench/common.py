@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: timing a package and ONNX Runtime side by side in one process."""
 
+import json
 import os
 import statistics
 import time
@@ -60,6 +61,30 @@ def package_runner(package_path: str, inputs: dict):
     args = [tvm.runtime.tensor(inputs[i.name]) for i in package.metadata.inputs]
     main = vm["main"]
     return (lambda: main(*args)), package
+
+
+def against_onnxruntime(model_path: str, model, packages: dict, repeat: int, slow=()) -> tuple:
+    """``(median ms, relative error)``, each by label, of the ``packages`` (label -> package file) and of ONNX
+    Runtime (label ``onnxruntime``) on the same random inputs, timed in 3 interleaved rounds so that drift on a
+    shared machine hits all alike; the ``slow`` labels (unscheduled packages) get fewer runs per round."""
+    inputs = random_inputs(model)
+    runs = {label: package_runner(package, inputs)[0] for label, package in packages.items()}
+    run_ort = onnxruntime_runner(model_path, inputs, threads())
+    reference = run_ort()[0]
+    errors = {label: float(np.max(np.abs(run().numpy() - reference)) / np.max(np.abs(reference))) for label, run in runs.items()}
+    times = {"onnxruntime": [], **{label: [] for label in runs}}
+    for _ in range(3):
+        times["onnxruntime"].append(median_ms(run_ort, repeat))
+        for label, run in runs.items():
+            times[label].append(median_ms(run, max(3, repeat // 10), warmup=1) if label in slow else median_ms(run, repeat))
+    return {k: float(np.median(v)) for k, v in times.items()}, errors
+
+
+def append_json(path: str | None, row: dict) -> None:
+    """Append ``row`` as one line to the JSON-lines file ``path`` (``--json``), if one was given."""
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def threads() -> int:

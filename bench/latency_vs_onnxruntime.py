@@ -9,15 +9,13 @@ tuned, untuned and ONNX Runtime interleaved in one process.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import RECORDS_LOWERING, add_folder_arguments, median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
 
@@ -39,22 +37,7 @@ def prepare(name: str, work: str, trials: int, target, records_folder: str):
 
 
 def measure(path, model, tuned, untuned, repeat):
-    inputs = random_inputs(model)
-    run_tuned, _ = package_runner(tuned, inputs)
-    run_untuned, _ = package_runner(untuned, inputs)
-    run_ort = onnxruntime_runner(path, inputs, threads())
-    reference = run_ort()[0]
-    errors = {}
-    for label, run in (("tuned", run_tuned), ("untuned", run_untuned)):
-        out = run().numpy()
-        errors[label] = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
-    # interleave so drift on a shared machine hits all three alike
-    times = {"tuned": [], "untuned": [], "onnxruntime": []}
-    for _ in range(3):
-        times["onnxruntime"].append(median_ms(run_ort, repeat))
-        times["tuned"].append(median_ms(run_tuned, repeat))
-        times["untuned"].append(median_ms(run_untuned, max(3, repeat // 10), warmup=1))
-    return {k: float(np.median(v)) for k, v in times.items()}, errors
+    return against_onnxruntime(path, model, {"tuned": tuned, "untuned": untuned}, repeat, slow=("untuned",))
 
 
 def main():
@@ -84,9 +67,7 @@ def main():
         print(f"{name:<10} {trials:>6} {tune_seconds:>7.0f} {times['onnxruntime']:>8.2f} {times['tuned']:>9.2f} "
               f"{times['untuned']:>10.1f} {row['tuned_over_onnxruntime']:>9.2f} {row['untuned_over_tuned']:>13.1f} "
               f"{row['max_relative_error']:>8.1e}", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_json(args.json, row)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,13 @@ own time is printed too, because a loaded machine slows it more than our package
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import median_ms, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import against_onnxruntime, append_json  # noqa: E402
 
 from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target, zoo  # noqa: E402
 
@@ -43,19 +41,7 @@ def compile_all(name: str, work: str, target, model_picked: bool):
 
 
 def measure(path, model, packages: dict, repeat: int):
-    inputs = random_inputs(model)
-    runs = {label: package_runner(package, inputs)[0] for label, package in packages.items()}
-    run_ort = onnxruntime_runner(path, inputs, threads())
-    reference = run_ort()[0]
-    errors = {label: float(np.max(np.abs(run().numpy() - reference)) / np.max(np.abs(reference))) for label, run in runs.items()}
-    times = {"onnxruntime": [], **{label: [] for label in runs}}
-    for _ in range(3):  # interleaved, so drift on a shared machine hits all alike
-        times["onnxruntime"].append(median_ms(run_ort, repeat))
-        times["defaults"].append(median_ms(runs["defaults"], repeat))
-        if "model" in runs:
-            times["model"].append(median_ms(runs["model"], repeat))
-        times["unscheduled"].append(median_ms(runs["unscheduled"], max(3, repeat // 10), warmup=1))
-    return {k: float(np.median(v)) for k, v in times.items()}, errors
+    return against_onnxruntime(path, model, packages, repeat, slow=("unscheduled",))
 
 
 def main():
@@ -93,9 +79,7 @@ def main():
         print(f"{name:<10} {compile_seconds:>9.1f} {counts:>14} {times['onnxruntime']:>8.2f} {times['defaults']:>10.2f} "
               f"{times['unscheduled']:>10.1f} {row['defaults_over_onnxruntime']:>11.2f} {row['unscheduled_over_onnxruntime']:>11.1f} "
               f"{row['unscheduled_over_defaults']:>15.1f} {row['max_relative_error']:>8.1e}{model_only}", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_json(args.json, row)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

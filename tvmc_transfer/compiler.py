@@ -10,7 +10,7 @@ from .errors import TVMCException, one_line
 from .lowering import Lowering, other_lowering_hint, tuned_count
 from .package import PackageMetadata, write_package
 from .pipeline_options import PipelineOptions, build, dump_code
-from .records import open_database, records_digest, same_target
+from .records import open_database, records_digest
 from .target import target_json
 from .tasks import extract_tasks
 
