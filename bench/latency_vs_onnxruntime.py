@@ -6,6 +6,10 @@ committed bench/work, and a re-run goes on where the last one stopped), compile 
 tuned, untuned and ONNX Runtime interleaved in one process.
 
     python bench/latency_vs_onnxruntime.py --models resnet50 googlenet alexnet --trials 1000
+
+The committed records were tuned without weight prepacking, so by default models are lowered that way too.
+``--weight-prepack --records-tag TAG`` tunes (and resumes) prepacked records in RECORDS/<model>-TAG-records
+instead, the default lowering of ``tvmc tune`` on a CPU; ``--time-budget`` bounds this run's tuning.
 """
 
 import argparse
@@ -18,21 +22,25 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
+from tvmc_transfer.lowering import Lowering  # noqa: E402
 
 
-def prepare(name: str, work: str, trials: int, target, records_folder: str):
+def prepare(name: str, work: str, target, args):
     path = os.path.join(work, f"{name}.onnx")
     if not os.path.exists(path):
         zoo.save(name, path)
     model = load_model(path)
-    records = os.path.join(records_folder, f"{name}-records")
+    lowering = Lowering() if args.weight_prepack else RECORDS_LOWERING
+    tag = f"-{args.records_tag}" if args.records_tag else ""
+    records = os.path.join(args.records, f"{name}{tag}-records")
     start = time.time()
-    report = tune_model(model, target, records, TuneOptions(trials=trials, measure=MeasureOptions(), lowering=RECORDS_LOWERING))
+    options = TuneOptions(trials=args.trials, measure=MeasureOptions(), lowering=lowering, time_budget=args.time_budget)
+    report = tune_model(model, target, records, options)
     tune_seconds = time.time() - start
-    tuned, untuned = os.path.join(work, f"{name}.tar"), os.path.join(work, f"{name}-untuned.tar")
-    compile_model(model, target, tuned, records=records, lowering=RECORDS_LOWERING, default_schedules=False)
+    tuned, untuned = os.path.join(work, f"{name}{tag}.tar"), os.path.join(work, f"{name}-untuned.tar")
+    compile_model(model, target, tuned, records=records, lowering=lowering, default_schedules=False)
     if not os.path.exists(untuned):
-        compile_model(model, target, untuned, lowering=RECORDS_LOWERING, default_schedules=False)  # unscheduled: see untuned_vs_onnxruntime.py
+        compile_model(model, target, untuned, lowering=lowering, default_schedules=False)  # unscheduled: see untuned_vs_onnxruntime.py
     return path, model, tuned, untuned, report, tune_seconds
 
 
@@ -48,13 +56,16 @@ def main():
     add_folder_arguments(parser, "latency", records=True)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", help="append one JSON line per model here")
+    parser.add_argument("--weight-prepack", action="store_true", help="tune and compile with weight prepacking (tvmc's CPU default)")
+    parser.add_argument("--records-tag", help="records folder RECORDS/<model>-TAG-records (for records of another lowering or processor)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock bound on this run's tuning (resumable)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     target = parse_target(args.target)
     print(f"{'model':<10} {'trials':>6} {'tune s':>7} {'ORT ms':>8} {'tuned ms':>9} {'untuned ms':>10} "
           f"{'tuned/ORT':>9} {'untuned/tuned':>13} {'rel err':>8}")
     for name in args.models:
-        path, model, tuned, untuned, report, tune_seconds = prepare(name, args.work, args.trials, target, args.records)
+        path, model, tuned, untuned, report, tune_seconds = prepare(name, args.work, target, args)
         times, errors = measure(path, model, tuned, untuned, args.repeat)
         trials = sum(t.trials for t in report.tasks)
         row = {
@@ -62,11 +73,15 @@ def main():
             **{f"{k}_ms": round(v, 3) for k, v in times.items()},
             "tuned_over_onnxruntime": round(times["tuned"] / times["onnxruntime"], 3),
             "untuned_over_tuned": round(times["untuned"] / times["tuned"], 2),
-            "max_relative_error": max(errors.values()),
+            "max_relative_error": max(errors.values()), "weight_prepack": args.weight_prepack, "target": args.target,
+            "tune_time": {k: round(v, 1) for k, v in report.time.parts().items()} if report.time else None,
+            "new_trials": report.new_trials,
         }
         print(f"{name:<10} {trials:>6} {tune_seconds:>7.0f} {times['onnxruntime']:>8.2f} {times['tuned']:>9.2f} "
               f"{times['untuned']:>10.1f} {row['tuned_over_onnxruntime']:>9.2f} {row['untuned_over_tuned']:>13.1f} "
               f"{row['max_relative_error']:>8.1e}", flush=True)
+        if report.time and report.new_trials:
+            print(f"  this run: {report.new_trials} trials, {report.time.total / report.new_trials:.2f} s per trial; {report.time.line()}")
         append_json(args.json, row)
 
 
