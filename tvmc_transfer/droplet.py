@@ -56,7 +56,9 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
                 database=folder.database,
                 cost_model=ms.cost_model.RandomModel(),  # droplet needs none; this one is free to create
                 measure_callbacks=[ms.measure_callback.AddToDatabase(), ms.measure_callback.RemoveBuildArtifact()],
-                task_scheduler=CommittingGradientScheduler(seed=0),  # commits each batch at once, as tune does
+                # Commits each batch at once, as tune does; a local runner measures alone, so the t-tests compare
+                # samples no search slowed.
+                task_scheduler=CommittingGradientScheduler(seed=0, measure_alone=not measure.rpc_tracker),
             )
         finally:
             builder.shutdown()

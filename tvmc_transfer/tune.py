@@ -144,7 +144,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
     already = sum(t.trials for t in before)
     budget = options.trials - already
     new_trials = 0
-    scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=deadline)
+    scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=deadline, measure_alone=not options.measure.rpc_tracker)
     if budget > 0 and options.trials_per_iter and options.trials_per_iter * len(tasks) > budget:
         starved = len(tasks) - budget // options.trials_per_iter
         log.warning(

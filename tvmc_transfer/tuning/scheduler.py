@@ -6,6 +6,12 @@ that is about 15 minutes with no record written, all lost if the run stops. This
 same rule (round robin first, then the largest weighted latency gradient, ``alpha`` and ``window`` as in TVM)
 but joins every running task except the one just sent, so at most one batch is ever uncommitted and a remote
 runner still overlaps with the next search.
+
+With a local runner (``measure_alone``) it joins the one just sent too: MetaSchedule's runner measures in a
+worker process while the next batch's evolutionary search runs on the same cores, and on a 2-core machine that
+search slowed the measurements it overlapped (records inflated up to 8x, BENCHMARKS), so the search learned
+from, and kept, the wrong schedules. Measuring alone costs the overlap (about a fifth of a trial's time on
+ResNet-50) and buys records that time what the kernels cost.
 """
 
 import random
@@ -21,8 +27,9 @@ from ..records.database import FAILED_SECONDS
 class CommittingGradientScheduler(PyTaskScheduler):
     """Drop-in for ``TaskScheduler.create("gradient")``; pass it as ``task_scheduler=`` to ``ms.tune_tasks``."""
 
-    def __init__(self, alpha: float = 0.2, window: int = 3, seed: int = 0, patience: int | None = None, deadline: float | None = None):
+    def __init__(self, alpha: float = 0.2, window: int = 3, seed: int = 0, patience: int | None = None, deadline: float | None = None, measure_alone: bool = True):
         super().__init__()
+        self.measure_alone = measure_alone  # join the batch just sent before the next search (local runner)
         self.alpha, self.window = alpha, window
         self.patience = patience  # stop choosing a task whose best has not moved in this many of its batches
         self.deadline = deadline  # time.monotonic() after which no batch starts
@@ -57,7 +64,7 @@ class CommittingGradientScheduler(PyTaskScheduler):
         scheduler = self._outer()  # pylint: disable=no-member
         tasks = scheduler.tasks_
         for task_id, task in enumerate(tasks):
-            if task_id != self.last and task.runner_futures is not None and not task.is_terminated:
+            if (self.measure_alone or task_id != self.last) and task.runner_futures is not None and not task.is_terminated:
                 self._join(scheduler, task_id)
         if self.deadline is not None and time.monotonic() >= self.deadline:
             self.out_of_time = True
