@@ -75,3 +75,33 @@ def test_bad_target_on_the_command_line_is_one_line(tvmc, models):
     result = tvmc("compile", models["tiny-mlp"], "--target", "llvm -mcpu", "-o", "unused.tar")
     assert result.code == 4
     assert result.err.count("\n") == 1 and result.err.startswith("Error: ")
+
+
+def _an_instruction_set_this_cpu_lacks() -> str:
+    from tvm.target import codegen
+
+    here = set(codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu())})))
+    return next(f for f in ("amx-tile", "avx512fp16", "avx10.1-512", "avx512f", "avx2", "sse4.2") if f not in here)
+
+
+def test_without_target_tvmc_compiles_for_this_cpu_and_run_refuses_a_package_for_a_cpu_it_lacks(tvmc, models, tmp_path):
+    from tvm.target import codegen
+
+    from tvmc_transfer.package import read_package
+
+    here = tmp_path / "here.tar"
+    result = tvmc("compile", models["tiny-mlp"], "-o", here, "--no-default-schedules")
+    assert result.code == 0
+    target = read_package(str(here)).metadata.target
+    assert target["mcpu"] == str(codegen.llvm_get_system_cpu()) and target["num-cores"] >= 1
+    ran = tvmc("run", here, "--fill-mode", "ones")
+    assert ran.code == 0, ran.err
+
+    feature = _an_instruction_set_this_cpu_lacks()
+    other = tmp_path / "other.tar"
+    result = tvmc("compile", models["tiny-mlp"], "-o", other, "--no-default-schedules", "--target", f"llvm -mcpu=x86-64 -mattr=+{feature}")
+    assert result.code == 0, result.err
+    refused = tvmc("run", other, "--fill-mode", "ones")
+    assert refused.code != 0
+    (line,) = [l for l in refused.err.splitlines() if l.strip()]
+    assert line.startswith("Error: ") and feature in line and "--target llvm" in line

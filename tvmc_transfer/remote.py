@@ -6,7 +6,7 @@ import os
 import attrs
 
 from .errors import TVMCException
-from .target import device_type
+from .target import device_type, missing_cpu_features
 
 DEFAULT_TRACKER_PORT = 9090  # tvmc 0.19's default when --rpc-tracker names only a host
 DEVICES = ("cpu", "cuda", "cl", "metal", "vulkan", "rocm")
@@ -64,6 +64,13 @@ def open_device(package, device: str | None = None, remote: Remote | None = None
         dev = tvm.device(name, 0)
         if not dev.exist:
             raise TVMCException(f"this machine has no '{name}' device (the package was compiled for '{kind}')")
+        missing = missing_cpu_features(package.metadata.target) if name == "cpu" else []
+        if missing:
+            cpu = package.metadata.target.get("mcpu") or "its -mattr"
+            raise TVMCException(
+                f"'{package.path}' was compiled for {cpu}, whose instructions this CPU lacks ({', '.join(missing[:6])}"
+                f"{', ...' if len(missing) > 6 else ''}): compile it again on this machine, or with --target llvm for any x86-64"
+            )
         return package.load(), dev
     session = remote.connect()
     dev = session.device(name, 0)

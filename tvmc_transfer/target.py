@@ -25,11 +25,20 @@ TARGET_OPTION_FLAGS = {
 # tvmc 0.19's BYOC targets ("compute-library, llvm"): partitioned codegens that TVM 0.27's wheels do not build.
 BYOC_KINDS = ("compute-library", "acl", "ethos-n", "ethos-u", "cmsis-nn", "vitis-ai", "mrvl", "clml", "tensorrt", "dnnl", "bnns", "uma", "cutlass", "cublas", "cudnn")
 EXAMPLES = "e.g. 'llvm', 'llvm -mcpu=znver3 -num-cores=2', 'cuda -arch=sm_90', 'native' or a JSON object"
+# What tune, transfer and compile target when no --target is given: this machine's CPU, so that the package is
+# as fast as this machine allows (generic x86-64, 'llvm', ran ResNet-50 about 9x slower; BENCHMARKS).
+DEFAULT_TARGET = "native"
+# LLVM CPU features that are instruction sets (code using them does not run without them), by name prefix.
+_ISA_FEATURES = ("avx", "sse", "fma", "f16c", "bmi", "amx", "vaes", "vpclmulqdq", "gfni", "sha", "aes", "popcnt", "lzcnt", "movbe", "adx", "xop", "neon", "sve", "dotprod", "fullfp16", "i8mm", "bf16")
 
 
 def add_target_arguments(parser) -> None:
     """The target options shared by ``tune``, ``transfer`` and ``compile``."""
-    parser.add_argument("--target", default="llvm", help=f"compilation target ({EXAMPLES}); default: llvm")
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"compilation target ({EXAMPLES}); default: native, this machine's CPU (use 'llvm' for a package that runs on any x86-64)",
+    )
     parser.add_argument("--target-host", help="host target for a device target (same forms as --target)")
     for kind, options in TARGET_OPTION_FLAGS.items():
         for option in options:
@@ -65,6 +74,22 @@ def native_target() -> dict:
         "mcpu": str(tvm.target.codegen.llvm_get_system_cpu()),
         "num-cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     }
+
+
+def missing_cpu_features(target_config: dict) -> list:
+    """The instruction sets a package compiled for ``target_config`` (its ``-mcpu`` and ``-mattr``) uses and this
+    machine's CPU lacks, by LLVM's feature names; empty when it runs here (or is for another kind of target)."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.target import codegen
+
+    if target_config.get("kind") != "llvm" or not (target_config.get("mcpu") or target_config.get("mattr")):
+        return []
+    if target_config.get("mtriple") and not str(target_config["mtriple"]).startswith(str(codegen.llvm_get_system_triple()).split("-")[0]):
+        return []  # built for another architecture: loading it says so
+    config = {k: target_config[k] for k in ("kind", "mcpu", "mattr", "mtriple") if target_config.get(k)}
+    wanted = set(codegen.llvm_get_cpu_features(tvm.target.Target(config)))
+    here = set(codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu())})))
+    return sorted(f for f in wanted - here if f.startswith(_ISA_FEATURES))
 
 
 def _parse_cli_form(text: str) -> dict:
