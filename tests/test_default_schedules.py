@@ -99,11 +99,18 @@ def test_shipped_library_covers_avx2_and_avx512_processors_and_rebuilds(tuned_cn
 
 @pytest.mark.parametrize("name", ["tiny-mlp"])
 def test_defaults_match_onnxruntime_on_the_default_target(models, tvmc, tmp_path, name):
-    """``tvmc compile model.onnx`` as a new user types it (target llvm)."""
+    """``tvmc compile model.onnx`` as a new user types it (target native); the package says which defaults it got."""
+    from tvmc_transfer import __version__
+    from tvmc_transfer.package import read_package
+
     package = tmp_path / "m.tar"
     result = tvmc("compile", models[name], "-o", package)
     assert result.code == 0, result.err
     assert "default schedules:" in result.out
+    meta = read_package(str(package)).metadata
+    counts = meta.default_schedules["counts"]
+    assert sum(counts.values()) == meta.kernels and meta.tuned_kernels == 0 and meta.tvmc_transfer_version == __version__
+    assert f"{counts['library']} library" in result.out and f"{counts['model']} model-picked" in result.out
     _outputs_match(models[name], str(package), (1, 64))
 
 

@@ -5,6 +5,7 @@ import os
 
 import attrs
 
+from . import __version__
 from .cross import CrossCompiler, check_linkable
 from .errors import TVMCException, one_line
 from .lowering import Lowering, other_lowering_hint, tuned_count
@@ -108,6 +109,8 @@ def compile_model(
         records_digest=records_digest(records) if records else None,
         tuned_kernels=tuned,
         kernels=len(tasks),
+        default_schedules=defaults.metadata() if defaults is not None else None,
+        tvmc_transfer_version=__version__,
     )
     write_package(executable, metadata, output, fcompile=cross.fcompile() if cross else None)
     dump_code(pipeline, output, model.mod, scheduled, executable)

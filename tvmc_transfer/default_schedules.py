@@ -72,6 +72,10 @@ class DefaultsReport:
     def count(self, kind: str) -> int:
         return sum(1 for k in self.kernels if k.kind == kind)
 
+    def metadata(self) -> dict:
+        """What a package's metadata keeps of it: the library and how many kernels got which default."""
+        return {"library": self.library, "counts": {kind: self.count(kind) for kind in ("library", "model", "none")}}
+
     def summary(self) -> str:
         """One line: how many kernels got which default."""
         library = f" ({self.library})" if self.library else " (no library for this target)"

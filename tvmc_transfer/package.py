@@ -34,6 +34,10 @@ class PackageMetadata:
     records_digest: str | None
     tuned_kernels: int
     kernels: int
+    # which defaults the other kernels got: {"library": "<family, file and version>" or None, "counts":
+    # {"library": n, "model": n, "none": n}}; None when defaults were off (older packages lack it)
+    default_schedules: dict | None = None
+    tvmc_transfer_version: str | None = None
 
     def to_json(self) -> dict:
         data = attrs.asdict(self, recurse=False)
