@@ -1,0 +1,105 @@
+"""Which evolutionary-search settings reach the lowest latency per wall-clock minute on this machine.
+
+Issue 11 judges a cheaper trial by the best latency reached per wall-clock hour, not per trial. Each arm is one
+``tvmc tune`` process on the same tasks (the model's ``--heaviest`` tasks by FLOPs x weight), from no records,
+for the same ``--minutes`` of wall time (``--time-budget``), differing only in ``--population`` and
+``--trials-per-iter``. The result of an arm is the sum over its tasks of weight x best measured time: what those
+kernels cost in the end-to-end latency. Arms run one after another (tuning cannot be interleaved), so run it on
+a quiet machine and read differences under about 10% as noise.
+
+Resumable: an arm whose records folder holds a finished result (``result.json``) is not run again.
+
+    python bench/search_settings.py --model resnet50 --heaviest 6 --minutes 12 --arms 512:64 128:64 128:128
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import add_folder_arguments  # noqa: E402
+
+from tvmc_transfer import load_model, parse_target, zoo  # noqa: E402
+from tvmc_transfer.lowering import Lowering  # noqa: E402
+from tvmc_transfer.records import open_database  # noqa: E402
+from tvmc_transfer.records.folder import best_seconds  # noqa: E402
+from tvmc_transfer.records.database import records_of  # noqa: E402
+from tvmc_transfer.target import tuning_target  # noqa: E402
+from tvmc_transfer.tasks import extract_tasks  # noqa: E402
+
+
+def heaviest(tasks, n: int) -> list:
+    return sorted(tasks, key=lambda t: -t.flops * t.weight)[:n]
+
+
+def run_arm(model_path, target, tasks, population, per_iter, minutes, folder) -> dict:
+    result_path = os.path.join(folder, "result.json")
+    if os.path.exists(result_path):
+        with open(result_path, encoding="utf-8") as f:
+            return json.load(f)
+    command = [
+        sys.executable, "-m", "tvmc_transfer", "tune", model_path, "-o", folder, "--target", target,
+        "--tasks", ",".join(str(t.index) for t in tasks), "--trials", "1000000", "--time-budget", str(minutes * 60),
+        "--population", str(population), "--trials-per-iter", str(per_iter),
+    ]
+    start = time.time()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    wall = time.time() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{proc.stderr[-2000:]}")
+    database = open_database(folder)
+    per_task, trials = {}, 0
+    for t in tasks:
+        records = records_of(database, t.mod)
+        trials += len(records)
+        best = best_seconds(records)
+        per_task[t.name] = None if best is None else best * t.weight
+    breakdown = next((line for line in proc.stdout.splitlines() if line.startswith("wall time ")), "")
+    result = {
+        "population": population, "trials_per_iter": per_iter, "minutes": minutes, "wall_seconds": round(wall, 1),
+        "trials": trials, "weighted_ms": {k: None if v is None else round(v * 1e3, 4) for k, v in per_task.items()},
+        "breakdown": breakdown,
+    }
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--target", default="native")
+    parser.add_argument("--heaviest", type=int, default=6, help="tune the model's N heaviest tasks")
+    parser.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget of each arm")
+    parser.add_argument("--arms", nargs="+", default=["512:64", "128:64", "128:128"], help="POPULATION:TRIALS_PER_ITER")
+    add_folder_arguments(parser, "search-settings")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    model_path = os.path.join(args.work, f"{args.model}.onnx")
+    if not os.path.exists(model_path):
+        zoo.save(args.model, model_path)
+    target = tuning_target(parse_target(args.target))
+    tasks = heaviest(extract_tasks(load_model(model_path), target, Lowering()), args.heaviest)
+    print(f"{args.model}: tasks {', '.join(f'#{t.index} {t.name} x{t.weight}' for t in tasks)}; {args.minutes:g} min per arm")
+    results = []
+    for arm in args.arms:
+        population, per_iter = (int(x) for x in re.fullmatch(r"(\d+):(\d+)", arm).groups())
+        folder = os.path.join(args.work, f"{args.model}-h{args.heaviest}-m{args.minutes:g}-p{population}-b{per_iter}")
+        results.append(run_arm(model_path, args.target, tasks, population, per_iter, args.minutes, folder))
+    print(f"{'population':>10} {'per iter':>8} {'trials':>7} {'s/trial':>8} {'weighted ms':>12} {'vs first':>9}")
+    first = None
+    for r in results:
+        times = list(r["weighted_ms"].values())
+        total = sum(times) if None not in times else float("nan")
+        first = first if first is not None else total
+        print(f"{r['population']:>10} {r['trials_per_iter']:>8} {r['trials']:>7} {r['wall_seconds'] / max(r['trials'], 1):>8.2f} "
+              f"{total:>12.3f} {total / first:>9.3f}")
+        print(f"  {r['breakdown']}")
+
+
+if __name__ == "__main__":
+    main()
