@@ -7,6 +7,9 @@ then time ONNX Runtime and the packages interleaved in one process. Ratios are w
 own time is printed too, because a loaded machine slows it more than our packages.
 
     python bench/untuned_vs_onnxruntime.py --models resnet50 googlenet alexnet --target native --model-picked
+
+``--also-target LABEL=TARGET`` compiles the defaults for other targets too (e.g. the same CPU without AVX-512) and
+times them in the same rounds: which target an untuned compile should default to.
 """
 
 import argparse
@@ -21,7 +24,7 @@ from common import against_onnxruntime, append_json  # noqa: E402
 from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target, zoo  # noqa: E402
 
 
-def compile_all(name: str, work: str, target, model_picked: bool):
+def compile_all(name: str, work: str, target, model_picked: bool, also: dict):
     """The packages of one model (the unscheduled one is kept between runs) and the default compile's report."""
     path = os.path.join(work, f"{name}.onnx")
     if not os.path.exists(path):
@@ -37,6 +40,9 @@ def compile_all(name: str, work: str, target, model_picked: bool):
         packages["model"] = os.path.join(work, f"{name}-model.tar")
         picked = compile_model(model, target, packages["model"], default_schedules=DefaultOptions(use_library=False))
         print(f"{name}: {picked.defaults.summary()}", flush=True)
+    for label, other in also.items():
+        packages[label] = os.path.join(work, f"{name}-{label}.tar")
+        print(f"{name} {label}: {compile_model(model, other, packages[label]).defaults.summary()}", flush=True)
     return path, model, packages, report, compile_seconds
 
 
@@ -52,14 +58,16 @@ def main():
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--model-picked", action="store_true", help="also time the library left out (cost model only)")
     parser.add_argument("--json", help="append one JSON line per model here")
+    parser.add_argument("--also-target", action="append", default=[], metavar="LABEL=TARGET", help="also time the defaults compiled for TARGET")
     args = parser.parse_args()
+    also = {label: parse_target(text) for label, text in (a.split("=", 1) for a in args.also_target)}
     os.makedirs(args.work, exist_ok=True)
     target = parse_target(args.target)
     print(f"target {target}; load average at start {os.getloadavg()[0]:.1f}")
     print(f"{'model':<10} {'compile s':>9} {'lib/model/none':>14} {'ORT ms':>8} {'default ms':>10} {'unsched ms':>10} "
           f"{'default/ORT':>11} {'unsched/ORT':>11} {'unsched/default':>15} {'rel err':>8} {'model-only ms':>13} {'model/ORT':>9}")
     for name in args.models:
-        path, model, packages, report, compile_seconds = compile_all(name, args.work, target, args.model_picked)
+        path, model, packages, report, compile_seconds = compile_all(name, args.work, target, args.model_picked, also)
         times, errors = measure(path, model, packages, args.repeat)
         d = report.defaults
         row = {
@@ -79,6 +87,10 @@ def main():
         print(f"{name:<10} {compile_seconds:>9.1f} {counts:>14} {times['onnxruntime']:>8.2f} {times['defaults']:>10.2f} "
               f"{times['unscheduled']:>10.1f} {row['defaults_over_onnxruntime']:>11.2f} {row['unscheduled_over_onnxruntime']:>11.1f} "
               f"{row['unscheduled_over_defaults']:>15.1f} {row['max_relative_error']:>8.1e}{model_only}", flush=True)
+        for label in also:
+            row[f"{label}_over_onnxruntime"] = round(times[label] / times["onnxruntime"], 2)
+            print(f"  {label}: {times[label]:.2f} ms, {row[f'{label}_over_onnxruntime']:.2f}x ONNX Runtime, "
+                  f"{times['defaults'] / times[label]:.2f}x faster than the defaults for {args.target}", flush=True)
         append_json(args.json, row)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
