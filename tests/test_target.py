@@ -40,6 +40,13 @@ def test_native_is_this_machine():
     assert t["num-cores"] >= 1
 
 
+def test_native_with_options_is_this_machine_changed():
+    from tvm.target import codegen
+
+    t = exported(parse_target("native -mattr=-avx512f -num-cores=1"))
+    assert t["mcpu"] == str(codegen.llvm_get_system_cpu()) and t["mattr"] == ["-avx512f"] and t["num-cores"] == 1
+
+
 def test_per_option_flags_override():
     t = exported(parse_target("llvm", overrides={"llvm": {"mcpu": "znver3", "num-cores": "2"}}))
     assert t["mcpu"] == "znver3" and t["num-cores"] == 2

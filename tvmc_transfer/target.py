@@ -97,7 +97,7 @@ def _parse_cli_form(text: str) -> dict:
         words = shlex.split(text)
     except ValueError as err:
         raise TVMCException(f"cannot parse target '{text}': {err}") from None
-    config = {"kind": words[0]}
+    config = native_target() if words[0] in ("native", "host") else {"kind": words[0]}  # "native -mattr=-avx512f"
     for word in words[1:]:
         if not word.startswith("-") or word in ("-", "--"):
             raise TVMCException(f"cannot parse target '{text}': '{word}' is not an option like -mcpu=znver3")
