@@ -11,11 +11,16 @@ from onnx import numpy_helper
 
 from tvmc_transfer import zoo
 
-BIG = ["resnet50", "googlenet", "alexnet"]
-TINY = ["tiny-cnn", "tiny-cnn-b", "tiny-resnet", "tiny-mlp"]
+BIG = ["resnet50", "googlenet", "alexnet", "mobilenet_v2"]
+TINY = ["tiny-cnn", "tiny-cnn-b", "tiny-resnet", "tiny-mobile", "tiny-mlp"]
 
-TORCHVISION_PARAMETERS = {"resnet50": 25_557_032, "googlenet": 6_624_904, "alexnet": 61_100_840}
-TINY_OUTPUTS = {"tiny-cnn": 10, "tiny-cnn-b": 5, "tiny-resnet": 10, "tiny-mlp": 10}
+TORCHVISION_PARAMETERS = {
+    "resnet50": 25_557_032,
+    "googlenet": 6_624_904,
+    "alexnet": 61_100_840,
+    "mobilenet_v2": 3_504_872,
+}
+TINY_OUTPUTS = {"tiny-cnn": 10, "tiny-cnn-b": 5, "tiny-resnet": 10, "tiny-mobile": 10, "tiny-mlp": 10}
 
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -78,7 +83,7 @@ def test_save_writes_atomically_and_returns_path(tmp_path):
     assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
 
 
-# ---- the big three: torchvision's graphs ---------------------------------------------------------------
+# ---- the big four: torchvision's graphs ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", BIG)
@@ -138,6 +143,47 @@ def test_resnet50_is_v1_5(big_models):
     }
     assert weights["layer4.2.conv3.weight"].shape == (2048, 512, 1, 1)
     assert weights["fc.weight"].shape == (1000, 2048)
+
+
+def test_mobilenet_v2_is_torchvisions(big_models):
+    model, _ = big_models["mobilenet_v2"]
+    weights = _weights(model)
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert len(convs) == _op_count(model, "BatchNormalization") == 52
+    assert all(len(node.input) == 2 for node in convs)  # no conv bias
+    depthwise = [node for node in convs if any(a.name == "group" for a in node.attribute)]
+    assert len(depthwise) == 17  # one per inverted residual: group = channels, 3x3, padded by 1
+    for node in depthwise:
+        channels = weights[node.input[1]].shape[0]
+        assert onnx.helper.get_node_attr_value(node, "group") == channels
+        assert weights[node.input[1]].shape == (channels, 1, 3, 3)
+        assert onnx.helper.get_node_attr_value(node, "pads") == [1, 1, 1, 1]
+    strided = {node.name for node in convs if onnx.helper.get_node_attr_value(node, "strides") == [2, 2]}
+    assert strided == {"features.0.0"} | {f"features.{i}.conv.1.0" for i in (2, 4, 7, 14)}
+    # ReLU6 is Clip(0, 6) after every conv but the 17 linear projections; residual adds where shapes allow.
+    clips = [node for node in model.graph.node if node.op_type == "Clip"]
+    assert len(clips) == 52 - 17 and {tuple(c.input[1:]) for c in clips} == {("relu6.min", "relu6.max")}
+    assert (weights["relu6.min"], weights["relu6.max"]) == (0.0, 6.0)
+    assert _op_count(model, "Add") == 10
+    # t=1 block has no expansion; the others expand 6x (features.17: 160 -> 960 -> 320).
+    assert weights["features.1.conv.0.0.weight"].shape == (32, 1, 3, 3)
+    assert weights["features.1.conv.1.weight"].shape == (16, 32, 1, 1)
+    assert weights["features.17.conv.0.0.weight"].shape == (960, 160, 1, 1)
+    assert weights["features.17.conv.2.weight"].shape == (320, 960, 1, 1)
+    assert weights["features.18.0.weight"].shape == (1280, 320, 1, 1)
+    assert weights["classifier.1.weight"].shape == (1000, 1280)
+
+
+def test_tiny_mobile_has_depthwise_convs_hard_swish_and_a_conv_without_bias():
+    model = zoo.build("tiny-mobile")
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    groups = {n.name: next((a.i for a in n.attribute if a.name == "group"), 1) for n in convs}
+    assert groups == {"stem.conv": 1, "block1.dw": 8, "block1.pw": 1, "block2.dw": 16, "block2.pw": 1}
+    assert all(len(node.input) == 2 for node in convs)
+    assert _op_count(model, "HardSwish") == 4 and _op_count(model, "BatchNormalization") == 4
+    # The last pointwise conv feeds the pool directly: no BatchNorm gives it a bias when BNs are folded.
+    (pool,) = [node for node in model.graph.node if node.op_type == "GlobalAveragePool"]
+    assert list(pool.input) == ["block2.pw"]
 
 
 # ---- determinism -------------------------------------------------------------------------------------------

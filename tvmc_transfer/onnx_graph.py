@@ -17,6 +17,9 @@ IR_VERSION = 8
 BATCH_DIM = "N"
 """The symbolic name of the batch dimension when a model is built with ``dynamic_batch=True``."""
 
+RELU6_BOUNDS = ("relu6.min", "relu6.max")
+"""The initializers that hold ReLU6's clip bounds 0 and 6: constants, not parameters (``zoo.count_parameters``)."""
+
 # Random-weight scales. He-normal (fan-in) keeps the activation variance roughly constant through a
 # conv+ReLU, and the BatchNorms stay close to the identity (gamma ~ 1, beta and running mean ~ 0, running var
 # in 0.8..1.2), so activations neither explode nor vanish; see zoo's _RESNET50_BRANCH_GAIN for the residual sums.
@@ -68,17 +71,21 @@ class Graph:
         pad: int = 0,
         bias: bool = True,
         gain: float = 1.0,
+        group: int = 1,
     ) -> str:
         """A square ``kernel`` x ``kernel`` convolution with symmetric padding, weights ``{name}.weight``.
 
-        The weights are He-normal times ``gain``.
+        The weights are He-normal times ``gain``. ``group=cin`` (with ``cout == cin``) makes it depthwise.
         """
-        fan_in = cin * kernel * kernel
-        inputs = [x, self._he_normal(f"{name}.weight", (cout, cin, kernel, kernel), fan_in=fan_in, gain=gain)]
+        fan_in = cin // group * kernel * kernel
+        weight = self._he_normal(f"{name}.weight", (cout, cin // group, kernel, kernel), fan_in=fan_in, gain=gain)
+        inputs = [x, weight]
         if bias:
             inputs.append(self._bias(f"{name}.bias", cout))
+        # The group attribute only when it is not ONNX's default 1, so the older models stay byte for byte the same.
+        grouped = {"group": group} if group != 1 else {}
         return self._node(
-            "Conv", inputs, name, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4
+            "Conv", inputs, name, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4, **grouped
         )
 
     def batch_norm(self, x: str, name: str, channels: int, eps: float = 1e-5) -> str:
@@ -95,6 +102,17 @@ class Graph:
 
     def relu(self, x: str) -> str:
         return self._node("Relu", [x], f"{x}.relu")
+
+    def relu6(self, x: str) -> str:
+        """torchvision's ReLU6 as ``Clip(x, 0, 6)``; since opset 11 the bounds are inputs: two shared scalars."""
+        if RELU6_BOUNDS[0] not in {init.name for init in self.initializers}:
+            self._param(RELU6_BOUNDS[0], np.float32(0.0))
+            self._param(RELU6_BOUNDS[1], np.float32(6.0))
+        return self._node("Clip", [x, *RELU6_BOUNDS], f"{x}.relu6")
+
+    def hard_swish(self, x: str) -> str:
+        """``x * relu6(x + 3) / 6``: ONNX's HardSwish (opset 14), which TVM 0.27's ONNX frontend imports."""
+        return self._node("HardSwish", [x], f"{x}.hardswish")
 
     def conv_bn_relu(
         self, x: str, name: str, cin: int, cout: int, kernel: int, stride: int = 1, pad: int = 0, eps: float = 1e-5

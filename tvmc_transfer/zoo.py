@@ -1,7 +1,7 @@
-"""A model zoo built in pure Python: torchvision's ResNet-50, GoogLeNet and AlexNet, plus tiny test nets.
+"""A model zoo built in pure Python: torchvision's ResNet-50, GoogLeNet, AlexNet and MobileNetV2, plus tiny nets.
 
 Every model is written with ``onnx.helper`` and filled with seeded NumPy random weights, so nothing has to
-be downloaded and no deep-learning framework is needed. The big three reproduce torchvision's inference
+be downloaded and no deep-learning framework is needed. The big four reproduce torchvision's inference
 graphs layer for layer (and so its parameter counts); the tiny nets compile and tune in seconds.
 
 All models have one float32 input named ``input`` (NCHW for the CNNs) and one output named ``output``,
@@ -11,8 +11,9 @@ convolution before it). Initializers are named like torchvision's state dict (``
 Example
 -------
 >>> from tvmc_transfer import zoo
->>> sorted(zoo.MODELS)
-['alexnet', 'googlenet', 'resnet50', 'tiny-cnn', 'tiny-cnn-b', 'tiny-mlp']
+>>> sorted(zoo.MODELS)  # doctest: +NORMALIZE_WHITESPACE
+['alexnet', 'googlenet', 'mobilenet_v2', 'resnet50', 'tiny-cnn', 'tiny-cnn-b', 'tiny-mlp', 'tiny-mobile',
+ 'tiny-resnet']
 >>> model = zoo.build("tiny-cnn", seed=0)
 >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]
 (['input'], ['output'])
@@ -31,6 +32,7 @@ import onnx
 
 from .atomic import atomic_write
 from .onnx_graph import BATCH_DIM, IR_VERSION, OPSET, Graph  # noqa: F401  (zoo.OPSET and friends: public names)
+from .onnx_graph import RELU6_BOUNDS
 
 
 @attrs.frozen
@@ -167,6 +169,54 @@ def _alexnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
     return g.to_model("alexnet", MODELS["alexnet"].description, (1, 3, 224, 224), (1, 1000), dynamic_batch)
 
 
+# ---- MobileNetV2 -------------------------------------------------------------------------------------------
+
+# torchvision's inverted-residual settings (width 1.0): expansion t, output channels c, repeats n, first stride s.
+_MOBILENET_V2_SETTINGS = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
+
+
+def _conv_bn_relu6(  # pylint: disable=too-many-arguments
+    g: Graph, x: str, name: str, cin: int, cout: int, kernel: int, stride: int = 1, group: int = 1
+) -> str:
+    """torchvision's Conv2dNormActivation(activation_layer=ReLU6): ``{name}.0`` the conv, ``{name}.1`` the BN."""
+    x = g.conv(x, f"{name}.0", cin, cout, kernel, stride=stride, pad=(kernel - 1) // 2, bias=False, group=group)
+    return g.relu6(g.batch_norm(x, f"{name}.1", cout))
+
+
+def _inverted_residual(g: Graph, x: str, name: str, cin: int, cout: int, stride: int, expand: int) -> str:
+    """torchvision's InvertedResidual: 1x1 expansion (not when t=1), 3x3 depthwise, linear 1x1 projection."""
+    hidden = cin * expand
+    y, i = x, 0  # i: index of the depthwise layer in torchvision's ``conv`` Sequential
+    if expand != 1:
+        y, i = _conv_bn_relu6(g, y, f"{name}.conv.0", cin, hidden, 1), 1
+    y = _conv_bn_relu6(g, y, f"{name}.conv.{i}", hidden, hidden, 3, stride=stride, group=hidden)
+    y = g.conv(y, f"{name}.conv.{i + 1}", hidden, cout, 1, bias=False)
+    y = g.batch_norm(y, f"{name}.conv.{i + 2}", cout)
+    return g.add(x, y, f"{name}.add") if stride == 1 and cin == cout else y
+
+
+def _mobilenet_v2(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = Graph(seed)
+    x = _conv_bn_relu6(g, "input", "features.0", 3, 32, 3, stride=2)
+    cin, index = 32, 1
+    for expand, cout, repeats, stride in _MOBILENET_V2_SETTINGS:
+        for block in range(repeats):
+            x = _inverted_residual(g, x, f"features.{index}", cin, cout, stride if block == 0 else 1, expand)
+            cin, index = cout, index + 1
+    x = _conv_bn_relu6(g, x, f"features.{index}", cin, 1280, 1)
+    x = g.global_avg_pool_flatten(x, "avgpool")  # dropout(0.2) is the identity at inference
+    g.linear(x, "classifier.1", 1280, 1000, output="output")
+    return g.to_model("mobilenet_v2", MODELS["mobilenet_v2"].description, (1, 3, 224, 224), (1, 1000), dynamic_batch)
+
+
 # ---- tiny nets ---------------------------------------------------------------------------------------------
 
 
@@ -198,6 +248,19 @@ def _tiny_resnet(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
     x = g.global_avg_pool_flatten(x, "avgpool")
     g.linear(x, "fc", 8, 10, output="output")
     return g.to_model("tiny-resnet", MODELS["tiny-resnet"].description, (1, 3, 16, 16), (1, 10), dynamic_batch)
+
+
+def _tiny_mobile(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
+    g = Graph(seed)
+    x = g.hard_swish(g.batch_norm(g.conv("input", "stem.conv", 3, 8, 3, pad=1, bias=False), "stem.bn", 8))
+    x = g.hard_swish(g.batch_norm(g.conv(x, "block1.dw", 8, 8, 3, pad=1, bias=False, group=8), "block1.dw_bn", 8))
+    x = g.hard_swish(g.batch_norm(g.conv(x, "block1.pw", 8, 16, 1, bias=False), "block1.pw_bn", 16))
+    x = g.conv(x, "block2.dw", 16, 16, 3, stride=2, pad=1, bias=False, group=16)
+    x = g.hard_swish(g.batch_norm(x, "block2.dw_bn", 16))
+    x = g.conv(x, "block2.pw", 16, 32, 1, bias=False)  # no BatchNorm after it: a conv that keeps no bias
+    x = g.global_avg_pool_flatten(x, "avgpool")
+    g.linear(x, "fc", 32, 10, output="output")
+    return g.to_model("tiny-mobile", MODELS["tiny-mobile"].description, (1, 3, 16, 16), (1, 10), dynamic_batch)
 
 
 def _tiny_mlp(seed: int, dynamic_batch: bool) -> onnx.ModelProto:
@@ -232,6 +295,12 @@ MODELS: dict[str, ZooModel] = {
             _alexnet,
         ),
         ZooModel(
+            "mobilenet_v2",
+            "torchvision mobilenet_v2 (width 1.0), random weights: 3,504,872 parameters, input 1x3x224x224",
+            (1, 3, 224, 224),
+            _mobilenet_v2,
+        ),
+        ZooModel(
             "tiny-cnn",
             "conv3x3(3->8)+relu, maxpool 2x2, conv3x3(8->16)+relu, global avg pool, gemm(16->10); input 1x3x16x16",
             (1, 3, 16, 16),
@@ -250,6 +319,14 @@ MODELS: dict[str, ZooModel] = {
             "+add+relu, global avg pool, gemm(8->10); input 1x3x16x16",
             (1, 3, 16, 16),
             _tiny_resnet,
+        ),
+        ZooModel(
+            "tiny-mobile",
+            "MobileNet's operators, tiny: conv3x3(3->8)+batchnorm+hardswish, depthwise conv3x3(8)+batchnorm"
+            "+hardswish, conv1x1(8->16)+batchnorm+hardswish, depthwise conv3x3(16, stride 2)+batchnorm+hardswish, "
+            "conv1x1(16->32, no bias), global avg pool, gemm(32->10); input 1x3x16x16",
+            (1, 3, 16, 16),
+            _tiny_mobile,
         ),
         ZooModel(
             "tiny-mlp",
@@ -280,10 +357,10 @@ def build(name: str, seed: int = 0, dynamic_batch: bool = False) -> onnx.ModelPr
     >>> model = build("tiny-cnn", seed=0, dynamic_batch=True)
     >>> model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
     'N'
-    >>> build("vgg16")
+    >>> build("vgg16")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown zoo model 'vgg16'; known models: resnet50, googlenet, alexnet, tiny-cnn, tiny-cnn-b, tiny-mlp
+    ValueError: unknown zoo model 'vgg16'; known models: resnet50, googlenet, alexnet, mobilenet_v2, tiny-cnn, ...
     """
     return _lookup(name).build(seed, dynamic_batch)
 
@@ -313,7 +390,8 @@ def count_parameters(model: onnx.ModelProto) -> int:
     """Count parameters the way torchvision does (``sum(p.numel() for p in model.parameters())``).
 
     That is every initializer element (conv and gemm weights and biases, BatchNorm scale and bias) except the
-    BatchNorm running mean and running variance, which are buffers in PyTorch, not parameters.
+    BatchNorm running mean and running variance, which are buffers in PyTorch, not parameters, and ReLU6's
+    clip bounds, which are constants.
 
     Example
     -------
@@ -322,6 +400,7 @@ def count_parameters(model: onnx.ModelProto) -> int:
     25557032
     """
     buffers = {name for node in model.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]}
+    buffers.update(RELU6_BOUNDS)
     return sum(
         int(np.prod(init.dims, dtype=np.int64)) for init in model.graph.initializer if init.name not in buffers
     )

@@ -7,7 +7,7 @@ from ..main import register_parser
 def add_zoo_parser(subparsers, main_parser, json_config):
     parser = subparsers.add_parser(
         "zoo",
-        help="write a bundled ONNX model (ResNet-50, GoogLeNet, AlexNet, tiny test nets)",
+        help="write a bundled ONNX model (ResNet-50, GoogLeNet, AlexNet, MobileNetV2, tiny test nets)",
         description="Write one of the bundled models, built offline with seeded random weights; 'list' lists them.",
     )
     parser.add_argument("name", metavar="NAME", help="model name, or 'list'")
