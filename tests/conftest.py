@@ -49,7 +49,7 @@ def run_cli(*argv, env=None, cwd=None):
 def models(tmp_path_factory):
     """The tiny zoo models as ONNX files, written once per session."""
     folder = tmp_path_factory.mktemp("models")
-    return {name: zoo.save(name, str(folder / f"{name}.onnx")) for name in ("tiny-cnn", "tiny-cnn-b", "tiny-resnet", "tiny-mlp")}
+    return {name: zoo.save(name, str(folder / f"{name}.onnx")) for name in ("tiny-cnn", "tiny-cnn-b", "tiny-resnet", "tiny-mlp", "tiny-mobile")}
 
 
 @pytest.fixture(scope="session")

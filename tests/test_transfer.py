@@ -114,9 +114,6 @@ def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
     """The anchor (blocks up to the last reduction) ignores the elementwise blocks after it: a residual
     convolution and a plain one, a matmul with ReLU and one without, replay each other's schedules, in both
     directions, and compute the right numbers."""
-    from tvmc_transfer.transfer.replay import replay
-    from tvmc_transfer.transfer.check import KernelCheck
-
     target = parse_target(TARGET)
     tasks = {kernel_class(t.mod).name: t for m in ("tiny-resnet", "tiny-mlp", "tiny-cnn") for t in extract_tasks(load_model(models[m]), target)}
     residual, conv = (kernel_class(tasks[n].mod) for n in ("conv2d+bias+add+relu NCHW fp32", "conv2d+bias+relu NCHW fp32"))
@@ -125,25 +122,48 @@ def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
     assert conv.epilogue_plan(residual) == ((), ("T_add1",))  # or leaves the residual kernel's schedules
     relu, plain = (kernel_class(tasks[n].mod) for n in ("matmul+bias+relu fp32", "matmul+bias fp32"))
     assert relu.epilogue_plan(plain) == (("T_add",), ()) and plain.epilogue_plan(relu) == ((), ("T_add",))
-    assert not relu.takes_epilogue_of(conv) and kernel_class(tasks["max_pool fp32"].mod).anchor is None
+    assert not relu.takes_epilogue_of(conv) and not kernel_class(tasks["max_pool fp32"].mod).takes_epilogue_of(conv)
     for source, dest in [("conv2d+bias+add+relu NCHW fp32", "conv2d+bias+relu NCHW fp32"), ("conv2d+bias+relu NCHW fp32", "conv2d+bias+add+relu NCHW fp32"),
                          ("matmul+bias+relu fp32", "matmul+bias fp32"), ("matmul+bias fp32", "matmul+bias+relu fp32")]:
-        mine, theirs = kernel_class(tasks[dest].mod), kernel_class(tasks[source].mod)
-        assert mine.takes_epilogue_of(theirs)
-        inline, drop = mine.epilogue_plan(theirs)
-        names = dict(zip([b for b in theirs.blocks if b not in drop], [b for b in mine.blocks if b not in inline]))
-        context = ms.TuneContext(mod=tasks[source].mod, target=target, space_generator="post-order-apply", task_name="s")
-        postprocs = list(ms.TuneContext(mod=tasks[dest].mod, target=target, space_generator="post-order-apply", task_name="d").space_generator.postprocs)
-        check, correct = KernelCheck(tasks[dest].mod, target, 1e-3), 0
-        for design in context.space_generator.generate_design_space(context.mod):
-            sch = replay(design.trace, tasks[dest].mod, names, inline, drop).schedule
-            got = lambda trace: sum(i.kind.name == "GetSBlock" for i in trace.insts)  # noqa: E731
-            assert got(sch.trace) == got(design.trace) - len(drop) + len(inline)  # left out, or inlined first
-            sch.enter_postproc()
-            if all(p.apply(sch) for p in postprocs):
-                assert check.is_correct(sch.mod), (source, dest)
-                correct += 1
-        assert correct >= 1, (source, dest)
+        _assert_replays_correctly(tasks[source], tasks[dest], target)
+
+
+def _assert_replays_correctly(source_task, dest_task, target):
+    """Every design-space schedule of ``source_task`` replays on ``dest_task`` with the epilogues fitted, and
+    those the post-processors accept (at least one) compute the right numbers."""
+    from tvmc_transfer.transfer.replay import replay
+    from tvmc_transfer.transfer.check import KernelCheck
+
+    mine, theirs = kernel_class(dest_task.mod), kernel_class(source_task.mod)
+    assert mine.takes_epilogue_of(theirs)
+    inline, drop = mine.epilogue_plan(theirs)
+    names = dict(zip([b for b in theirs.blocks if b not in drop], [b for b in mine.blocks if b not in inline]))
+    context = ms.TuneContext(mod=source_task.mod, target=target, space_generator="post-order-apply", task_name="s")
+    postprocs = list(ms.TuneContext(mod=dest_task.mod, target=target, space_generator="post-order-apply", task_name="d").space_generator.postprocs)
+    check, correct = KernelCheck(dest_task.mod, target, 1e-3), 0
+    for design in context.space_generator.generate_design_space(context.mod):
+        sch = replay(design.trace, dest_task.mod, names, inline, drop, mine.consumers_differ(theirs)).schedule
+        got = lambda trace: sum(i.kind.name == "GetSBlock" for i in trace.insts)  # noqa: E731
+        assert got(sch.trace) == got(design.trace) - len(drop) + len(inline)  # left out, or inlined first
+        sch.enter_postproc()
+        if all(p.apply(sch) for p in postprocs):
+            assert check.is_correct(sch.mod), (str(theirs), str(mine))
+            correct += 1
+    assert correct >= 1, (str(theirs), str(mine))
+
+
+def test_a_convolution_without_bias_and_one_with_take_each_others_schedules(models):
+    """tiny-mobile's last 1x1 convolution has no bias, no BatchNorm, no epilogue at all: it shares the anchor of
+    the convolutions with a bias and hard-swish, takes their schedules with the whole epilogue left out (its
+    consumers too), and they take its schedules with their epilogue left to the post-processors."""
+    target = parse_target(TARGET)
+    tasks = {kernel_class(t.mod).name: t for t in extract_tasks(load_model(models["tiny-mobile"]), target)}
+    plain, fused = tasks["conv2d NCHW fp32"], tasks["conv2d+bias+add+relu+divide+multiply NCHW fp32"]
+    bare, full = kernel_class(plain.mod), kernel_class(fused.mod)
+    assert bare.epilogue == 0 and full.epilogue == 5 and bare.anchor == full.anchor and bare.key != full.key
+    assert bare.epilogue_plan(full) == ((), tuple(full.blocks[-5:])) and full.epilogue_plan(bare) == ((), ())
+    _assert_replays_correctly(fused, plain, target)
+    _assert_replays_correctly(plain, fused, target)
 
 
 def test_epilogue_match_is_verified_compiles_and_matches_onnxruntime(tuned_cnn, models, tvmc, tmp_path):

@@ -49,13 +49,29 @@ class KernelClass:
 
     def takes_epilogue_of(self, other: "KernelClass") -> bool:
         """Whether ``other``'s schedules replay here with the epilogues fitted (``epilogue_plan``): the same
-        anchor, and an epilogue block on both sides to take the place of the last one."""
-        return self.anchor is not None and self.anchor == other.anchor and self.epilogue >= 1 and other.epilogue >= 1
+        anchor and an epilogue on at least one side: a convolution without bias takes the schedules of one with
+        a bias (the epilogue left out of them) and the other way round (the epilogue left to the post-processors,
+        a loop nest of its own)."""
+        return self.anchor is not None and self.anchor == other.anchor and (self.epilogue >= 1 or other.epilogue >= 1)
+
+    def drops_epilogue_of(self, other: "KernelClass") -> bool:
+        """Whether ``other``'s schedules lose their whole epilogue here (this kernel has none)."""
+        return self.epilogue == 0 and other.epilogue >= 1
+
+    def consumers_differ(self, other: "KernelClass") -> bool:
+        """Whether one of the two has an epilogue and the other none: then the reduction's consumers differ,
+        and ``other``'s schedules replay without what they did with them (``GetConsumers``)."""
+        return (self.epilogue == 0) != (other.epilogue == 0)
 
     def epilogue_plan(self, other: "KernelClass") -> tuple:
         """``(inline, drop)``: the blocks of this kernel to inline and those of ``other`` to leave out of its
         schedules, so that the two epilogues line up: the first ``n - 1`` blocks of each and the last, with
-        ``n`` the shorter epilogue's length. The rest of the longer one goes (inlined here, or left out there)."""
+        ``n`` the shorter epilogue's length. The rest of the longer one goes (inlined here, or left out there).
+        With no epilogue here, all of ``other``'s goes."""
+        if self.drops_epilogue_of(other):
+            return (), tuple(other.blocks[len(other.blocks) - other.epilogue :])
+        if other.epilogue == 0:
+            return (), ()  # this kernel's epilogue stays as it is
         n = min(self.epilogue, other.epilogue)
         return _middle(self.blocks, self.epilogue, n), _middle(other.blocks, other.epilogue, n)
 
@@ -135,13 +151,18 @@ class _NormalForm:
 
     def anchor(self) -> tuple:
         """``(normal form of the blocks up to the last reduction, number of blocks after it)``; ``(None, 0)``
-        when no reduction block is followed by another block."""
+        without a reduction block. The reduction's output is named alike whether it is the kernel's output (no
+        epilogue) or an intermediate buffer, so a kernel without an epilogue has the anchor of those with one."""
         reductions = [i for i, b in enumerate(self.blocks) if "R" in b["iters"]]
-        if not reductions or reductions[-1] == len(self.blocks) - 1:
+        if not reductions:
             return None, 0
         core = reductions[-1] + 1
-        used = sorted(set().union(*self.block_buffers[:core]))
-        return {"anchor": self.blocks[:core], "buffers": {b: self.buffer_info[b] for b in used}}, len(self.blocks) - core
+        used = set().union(*self.block_buffers[:core])
+        written = re.match(r"(\w+)\[", self.blocks[core - 1]["body"] or "")
+        rename = (lambda text: text) if written is None else (lambda text: text and re.sub(rf"\b{written.group(1)}\[", "out[", text))
+        blocks = [{**b, "init": rename(b["init"]), "body": rename(b["body"])} for b in self.blocks[:core]]
+        buffers = {("out" if written is not None and b == written.group(1) else b): self.buffer_info[b] for b in sorted(used)}
+        return {"anchor": blocks, "buffers": dict(sorted(buffers.items()))}, len(self.blocks) - core
 
     def _stmt(self, stmt):
         s_tir = self.tvm.s_tir

@@ -115,7 +115,7 @@ def replay_all(task, klass, candidates, target, check, row):
         inline, drop = klass.epilogue_plan(source)  # nothing to fit within a class
         names = dict(zip([b for b in source.blocks if b not in drop], [b for b in klass.blocks if b not in inline]))
         try:
-            replayed = replay(candidate.record.trace, task.mod, names, inline, drop)
+            replayed = replay(candidate.record.trace, task.mod, names, inline, drop, klass.consumers_differ(source))
         except ReplayError as err:
             tried, invalid = tried + 1, invalid + 1
             log.debug("%s: %s does not replay: %s", task.name, candidate.describe(), err)

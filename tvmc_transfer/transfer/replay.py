@@ -92,17 +92,19 @@ def nearest_factors(extent: int, old: list, max_innermost: int = 0, limit: int =
     return best[1]
 
 
-def rename_blocks(trace, names: dict, drop: tuple = ()):
+def rename_blocks(trace, names: dict, drop: tuple = (), drop_consumers: bool = False):
     """The trace with ``GetSBlock`` names replaced per ``names`` (source name -> target name), and without the
-    blocks named in ``drop``: their ``GetSBlock`` and every instruction that uses what a left-out one returned."""
+    blocks named in ``drop``: their ``GetSBlock`` and every instruction that uses what a left-out one returned;
+    with ``drop_consumers`` (the whole epilogue left out), also without ``GetConsumers`` and what uses it."""
     from tvm.s_tir.schedule import Instruction, Trace  # pylint: disable=import-outside-toplevel
 
-    if not drop and (not names or all(k == v for k, v in names.items())):
+    if not drop and not drop_consumers and (not names or all(k == v for k, v in names.items())):
         return trace
     insts, decisions, gone = [], {}, set()
     for inst in trace.insts:
         new = inst
-        if (inst.kind.name == "GetSBlock" and str(inst.attrs[0]) in drop) or any(_uses(x, gone) for x in inst.inputs):
+        dropped = (inst.kind.name == "GetSBlock" and str(inst.attrs[0]) in drop) or (drop_consumers and inst.kind.name == "GetConsumers")
+        if dropped or any(_uses(x, gone) for x in inst.inputs):
             gone.update(inst.outputs)
             continue
         if inst.kind.name == "GetSBlock" and str(inst.attrs[0]) in names:
@@ -144,17 +146,17 @@ def _plain(value):
         return int(value)
 
 
-def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple = (), drop: tuple = ()) -> Replayed:
+def replay(trace, workload_mod, block_names: dict | None = None, inline: tuple = (), drop: tuple = (), drop_consumers: bool = False) -> Replayed:
     """Apply ``trace`` (post-processing removed) to a fresh schedule of ``workload_mod``, remapping decisions,
     after inlining the target's blocks named in ``inline`` into their consumers and leaving out the source's
-    blocks named in ``drop`` (``rename_blocks``).
+    blocks named in ``drop`` (``rename_blocks``; ``drop_consumers`` when the target has no epilogue at all).
 
     Raises ``ReplayError`` when a primitive fails on the target (a block or loop the trace needs is missing,
     an illegal compute-at, a block that cannot be inlined, ...).
     """
     from tvm import s_tir  # pylint: disable=import-outside-toplevel
 
-    trace = rename_blocks(trace, block_names or {}, drop)
+    trace = rename_blocks(trace, block_names or {}, drop, drop_consumers)
     sch = s_tir.Schedule(workload_mod)
     try:
         for name in inline:
