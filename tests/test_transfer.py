@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -87,6 +88,31 @@ def transferred(tuned_cnn, mlp_records, other_target_records, models, tmp_path_f
     finally:
         logging.getLogger("tvmc").removeHandler(handler)
     return argv, output, report, printed.getvalue(), logged.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ranked_transfer(tuned_cnn, models, tmp_path_factory):
+    """tiny-cnn's records, every one of them, transferred to tiny-cnn-b measuring the best ranked candidate of
+    each kernel (and the next only while the last beat everything before it): (argv, output folder, report)."""
+    from tvmc_transfer.main import _main
+
+    folder = tmp_path_factory.mktemp("ranked")
+    output, report = str(folder / "records"), str(folder / "report.json")
+    argv = ["transfer", models["tiny-cnn-b"], "--from", tuned_cnn[1], "-o", output, "--max-candidates", "0", "--measure-top", "1",
+            "--no-e2e", "--report", report, "--target", TARGET, *MEASURE]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert _main(argv) == 0
+    return argv, output, report
+
+
+def assert_counts_add_up(k):
+    """Every candidate tried is invalid, or replayed and ranked; a ranked one was found wrong, measured (valid,
+    or invalid when it did not build or run), or left unchecked behind the measured ones. (A reused workload
+    is checked and copied, not ranked or measured.)"""
+    assert k["status"] != "reused"
+    unchecked = k["ranked"] - k["wrong"] - k["measured"]
+    assert unchecked >= 0 and k["valid"] <= k["measured"], k
+    assert k["valid"] + k["invalid"] + k["wrong"] + unchecked == k["candidates"], k
 
 
 def test_kernel_classes_are_structural_and_stable(models):
@@ -215,7 +241,8 @@ def test_transfer_to_other_shapes_is_verified_and_matches_onnxruntime(transferre
         if klass.key in held:
             assert k["status"] in ("transferred", "default"), k
             assert k["valid"] >= 1 and k["wrong"] == 0 and k["seconds"] > 0 and k["default_seconds"] > 0
-            assert k["best_source"] and k["valid"] + k["invalid"] + k["wrong"] == k["candidates"]
+            assert k["best_source"]
+            assert_counts_add_up(k)
         else:
             assert k["status"] == "unmatched" and k["candidates"] == 0
             assert f"#{k['index']} {name}" in printed  # listed as unmatched
@@ -235,6 +262,90 @@ def test_transfer_to_other_shapes_is_verified_and_matches_onnxruntime(transferre
     assert tvmc("compile", models["tiny-cnn-b"], "--tuning-records", output, "--target", TARGET, "-o", package).code == 0
     run = tvmc("run", package, "--verify", models["tiny-cnn-b"])
     assert run.code == 0 and ": ok" in run.out, run.out + run.err
+
+
+def test_measure_top_measures_the_cost_models_best_ranked_and_matches_onnxruntime(ranked_transfer, tuned_cnn, models, tvmc, tmp_path):
+    """``--measure-top 1``: a kernel's replayed candidates are ranked by the shipped cost model and only the best
+    ranked are checked and measured, the next one only while the last beat everything measured before it;
+    ``--measure-top all`` checks and measures every candidate, as transfer did before ranking."""
+    from tvmc_transfer.default_picks import load_cost_model
+    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.transfer import KernelTransfer, TransferOptions
+    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.transfer.kernel import replay_candidates
+    from tvmc_transfer.transfer.sources import candidates_for, read_source
+
+    argv, output, report_path = ranked_transfer
+    top = json.load(open(report_path))
+    every_args = ["--max-candidates", "0", "--measure-top", "all", "--no-e2e", "--target", TARGET, *MEASURE]
+    result = tvmc("transfer", models["tiny-cnn-b"], "--from", tuned_cnn[1], "-o", tmp_path / "all", "--report", tmp_path / "all.json", *every_args)
+    assert result.code == 0, result.err
+    every = json.load(open(tmp_path / "all.json"))
+    assert (top["ranked_by"], every["ranked_by"]) == ("the cost model", "nearest shapes (every one measured)")
+    matched = [i for i, k in enumerate(every["kernels"]) if k["status"] != "unmatched"]
+    assert matched and max(every["kernels"][i]["ranked"] for i in matched) >= 4  # kernels with several candidates
+    for i in matched:
+        mine, all_of_them = top["kernels"][i], every["kernels"][i]
+        assert_counts_add_up(mine)
+        assert_counts_add_up(all_of_them)
+        assert all_of_them["measured"] + all_of_them["wrong"] == all_of_them["ranked"]  # every one checked, the correct ones measured
+        assert mine["ranked"] == all_of_them["ranked"] and mine["valid"] >= 1  # the same candidates, the best ranked measured
+    assert top["totals"]["measured"] < every["totals"]["measured"]
+    # the candidates measured are the model's best ranked: replay them here and ask the model
+    target = parse_target(TARGET)
+    load_tensor_intrinsics(target)
+    source, model = read_source(tuned_cnn[1], target), load_cost_model()
+    records = open_database(output).get_all_tuning_records()
+    kernels = {k["task"]: k for k in top["kernels"]}
+    compared = 0
+    for task in extract_tasks(load_model(models["tiny-cnn-b"]), target):
+        k = kernels[task.name]
+        if k["ranked"] <= k["measured"]:
+            continue  # every candidate measured: nothing for the ranking to decide
+        klass = kernel_class(task.mod)
+        candidates = candidates_for(klass, iter_extents(task.mod), [source], TransferOptions(max_candidates=None))
+        replayed, context, _ = replay_candidates(task, klass, candidates, target, KernelTransfer(0, task.name, str(klass), 1, 1.0, "failed"))
+        args = ms.arg_info.ArgInfo.from_entry_func(task.mod, remove_preproc=True)
+        scores = model.predict(context, [ms.MeasureCandidate(sch, args) for sch, _ in replayed])
+        predicted = [str(replayed[i][0].trace) for i in np.argsort(-scores, kind="stable")]
+        key = workload_hash(task.mod)
+        committed = {str(r.trace) for r in records if workload_hash(r.workload.mod) == key and r.trace.insts}  # (not the default's empty trace)
+        assert len(predicted) == k["ranked"] and len(committed) == k["valid"]
+        assert committed <= set(predicted[: k["measured"] + k["wrong"]])  # checked in ranked order, the wrong ones skipped
+        assert k["wrong"] > 0 or predicted[0] in committed  # the model's top pick
+        compared += 1
+    assert compared >= 1
+    # and the result computes what ONNX Runtime computes
+    package = tmp_path / "b.tar"
+    assert tvmc("compile", models["tiny-cnn-b"], "--tuning-records", output, "--target", TARGET, "-o", package).code == 0
+    run = tvmc("run", package, "--verify", models["tiny-cnn-b"])
+    assert run.code == 0 and ": ok" in run.out, run.out + run.err
+
+
+def test_changing_measure_top_transfers_again_and_each_setting_resumes(ranked_transfer, tvmc, tmp_path):
+    """The journal's fingerprint holds --measure-top: another value transfers every kernel again into the same
+    folder, and a rerun with either value measures nothing."""
+    argv, output, report_path = ranked_transfer
+    first = json.load(open(report_path))
+    shutil.copytree(output, tmp_path / "records")
+    argv = [str(tmp_path / "records") if a == output else str(tmp_path / "r.json") if a == report_path else a for a in argv]
+    lines = record_lines(tmp_path / "records")
+    strip = lambda ks: [{k: v for k, v in row.items() if k != "search_seconds"} for row in ks]  # noqa: E731
+    assert tvmc(*argv).code == 0 and record_lines(tmp_path / "records") == lines  # the same value: resumed
+    two = [("2" if argv[i - 1] == "--measure-top" else a) for i, a in enumerate(argv)]
+    result = tvmc(*two)
+    assert result.code == 0, result.err
+    again = record_lines(tmp_path / "records")
+    second = json.load(open(tmp_path / "r.json"))
+    assert len(again) > len(lines) and again[: len(lines)] == lines  # measured again, appended
+    for k in second["kernels"]:
+        if k["status"] != "unmatched":
+            assert_counts_add_up(k)
+            assert k["measured"] >= min(2, k["ranked"] - k["wrong"])
+    for command, report in [(two, second), (argv, first)]:  # each value resumes from its own journal lines
+        result = tvmc(*command)
+        assert result.code == 0 and record_lines(tmp_path / "records") == again, result.err
+        assert strip(json.load(open(tmp_path / "r.json"))["kernels"]) == strip(report["kernels"])
 
 
 def test_rerun_resumes_without_measuring_again(transferred, tvmc):
@@ -379,6 +490,8 @@ def test_user_mistakes_are_one_line_errors(tuned_cnn, other_target_records, mode
         (["--from", records, "-o", records], "also a source"),
         (["--from", records, "-o", tmp_path / "o3", "--max-candidates", "-2"], "--max-candidates must be at least 1"),
         (["--from", records, "-o", tmp_path / "o4", "--sources", "best"], "invalid choice"),
+        (["--from", records, "-o", tmp_path / "o4", "--measure-top", "-3"], "--measure-top must be at least 1 (or 'all' for no limit)"),
+        (["--from", records, "-o", tmp_path / "o4", "--measure-top", "best"], "give a number of candidates or 'all', not 'best'"),
         (["--from", records, "-o", tmp_path / "missing" / "o5"], "does not exist"),
         (["-o", tmp_path / "o6"], "--from"),
         (["--from", records, "-o", tmp_path / "o7", "--droplet-trials", "4"], "--droplet-trials needs --droplet"),
@@ -387,6 +500,6 @@ def test_user_mistakes_are_one_line_errors(tuned_cnn, other_target_records, mode
     ]
     for args, message in cases:
         result = tvmc("transfer", models["tiny-cnn-b"], *args, "--target", TARGET)
-        usage = message in ("invalid choice", "--from")  # argparse's own checks exit 2
+        usage = message in ("invalid choice", "--from") or message.startswith("give a number")  # argparse's own checks exit 2
         assert result.code == (2 if usage else 4) and message in result.err and result.err.count("\n") == 1, (args, result.err)
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 10))  # nothing written by a failed command

@@ -5,7 +5,8 @@ space's trace replayed with fresh random decisions, post-processed), and the sam
 trained on the project's tuning records (``tvmc_transfer/data/default_cost_model.ubj``, trained by
 ``bench/train_default_cost_model.py``). The model scores a schedule against the fastest one of its workload, so
 it only has to rank candidates of one kernel, on any processor: this is what a target the library does not know
-gets. The caller checks the pick numerically before using it.
+gets. The caller checks the pick numerically before using it. ``tvmc transfer`` ranks a kernel's replayed
+candidates with the same model (``predicted_order``) to measure the most promising first.
 """
 
 import logging
@@ -96,14 +97,20 @@ def sample_schedules(mod, target, samples: int, seed: int = 0) -> tuple:
     return found, context
 
 
-def ranked_samples(mod, target, model, samples: int = 16, seed: int = 0) -> list:
-    """Samples of ``mod``'s design space, best predicted first (in sampling order without a model)."""
+def predicted_order(mod, context, model, schedules: list) -> list:
+    """The indices of ``schedules`` (post-processed schedules of ``mod``, drawn in the ``TuneContext``
+    ``context``), best predicted by ``model`` first; ties, and every schedule without a model or with fewer
+    than two, keep their order."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
-    schedules, context = sample_schedules(mod, target, samples, seed)
     if model is None or len(schedules) < 2:
-        return schedules
+        return list(range(len(schedules)))
     args = ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True)
     scores = model.predict(context, [ms.MeasureCandidate(s, args) for s in schedules])
-    order = sorted(range(len(schedules)), key=lambda i: -float(scores[i]))
-    return [schedules[i] for i in order]
+    return sorted(range(len(schedules)), key=lambda i: -float(scores[i]))
+
+
+def ranked_samples(mod, target, model, samples: int = 16, seed: int = 0) -> list:
+    """Samples of ``mod``'s design space, best predicted first (in sampling order without a model)."""
+    schedules, context = sample_schedules(mod, target, samples, seed)
+    return [schedules[i] for i in predicted_order(mod, context, model, schedules)]

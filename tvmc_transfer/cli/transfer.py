@@ -1,5 +1,7 @@
 """``tvmc transfer``: transfer-tune a model from other models' tuning records."""
 
+import argparse
+
 from ..lowering import add_lowering_arguments, lowering_from_args
 from ..main import register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
@@ -24,6 +26,14 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.add_argument("--max-candidates", type=int, default=1, metavar="K", help="best K records of each matching source kernel (default 1; 0: every record)")
     parser.add_argument("--max-per-kernel", type=int, metavar="N", help="at most N candidates per kernel, nearest shapes first (default: no limit)")
     parser.add_argument(
+        "--measure-top",
+        type=_measure_top,
+        default=8,
+        metavar="K|all",
+        help="rank each kernel's candidates with the shipped cost model and measure the best K, then the next K only while"
+        " the last batch beat everything measured before it (default 8; 0 or 'all': measure every candidate)",
+    )
+    parser.add_argument(
         "--exact-classes",
         action="store_true",
         help="a kernel takes only schedules of its own class (by default one whose class no source holds also takes those of a kernel with another epilogue: conv2d+bias+relu for conv2d+bias+add+relu or conv2d+bias)",
@@ -42,6 +52,17 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.set_defaults(func=drive_transfer)
 
 
+def _measure_top(text: str) -> int | None:
+    """``--measure-top``: a count, or ``all`` (or 0) for every candidate: None."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a number of candidates or 'all', not '{text}'") from None
+    return None if value == 0 else value
+
+
 def drive_transfer(args) -> int:
     from ..transfer import TransferOptions, transfer_tune  # pylint: disable=import-outside-toplevel
 
@@ -51,6 +72,7 @@ def drive_transfer(args) -> int:
     options = TransferOptions(
         max_candidates=None if args.max_candidates == 0 else args.max_candidates,
         max_per_kernel=args.max_per_kernel,
+        measure_top=args.measure_top,
         sources=args.source_mode,
         tune_rest=args.tune_rest,
         population=args.population,

@@ -1,6 +1,12 @@
-"""One kernel's transfer: replay, check and measure its candidates; commit the correct ones.
+"""One kernel's transfer: replay its candidates, rank them, check and measure the most promising; commit the
+correct ones.
 
-The unscheduled kernel is measured beside them and committed instead when it is faster than all of them."""
+Checking (a build and a run) and measuring are what a candidate costs, replaying and ranking next to nothing.
+So every candidate is replayed and post-processed, the distinct schedules are ranked by the shipped cost model
+(``default_picks.predicted_order``; nearest shapes first without it), and they are checked and measured in that
+order, ``measure_top`` correct ones at a time: the first batch beside the unscheduled kernel, each next one only
+while the last beat everything measured before it. The unscheduled kernel is committed instead when it is
+faster than every schedule measured."""
 
 import logging
 
@@ -17,9 +23,10 @@ from .report import KernelTransfer
 log = logging.getLogger("tvmc")
 
 
-def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options) -> KernelTransfer:
-    """Replay, post-process, check and measure the candidates of one kernel; commit the correct ones to the
-    ``RecordsFolder`` ``folder``. ``options``: the ``TransferOptions``."""
+def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, model=None) -> KernelTransfer:
+    """Replay, post-process and rank the candidates of one kernel, check and measure the best ranked; commit the
+    correct ones to the ``RecordsFolder`` ``folder``. ``options``: the ``TransferOptions``; ``model``: the cost
+    model that ranks them (``default_picks.load_cost_model``; None: nearest shapes first)."""
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
     try:
         check = KernelCheck(task.mod, target, options.rtol, options.seed)
@@ -35,29 +42,70 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
             return _against_default(task, row, target, folder, builder, runner, reused)
         candidates = [c for c in candidates if workload_hash(c.workload.mod) != key]
 
-    valid, row = replay_all(task, klass, candidates, target, check, row)
-    measured = measure_modules(builder, runner, target, [task.mod] + [sch.mod for sch, _ in valid])
-    default_secs, default_args = measured[0]
-    best = None
-    ran = 0
-    for (sch, candidate), (secs, args_info) in zip(valid, measured[1:]):
-        if secs is None:
-            continue  # built or ran badly: counted as invalid below
-        ran += 1
-        folder.commit(task.mod, sch.trace, secs, target, args_info)
-        mean = sum(secs) / len(secs)
-        if best is None or mean < best[0]:
-            best = (mean, candidate)
+    replayed, context, row = replay_candidates(task, klass, candidates, target, row)
+    top = options.measure_top or len(replayed)
+    queue = [replayed[i] for i in _ranking(task, context, model, replayed, top)]
+    batch, queue, row = _next_correct(task, queue, top, check, row)
+    (default_secs, default_args), *measured = measure_modules(builder, runner, target, [task.mod] + [sch.mod for sch, _ in batch])
+    best, ran, sent = None, 0, 0
+    while True:
+        before = min((t for t in (_mean(default_secs), best and best[0]) if t is not None), default=None)
+        for (sch, candidate), (secs, args_info) in zip(batch, measured):
+            if secs is None:
+                continue  # built or ran badly: counted as invalid below
+            ran += 1
+            folder.commit(task.mod, sch.trace, secs, target, args_info)
+            if best is None or _mean(secs) < best[0]:
+                best = (_mean(secs), candidate)
+        sent += len(batch)
+        improved = best is not None and (before is None or best[0] < before)
+        if not queue or not improved:
+            break  # the next ranked ones are measured only while the last batch beat everything before it
+        batch, queue, row = _next_correct(task, queue, top, check, row)
+        measured = measure_modules(builder, runner, target, [sch.mod for sch, _ in batch])
     row = attrs.evolve(
         row,
+        ranked=len(replayed),
+        measured=sent,
         valid=ran,
-        invalid=row.invalid + len(valid) - ran,
+        invalid=row.invalid + sent - ran,
         status="transferred" if best else "failed",
         best_source=best[1].describe() if best else None,
         seconds=best[0] if best else None,
-        default_seconds=sum(default_secs) / len(default_secs) if default_secs else None,
+        default_seconds=_mean(default_secs),
     )
     return _keep_default_if_faster(row, task.mod, default_secs, default_args, target, folder)
+
+
+def _mean(secs):
+    return sum(secs) / len(secs) if secs else None
+
+
+def _ranking(task, context, model, replayed, top) -> list:
+    """The order to check and measure ``replayed`` in: the cost model's, when not all of them are measured at once."""
+    from ..default_picks import predicted_order  # pylint: disable=import-outside-toplevel
+
+    if len(replayed) <= top:
+        return list(range(len(replayed)))
+    try:
+        return predicted_order(task.mod, context, model, [sch for sch, _ in replayed])
+    except Exception as err:  # pylint: disable=broad-except
+        log.warning("%s: the cost model cannot rank its candidates (%s); nearest shapes first", task.name, one_line(err, 200))
+        return list(range(len(replayed)))
+
+
+def _next_correct(task, queue, count, check, row):
+    """The first ``count`` schedules of ``queue`` that compute the right numbers, the rest of the queue after
+    them, and ``row`` with the wrong ones counted."""
+    batch = []
+    while queue and len(batch) < count:
+        (sch, candidate), queue = queue[0], queue[1:]
+        if check.is_correct(sch.mod):
+            batch.append((sch, candidate))
+        else:
+            row = attrs.evolve(row, wrong=row.wrong + 1)
+            log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
+    return batch, queue, row
 
 
 def _reuse(task, identical, check, target, folder, row):
@@ -101,26 +149,34 @@ def _keep_default_if_faster(row, mod, default_secs, default_args, target, folder
 
 def replay_all(task, klass, candidates, target, check, row):
     """Replay and post-process every candidate, drop duplicates, check the numbers: the correct schedules."""
+    replayed, _, row = replay_candidates(task, klass, candidates, target, row)
+    valid, _, row = _next_correct(task, replayed, len(replayed), check, row)
+    return valid, row
+
+
+def replay_candidates(task, klass, candidates, target, row):
+    """Replay and post-process every candidate and drop duplicates: ``[(schedule, candidate)]`` in the
+    candidates' order, the ``TuneContext`` of the kernel they were post-processed in, and ``row`` with the
+    candidates tried, the invalid ones and the decisions remapped counted."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
     from tvm_ffi import structural_hash
-
 
     context = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply", task_name=task.name)
     postprocs = list(context.space_generator.postprocs)
     seen = set()
-    valid = []
-    tried, invalid, wrong, remapped = row.candidates, row.invalid, row.wrong, row.remapped
+    replayed = []
+    tried, invalid, remapped = row.candidates, row.invalid, row.remapped
     for candidate in candidates:
         source = candidate.workload.kernel_class
         inline, drop = klass.epilogue_plan(source)  # nothing to fit within a class
         names = dict(zip([b for b in source.blocks if b not in drop], [b for b in klass.blocks if b not in inline]))
         try:
-            replayed = replay(candidate.record.trace, task.mod, names, inline, drop, klass.consumers_differ(source))
+            fitted = replay(candidate.record.trace, task.mod, names, inline, drop, klass.consumers_differ(source))
         except ReplayError as err:
             tried, invalid = tried + 1, invalid + 1
             log.debug("%s: %s does not replay: %s", task.name, candidate.describe(), err)
             continue
-        sch = replayed.schedule
+        sch = fitted.schedule
         sch.enter_postproc()
         if not all(_apply(p, sch) for p in postprocs):
             tried, invalid = tried + 1, invalid + 1
@@ -131,13 +187,9 @@ def replay_all(task, klass, candidates, target, check, row):
             continue  # another source record led to the same schedule here: measured once
         seen.add(key)
         tried += 1
-        remapped += replayed.remapped
-        if not check.is_correct(sch.mod):
-            wrong += 1
-            log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
-            continue
-        valid.append((sch, candidate))
-    return valid, attrs.evolve(row, candidates=tried, invalid=invalid, wrong=wrong, remapped=remapped)
+        remapped += fitted.remapped
+        replayed.append((sch, candidate))
+    return replayed, context, attrs.evolve(row, candidates=tried, invalid=invalid, remapped=remapped)
 
 
 def _apply(postproc, sch) -> bool:

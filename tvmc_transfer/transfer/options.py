@@ -9,17 +9,17 @@ from ..measure import MeasureOptions
 SOURCE_MODES = ("auto", "all")
 
 
-def _positive_or_none(name):
+def _positive_or_none(name, unlimited="left out"):
     def check(_instance, _attribute, value):
         if value is not None and value < 1:
-            raise TVMCException(f"--{name} must be at least 1 (or left out for no limit), got {value}")
+            raise TVMCException(f"--{name} must be at least 1 (or {unlimited} for no limit), got {value}")
 
     return check
 
 
 @attrs.frozen
 class TransferOptions:
-    """How transfer-tuning picks and checks candidates.
+    """How transfer-tuning picks, ranks, checks and measures candidates.
 
     ``max_candidates``: the best k records of every matching source workload are tried (None: every record).
     ``max_per_kernel``: at most this many candidates per target kernel, source workloads of the nearest shapes
@@ -28,11 +28,15 @@ class TransferOptions:
     source matches. ``rtol``: largest error, relative to the largest reference value, a candidate may have.
     ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel whose class no source
     holds takes those of kernels with the same anchor and another epilogue (``classes.py``), the two epilogues
-    fitted to each other (``replay.py``).
+    fitted to each other (``replay.py``). ``measure_top``: a kernel's candidates are ranked by the shipped cost
+    model (``default_picks.py``; nearest shapes first without it), then checked and measured in that order, K
+    correct ones at a time: the first K with the unscheduled kernel, and the next K only while the last batch
+    beat everything measured before it (None: every candidate, unranked).
     """
 
     max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
     max_per_kernel: int | None = attrs.field(default=None, validator=_positive_or_none("max-per-kernel"))
+    measure_top: int | None = attrs.field(default=8, validator=_positive_or_none("measure-top", "'all'"))
     sources: str = "all"
     tune_rest: int = 0
     population: int = 512  # evolutionary search population for --tune-rest

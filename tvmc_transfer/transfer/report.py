@@ -10,6 +10,9 @@ from ..errors import TVMCException
 from .sources import format_ranking
 
 
+RANKINGS = ("the cost model", "nearest shapes (no cost model)", "nearest shapes (every one measured)")
+
+
 @attrs.frozen
 class KernelTransfer:
     """What transfer did for one kernel of the target model."""
@@ -21,6 +24,8 @@ class KernelTransfer:
     flops: float
     status: str  # transferred | reused | default (unscheduled was faster) | failed | unmatched | pending
     candidates: int = 0  # tried (after deduplication of identical schedules)
+    ranked: int = 0  # replayed and post-processed: ordered by the cost model, then checked and measured in order
+    measured: int = 0  # checked correct and measured (the ranked ones past them were neither)
     valid: int = 0  # replayed, post-processed, built, ran and correct
     wrong: int = 0  # built and ran, but the numbers differ from the unscheduled kernel
     invalid: int = 0  # did not replay, failed a postprocessor, or failed to build or run
@@ -54,6 +59,8 @@ class TransferReport:
     # per kernel, in task order, the best measured time in the output once the phases ran (None: no record);
     # empty when none ran. A phase's own report may start from a schedule that the default beats.
     final_seconds: tuple = ()
+    # how each kernel's candidates were ordered before checking and measuring (--measure-top): RANKINGS
+    ranked_by: str = "the cost model"
 
     def _weighted(self, statuses) -> float:
         total = sum(k.flops * k.weight for k in self.kernels)
@@ -92,6 +99,8 @@ class TransferReport:
             "matched": sum(1 for k in self.kernels if k.status != "unmatched"),
             "transferred": sum(1 for k in self.kernels if k.status in ("transferred", "reused")),
             "candidates": sum(k.candidates for k in self.kernels),
+            "ranked": sum(k.ranked for k in self.kernels),
+            "measured": sum(k.measured for k in self.kernels),
             "valid": sum(k.valid for k in self.kernels),
             "wrong": sum(k.wrong for k in self.kernels),
             "invalid": sum(k.invalid for k in self.kernels),
@@ -109,20 +118,21 @@ class TransferReport:
     def table(self) -> str:
         rows = format_ranking(self.sources, "sources (by weighted-FLOP coverage of the target):").split("\n")
         rows.append("")
-        rows.append(f"{'#':>3}  {'task':<26} {'class':<40} {'w':>2} {'cand':>4} {'ok':>3} {'wrong':>5} {'inv':>3}  {'best (us)':>10} {'default':>10} {'x':>6}  {'status':<11} best source")
+        rows.append(f"{'#':>3}  {'task':<26} {'class':<40} {'w':>2} {'cand':>4} {'rank':>4} {'meas':>4} {'ok':>3} {'wrong':>5} {'inv':>3}  {'best (us)':>10} {'default':>10} {'x':>6}  {'status':<11} best source")
         for k in self.kernels:
             best = f"{k.seconds * 1e6:10.2f}" if k.seconds is not None else f"{'-':>10}"
             default = f"{k.default_seconds * 1e6:10.2f}" if k.default_seconds is not None else f"{'-':>10}"
             speed = f"{k.speedup:6.2f}" if k.speedup else f"{'-':>6}"
             rows.append(
-                f"{k.index:>3}  {k.task[:26]:<26} {k.kernel_class[:40]:<40} {k.weight:>2} {k.candidates:>4} {k.valid:>3} {k.wrong:>5} {k.invalid:>3}"
+                f"{k.index:>3}  {k.task[:26]:<26} {k.kernel_class[:40]:<40} {k.weight:>2} {k.candidates:>4} {k.ranked:>4} {k.measured:>4} {k.valid:>3} {k.wrong:>5} {k.invalid:>3}"
                 f"  {best} {default} {speed}  {k.status:<11} {k.best_source or ''}"
             )
         t = self.totals()
         rows.append(
             f"coverage: {t['coverage'] * 100:.1f}% of weighted FLOPs transferred ({t['class_coverage'] * 100:.1f}% matched a class);"
-            f" {t['transferred']} of {t['kernels']} kernels; {t['candidates']} candidates: {t['valid']} valid, {t['wrong']} wrong,"
-            f" {t['invalid']} invalid; {t['remapped_decisions']} decisions remapped"
+            f" {t['transferred']} of {t['kernels']} kernels; {t['candidates']} candidates: {t['ranked']} replayed, ranked by"
+            f" {self.ranked_by}, {t['measured']} measured; {t['valid']} valid, {t['wrong']} wrong, {t['invalid']} invalid;"
+            f" {t['remapped_decisions']} decisions remapped"
         )
         if t["weighted_default_seconds"] and t["weighted_result_seconds"]:
             rows.append(
@@ -155,6 +165,7 @@ class TransferReport:
             "sources": [plain(s) for s in self.sources],
             "kernels": [{**plain(k), "speedup": k.speedup, **self._final(i)} for i, k in enumerate(self.kernels)],
             "totals": self.totals(),
+            "ranked_by": self.ranked_by,
         }
         if self.tune_rest is not None:
             data["tune_rest"] = {"new_trials": self.tune_rest.new_trials, "wall_seconds": self.tune_rest.wall_seconds}

@@ -5,7 +5,8 @@ Transfer-tuning (Gibson and Cano, PACT 2022): most kernels of a model are of a k
 tuning records of its class in the source records folders are replayed on its workload with decisions remapped
 to fit (``replay.py``), post-processed, built, checked numerically against the unscheduled kernel on random
 inputs (``check.py``), and measured with the same builder, runner and ``MeasureOptions`` as ``tvmc tune``. Candidates that
-fail anywhere are counted and dropped. The survivors are written as ordinary MetaSchedule tuning records, so
+fail anywhere are counted and dropped. Before any is checked, a kernel's replayed candidates are ranked by the
+shipped cost model, and only the best ranked are checked and measured (``--measure-top``, ``kernel.py``). The survivors are written as ordinary MetaSchedule tuning records, so
 ``tvmc compile --tuning-records`` (or plain TVM) applies the fastest.
 
 Sources are read and ranked in ``sources.py``, one kernel is transferred in ``kernel.py``. A second run with
@@ -44,7 +45,7 @@ from ..tune import TuneOptions, tune_tasks
 from .journal import Journal
 from .kernel import transfer_kernel
 from .options import TransferOptions
-from .report import KernelTransfer, TransferReport
+from .report import RANKINGS, KernelTransfer, TransferReport
 from .sources import candidates_for, format_ranking, rank_sources, read_source
 
 log = logging.getLogger("tvmc")
@@ -53,7 +54,7 @@ log = logging.getLogger("tvmc")
 def _kernel_line(k: KernelTransfer) -> str:
     best = f"{k.seconds * 1e6:.1f} us" if k.seconds is not None else "-"
     default = f"{k.default_seconds * 1e6:.1f} us" if k.default_seconds is not None else "-"
-    return f"#{k.index} {k.task}: {k.candidates} candidates, {k.valid} valid, {k.wrong} wrong; best {best}, default {default} ({k.status})"
+    return f"#{k.index} {k.task}: {k.candidates} candidates, {k.measured} of {k.ranked} ranked measured, {k.valid} valid, {k.wrong} wrong; best {best}, default {default} ({k.status})"
 
 
 def _progress(enabled: bool, text: str) -> None:
@@ -110,9 +111,12 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
 
     folder = RecordsFolder(output, create=True)
     # (journals written before epilogue matching existed hold exact-class results: --exact-classes resumes them)
-    fingerprint = json.dumps([sorted(chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)] + ([] if options.exact_classes else ["epilogues"]))
+    # (and those written before --measure-top existed measured every candidate: --measure-top all resumes them)
+    top = [] if options.measure_top is None else [f"measure-top {options.measure_top}"]
+    fingerprint = json.dumps([sorted(chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)] + ([] if options.exact_classes else ["epilogues"]) + top)
     journal = Journal(folder, fingerprint)
     load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
+    cost_model, ranked_by = _ranking_model(options)
     builder = options.measure.make_builder(target)
     runner = options.measure.make_runner()
     kernels = []
@@ -132,7 +136,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
                 continue
             if candidates:
                 kernel_start = time.time()
-                row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options)
+                row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, cost_model)
                 row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=candidates[0].match)
                 _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
             results[i] = row
@@ -171,7 +175,22 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         tune_report,
         phases,
         final,
+        ranked_by,
     )
+
+
+def _ranking_model(options) -> tuple:
+    """The cost model that ranks each kernel's candidates (None when every one is measured or there is no
+    model), and how the report names the order."""
+    from ..default_picks import load_cost_model  # pylint: disable=import-outside-toplevel
+
+    if options.measure_top is None:
+        return None, RANKINGS[2]
+    model = load_cost_model()
+    if model is None:
+        log.warning("no cost model (xgboost or %s missing): candidates are measured nearest shapes first", "tvmc_transfer/data/default_cost_model.ubj")
+        return None, RANKINGS[1]
+    return model, RANKINGS[0]
 
 
 def end_to_end_ms(model, target, folder, repeat: int = 10, lowering: Lowering = Lowering()) -> float:
