@@ -54,7 +54,7 @@ log = logging.getLogger("tvmc")
 def _kernel_line(k: KernelTransfer) -> str:
     best = f"{k.seconds * 1e6:.1f} us" if k.seconds is not None else "-"
     default = f"{k.default_seconds * 1e6:.1f} us" if k.default_seconds is not None else "-"
-    return f"#{k.index} {k.task}: {k.candidates} candidates, {k.measured} of {k.ranked} ranked measured, {k.valid} valid, {k.wrong} wrong; best {best}, default {default} ({k.status})"
+    return f"#{k.index} {k.task}: {k.candidates} candidates, {k.ranked} ranked, {k.measured} measured, {k.valid} valid, {k.wrong} wrong; best {best}, default {default} ({k.status})"
 
 
 def _progress(enabled: bool, text: str) -> None:
