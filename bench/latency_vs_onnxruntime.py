@@ -19,7 +19,7 @@ import time
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json, records_folder  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
@@ -32,7 +32,7 @@ def prepare(name: str, work: str, target, args):
     model = load_model(path)
     lowering = Lowering() if args.weight_prepack else RECORDS_LOWERING
     tag = f"-{args.records_tag}" if args.records_tag else ""
-    records = os.path.join(args.records, f"{name}{tag}-records")
+    records = records_folder(os.path.join(args.records, f"{name}{tag}-records"))
     start = time.time()
     options = TuneOptions(trials=args.trials, measure=MeasureOptions(), lowering=lowering, time_budget=args.time_budget)
     report = tune_model(model, target, records, options)
