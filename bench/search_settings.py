@@ -26,10 +26,9 @@ from common import add_folder_arguments  # noqa: E402
 from tvmc_transfer import load_model, parse_target, zoo  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
-from tvmc_transfer.records.folder import best_seconds  # noqa: E402
-from tvmc_transfer.records.database import records_of  # noqa: E402
 from tvmc_transfer.target import tuning_target  # noqa: E402
 from tvmc_transfer.tasks import extract_tasks  # noqa: E402
+from tvmc_transfer.tune import task_results  # noqa: E402
 
 
 def heaviest(tasks, n: int) -> list:
@@ -51,13 +50,8 @@ def run_arm(model_path, target, tasks, population, per_iter, minutes, folder) ->
     wall = time.time() - start
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(command)}\n{proc.stderr[-2000:]}")
-    database = open_database(folder)
-    per_task, trials = {}, 0
-    for t in tasks:
-        records = records_of(database, t.mod)
-        trials += len(records)
-        best = best_seconds(records)
-        per_task[t.name] = None if best is None else best * t.weight
+    results = task_results(tasks, open_database(folder))
+    per_task, trials = {r.name: r.weighted_seconds for r in results}, sum(r.trials for r in results)
     breakdown = next((line for line in proc.stdout.splitlines() if line.startswith("wall time ")), "")
     result = {
         "population": population, "trials_per_iter": per_iter, "minutes": minutes, "wall_seconds": round(wall, 1),

@@ -55,8 +55,9 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
                 continue  # built or ran badly: counted as invalid below
             ran += 1
             folder.commit(task.mod, sch.trace, secs, target, args_info)
-            if best is None or _mean(secs) < best[0]:
-                best = (_mean(secs), candidate)
+            mean = _mean(secs)
+            if best is None or mean < best[0]:
+                best = (mean, candidate)
         sent += len(batch)
         improved = best is not None and (before is None or best[0] < before)
         if not queue or not improved:
