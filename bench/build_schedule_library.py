@@ -8,7 +8,14 @@ library is exactly:
         bench/work/alexnet-records --family "x86-64 AVX2+FMA" --arch x86_64 --requires avx2 fma --version 2026.12-1 \
         -o tvmc_transfer/data/schedules-x86-avx2.json.xz
 
-A library for another family (AVX-512, Arm NEON, ...) is the same command on records tuned there, with the
+The shipped AVX-512 library is the zoo's records tuned with weight prepacking on an AMD Zen 5 (their archives
+are committed; ``bench/common.records_folder`` or ``tar -xJf`` unpacks them):
+
+    python bench/build_schedule_library.py bench/work/resnet50-znver5-records bench/work/alexnet-znver5-records \
+        --family "x86-64 AVX-512" --arch x86_64 --requires avx512f avx512bw avx512dq avx512vl avx2 fma \
+        --version 2026.12-2 -o tvmc_transfer/data/schedules-x86-avx512.json.xz
+
+A library for another family (Arm NEON, ...) is the same command on records tuned there, with the
 features that family requires; ``tvmc compile`` picks the most specific library the target has the features of
 (or, outside every family of its architecture, the least specific one).
 """

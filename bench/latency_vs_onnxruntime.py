@@ -17,12 +17,15 @@ import os
 import sys
 import time
 
+import attrs
+
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json, records_folder  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
+from tvmc_transfer.pipeline_options import PipelineOptions  # noqa: E402
 
 
 def prepare(name: str, work: str, target, args):
@@ -30,11 +33,14 @@ def prepare(name: str, work: str, target, args):
     if not os.path.exists(path):
         zoo.save(name, path)
     model = load_model(path)
+    pipeline = PipelineOptions(desired_layout=args.desired_layout)
+    model = attrs.evolve(model, mod=pipeline.transform_model(model.mod))  # the kernels compile --desired-layout builds
     lowering = Lowering() if args.weight_prepack else RECORDS_LOWERING
     tag = f"-{args.records_tag}" if args.records_tag else ""
     records = records_folder(os.path.join(args.records, f"{name}{tag}-records"))
     start = time.time()
-    options = TuneOptions(trials=args.trials, measure=MeasureOptions(), lowering=lowering, time_budget=args.time_budget)
+    options = TuneOptions(trials=args.trials, measure=MeasureOptions(), lowering=lowering, time_budget=args.time_budget,
+                          population=args.population)
     report = tune_model(model, target, records, options)
     tune_seconds = time.time() - start
     tuned, untuned = os.path.join(work, f"{name}{tag}.tar"), os.path.join(work, f"{name}-untuned.tar")
@@ -59,6 +65,8 @@ def main():
     parser.add_argument("--weight-prepack", action="store_true", help="tune and compile with weight prepacking (tvmc's CPU default)")
     parser.add_argument("--records-tag", help="records folder RECORDS/<model>-TAG-records (for records of another lowering or processor)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock bound on this run's tuning (resumable)")
+    parser.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert convolutions first, as tune/compile --desired-layout")
+    parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512, as tvmc tune)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     target = parse_target(args.target)
@@ -74,6 +82,7 @@ def main():
             "tuned_over_onnxruntime": round(times["tuned"] / times["onnxruntime"], 3),
             "untuned_over_tuned": round(times["untuned"] / times["tuned"], 2),
             "max_relative_error": max(errors.values()), "weight_prepack": args.weight_prepack, "target": args.target,
+            "population": args.population, "desired_layout": args.desired_layout,
             "tune_time": {k: round(v, 1) for k, v in report.time.parts().items()} if report.time else None,
             "new_trials": report.new_trials,
         }

@@ -1,13 +1,16 @@
-"""Weight prepacking against none: a model's heaviest kernels tuned both ways for the same trials, side by side.
+"""Lowerings side by side: a model's heaviest kernels tuned under each for the same trials.
 
-The two arms (``--no-weight-prepack`` and ``--weight-prepack``) are tuned in alternating rounds of
-``--trials-per-round`` trials per kernel, so both see the same machine load; after each round it prints each
-arm's best measured time per kernel, and at the end it times each arm's best schedule per kernel again in
-interleaved rounds in this process (with prepacking, the kernel as the package runs it: weights already in
-their rewritten layout) and prints the per-kernel ratios and the ratio of the weighted sums.
-Resumable: the records live in ``WORK/<model>/<arm>``; a second run with the same arguments only times again.
+The arms (``--arms``, the first is the reference) are ways to lower the model: ``plain`` (``--no-weight-prepack``),
+``prepack`` (``--weight-prepack``, the CPU default), ``nhwc`` (prepacked, ``--desired-layout NHWC``) and
+``nhwc-plain``. They are tuned in alternating rounds of ``--trials-per-round`` trials per kernel, so all see the
+same machine load; after each round it prints each arm's best measured time per kernel, and at the end it times
+each arm's best schedule per kernel again in interleaved rounds in this process (with prepacking, the kernel as
+the package runs it: weights already in their rewritten layout) and prints the per-kernel ratios to the first
+arm and the ratio of the weighted sums. The kernels are the same convolutions in every arm: the heaviest by
+weighted FLOPs. Resumable: the records live in ``WORK/<model>/<arm>``; a second run only times again.
 
     python bench/layout_prepack.py --model resnet50 --kernels 2 --rounds 3 --trials-per-round 16 --population 128
+    python bench/layout_prepack.py --model resnet50 --arms prepack nhwc --kernels 4
 """
 
 import argparse
@@ -16,18 +19,27 @@ import re
 import sys
 import time
 
+import attrs
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from droplet_bench import model_file, time_kernels  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
+from tvmc_transfer.pipeline_options import PipelineOptions  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
 from tvmc_transfer.tasks import extract_tasks  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
 
-ARMS = {"plain": Lowering(weight_prepack=False), "prepack": Lowering(weight_prepack=True)}
+# arm -> (lowering, --desired-layout)
+ARMS = {
+    "plain": (Lowering(weight_prepack=False), None),
+    "prepack": (Lowering(weight_prepack=True), None),
+    "nhwc": (Lowering(weight_prepack=True), "NHWC"),
+    "nhwc-plain": (Lowering(weight_prepack=False), "NHWC"),
+}
 
 
 def heaviest(tasks, k: int) -> list:
@@ -45,6 +57,7 @@ def best_line(label: str, chosen: list, folder: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="resnet50", help="zoo model name or .onnx file")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=["plain", "prepack"], help="lowerings compared, the first the reference")
     parser.add_argument("--kernels", type=int, default=2, help="heaviest kernels to tune (default 2)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials-per-round", type=int, default=16, help="trials per kernel per round")
@@ -58,42 +71,49 @@ def main() -> int:
     work = os.path.join(args.work, name)
     os.makedirs(work, exist_ok=True)
     start = time.time()
-    model, target = load_model(model_file(args.model, work)), parse_target(args.target)
-    chosen = {arm: heaviest(extract_tasks(model, target, lowering), args.kernels) for arm, lowering in ARMS.items()}
-    folders = {arm: os.path.join(work, arm) for arm in ARMS}
-    for t in chosen["plain"]:
+    base, target = load_model(model_file(args.model, work)), parse_target(args.target)
+    models = {arm: attrs.evolve(base, mod=PipelineOptions(desired_layout=ARMS[arm][1]).transform_model(base.mod)) for arm in args.arms}
+    chosen = {arm: heaviest(extract_tasks(models[arm], target, ARMS[arm][0]), args.kernels) for arm in args.arms}
+    folders = {arm: os.path.join(work, arm) for arm in args.arms}
+    first = args.arms[0]
+    for t in chosen[first]:
         print(f"kernel {t.name}: {t.flops / 1e6:.1f} MFLOP x {t.weight}")
-    wall = dict.fromkeys(ARMS, 0.0)
+    wall = dict.fromkeys(args.arms, 0.0)
     for r in range(1, args.rounds + 1):
         print(f"round {r}: best measured during tuning (trials)")
-        for arm, lowering in ARMS.items():
+        for arm in args.arms:
             options = TuneOptions(
                 trials=r * args.trials_per_round * args.kernels,
                 trials_per_iter=args.trials_per_round,
                 tasks=",".join(str(t.index) for t in chosen[arm]),
                 population=args.population,
                 measure=MeasureOptions(),
-                lowering=lowering,
+                lowering=ARMS[arm][0],
             )
-            report = tune_model(model, target, folders[arm], options, progress=False)
+            report = tune_model(models[arm], target, folders[arm], options, progress=False)
             wall[arm] += report.wall_seconds if report.new_trials else 0.0
             print(best_line(arm, chosen[arm], folders[arm]) + f"  [{report.time.line()}]")
 
-    timed = time_kernels([t for arm in ARMS for t in chosen[arm]], folders, target, args.timing_rounds)
-    print(f"\nbest schedules timed again, {args.timing_rounds} interleaved rounds (median, us):")
-    print(f"{'kernel':<36} {'weight':>6} {'plain':>10} {'prepack':>10} {'plain/prepack':>14}")
-    sums = dict.fromkeys(ARMS, 0.0)
-    for plain, packed in zip(chosen["plain"], chosen["prepack"]):
-        a, b = timed.get((plain.name, "plain")), timed.get((packed.name, "prepack"))
-        if a is None or b is None:
-            print(f"{plain.name:<36} {plain.weight:>6} (an arm has no valid schedule)")
+    timed = time_kernels([t for arm in args.arms for t in chosen[arm]], folders, target, args.timing_rounds)
+    print(f"\nbest schedules timed again, {args.timing_rounds} interleaved rounds (median, us; ratios: {first} / arm):")
+    print(f"{'kernel':<36} {'weight':>6} " + " ".join(f"{arm:>10}" for arm in args.arms) + " " + " ".join(f"{'/' + arm:>10}" for arm in args.arms[1:]))
+    sums = dict.fromkeys(args.arms, 0.0)
+    for row in zip(*(chosen[arm] for arm in args.arms)):
+        times = [timed.get((t.name, arm)) for t, arm in zip(row, args.arms)]
+        if len({round(t.flops * t.weight) for t in row}) > 1:
+            print(f"{row[0].name:<36} the arms' heaviest kernels differ here: " + ", ".join(t.name for t in row))
             continue
-        sums["plain"] += a * plain.weight
-        sums["prepack"] += b * packed.weight
-        print(f"{plain.name:<36} {plain.weight:>6} {a * 1e6:>10.1f} {b * 1e6:>10.1f} {a / b:>13.2f}x")
-    if sums["prepack"]:
-        print(f"{'weighted sum':<36} {'':>6} {sums['plain'] * 1e6:>10.1f} {sums['prepack'] * 1e6:>10.1f} {sums['plain'] / sums['prepack']:>13.2f}x")
-    print(f"tuning wall time this run: plain {wall['plain']:.0f} s, prepack {wall['prepack']:.0f} s; whole run {time.time() - start:.0f} s")
+        if any(x is None for x in times):
+            print(f"{row[0].name:<36} {row[0].weight:>6} (an arm has no valid schedule)")
+            continue
+        for t, arm, x in zip(row, args.arms, times):
+            sums[arm] += x * t.weight
+        print(f"{row[0].name:<36} {row[0].weight:>6} " + " ".join(f"{x * 1e6:>10.1f}" for x in times) + " "
+              + " ".join(f"{times[0] / x:>9.2f}x" for x in times[1:]))
+    if all(sums.values()):
+        print(f"{'weighted sum':<36} {'':>6} " + " ".join(f"{sums[a] * 1e6:>10.1f}" for a in args.arms) + " "
+              + " ".join(f"{sums[first] / sums[a]:>9.2f}x" for a in args.arms[1:]))
+    print("tuning wall time this run: " + ", ".join(f"{arm} {wall[arm]:.0f} s" for arm in args.arms) + f"; whole run {time.time() - start:.0f} s")
     return 0
 
 

@@ -77,15 +77,21 @@ def test_tuning_records_win_over_defaults(tuned_cnn, tmp_path):
     _outputs_match(model_path, package, (1, 3, 16, 16))
 
 
-def test_shipped_library_covers_avx2_and_avx512_processors_and_rebuilds(tuned_cnn, tmp_path):
+def test_shipped_libraries_cover_avx2_and_avx512_processors_and_rebuild(tuned_cnn, tmp_path):
     shipped, in_family = find_library(parse_target(AVX2))
     assert in_family and os.path.basename(shipped) == "schedules-x86-avx2.json.xz"
-    assert find_library(parse_target("llvm -mcpu=znver5")) == (shipped, True)  # AVX-512 processors run AVX2 schedules
+    avx512, in_family = find_library(parse_target("llvm -mcpu=znver5"))
+    assert in_family and os.path.basename(avx512) == "schedules-x86-avx512.json.xz"
+    assert find_library(parse_target("llvm -mcpu=skylake-avx512")) == (avx512, True)  # Intel's AVX-512 too
+    assert find_library(parse_target("llvm -mcpu=znver5 -mattr=-avx512f")) == (shipped, True)  # AVX-512 turned off
     assert find_library(parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1")) == (None, False)
     library = read_library(shipped)
     assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 111
-    assert all(1 <= len(w.records) <= 3 for w in library.source.workloads)
-    assert os.path.getsize(shipped) < 2_000_000
+    wide = read_library(avx512)
+    assert wide.tuned_on == "llvm -mcpu=znver5" and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(wide.requires)
+    for lib in (library, wide):
+        assert all(1 <= len(w.records) <= 3 for w in lib.source.workloads)
+    assert os.path.getsize(shipped) < 2_000_000 and os.path.getsize(avx512) < 2_000_000
     # the builder: best 2 records per workload of a records folder, read back fastest first
     _, records = tuned_cnn
     path = str(tmp_path / "schedules-test.json.xz")
