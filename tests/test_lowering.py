@@ -15,6 +15,7 @@ from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
 from tvmc_transfer import compile_model, load_model, parse_target
 from tvmc_transfer.compiler import _records_for
 from tvmc_transfer.lowering import Lowering, apply_records
+from tvmc_transfer.pipeline_options import PipelineOptions
 from tvmc_transfer.tasks import extract_tasks
 
 TARGET = ["--target", "llvm -num-cores=2"]
@@ -79,6 +80,21 @@ def test_records_of_another_lowering_are_counted_and_the_matching_flag_named(tun
     inputs = {"input": np.random.default_rng(1).standard_normal((1, 64)).astype("float32")}
     assert_matches_onnxruntime(models["tiny-mlp"], inputs, run_plain_tvm(str(tmp_path / "mlp.tar"), inputs))
 
+
+
+def test_records_of_another_layout_name_the_desired_layout_that_matches_them(models, tvmc, tmp_path):
+    """A kernel's workload includes its layout: records tuned with ``--desired-layout NHWC`` match a compile with
+    it, and a compile without it says so instead of leaving the user with a silently untuned package."""
+    records = str(tmp_path / "nhwc-records")
+    assert tvmc("tune", models["tiny-cnn"], "-o", records, "--trials", "8", "--desired-layout", "NHWC", *FAST_TUNE).code == 0
+    model, target = load_model(models["tiny-cnn"]), parse_target("llvm -num-cores=2")
+    same = compile_model(model, target, str(tmp_path / "nhwc.tar"), records=records, pipeline=PipelineOptions(desired_layout="NHWC"))
+    assert same.tuned_kernels >= 1 and same.hint is None
+    result = run_cli("compile", models["tiny-cnn"], "-o", tmp_path / "nchw.tar", "--tuning-records", records, *TARGET)
+    assert result.code == 0 and "kernels tuned)" in result.out
+    assert f"compile with --desired-layout NHWC and they match {same.tuned_kernels} kernels" in result.err
+    inputs = {"input": np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype("float32")}
+    assert_matches_onnxruntime(models["tiny-cnn"], inputs, run_plain_tvm(str(tmp_path / "nhwc.tar"), inputs))
 
 def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models, tmp_path):
     """The JSON database stores the rewrite's bool annotation as an integer, so the scheduled module read back

@@ -10,7 +10,7 @@ from .cross import CrossCompiler, check_linkable
 from .errors import TVMCException, one_line
 from .lowering import Lowering, other_lowering_hint, tuned_count
 from .package import PackageMetadata, write_package
-from .pipeline_options import PipelineOptions, build, dump_code
+from .pipeline_options import PipelineOptions, build, dump_code, other_layout_hint
 from .records import open_database, records_digest
 from .target import target_json
 from .tasks import extract_tasks
@@ -72,7 +72,7 @@ def compile_model(
 
     pipeline = pipeline or PipelineOptions()
     check_linkable(target, cross)
-    model = attrs.evolve(model, mod=pipeline.transform_model(model.mod))
+    loaded, model = model, attrs.evolve(model, mod=pipeline.transform_model(model.mod))
     tasks = extract_tasks(model, target, lowering)
     other = 0
     if records:
@@ -84,7 +84,7 @@ def compile_model(
     tuned = tuned_count(tasks, database)
     hint = None
     if records and tuned < len(tasks):
-        hint = other_lowering_hint(model, target, database, lowering, tuned)
+        hint = other_lowering_hint(model, target, database, lowering, tuned) or other_layout_hint(loaded, target, database, lowering, pipeline, tuned)
         log.warning("the records match %d of the model's %d kernels; the others get a default schedule%s", tuned, len(tasks), f"; {hint}" if hint else "")
     load_tensor_intrinsics(target)  # tuned traces may tensorize
     defaults = None
