@@ -503,3 +503,24 @@ def test_user_mistakes_are_one_line_errors(tuned_cnn, other_target_records, mode
         usage = message in ("invalid choice", "--from") or message.startswith("give a number")  # argparse's own checks exit 2
         assert result.code == (2 if usage else 4) and message in result.err and result.err.count("\n") == 1, (args, result.err)
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 10))  # nothing written by a failed command
+
+
+def test_a_source_read_for_its_best_records_holds_what_the_whole_database_gives(tuned_cnn):
+    """``read_source(..., keep=k)`` reads the records file as JSON and builds only each workload's k fastest
+    records: the same workloads, classes, counts and best records as MetaSchedule's database read whole."""
+    from tvmc_transfer.records.database import mean_seconds
+    from tvmc_transfer.records.listing import workload_hash
+    from tvmc_transfer.transfer.sources import read_source
+
+    target = parse_target(TARGET)
+    whole, best = read_source(tuned_cnn[1], target), read_source(tuned_cnn[1], target, keep=2)
+    assert (whole.other_target, whole.unmeasured) == (best.other_target, best.unmeasured)
+    by_hash = {workload_hash(w.mod): w for w in whole.workloads}
+    assert len(best.workloads) == len(by_hash) >= 3
+    for workload in best.workloads:
+        same = by_hash[workload_hash(workload.mod)]
+        assert workload.kernel_class == same.kernel_class and 1 <= len(workload.records) <= 2
+        assert [mean_seconds(r) for r in workload.records] == [mean_seconds(r) for r in same.records[:2]]
+        assert str(workload.records[0].trace) == str(same.records[0].trace)
+    other = parse_target("llvm -mcpu=skylake -num-cores=2")  # another processor: every record counted as other
+    assert read_source(tuned_cnn[1], other, keep=1).other_target == len(open_database(tuned_cnn[1]).get_all_tuning_records())

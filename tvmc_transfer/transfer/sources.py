@@ -71,17 +71,77 @@ def records_by_workload(database, target=None) -> tuple:
     return groups, order, other, unmeasured, tuple(sorted(labels))
 
 
-def read_source(path: str, target) -> Source:
-    """Read a records folder as a transfer source: measured records for ``target``, grouped by workload."""
+def read_source(path: str, target, keep: int | None = None) -> Source:
+    """Read a records folder as a transfer source: measured records for ``target``, grouped by workload.
+
+    With ``keep``, only each workload's ``keep`` fastest records are read (``best_records``): what transfer
+    tries with ``--max-candidates``, read in seconds from a folder of thousands of prepacked records."""
     from .classes import kernel_class  # pylint: disable=import-outside-toplevel
 
-    database = open_database(path)
-    groups, order, other, unmeasured, labels = records_by_workload(database, target)
+    if keep is not None:
+        groups, order, other, unmeasured, labels = best_records(path, target, keep)
+    else:
+        groups, order, other, unmeasured, labels = records_by_workload(open_database(path), target)
     workloads = []
     for key, (mod, records) in groups.items():
         records.sort(key=mean_seconds)
         workloads.append(SourceWorkload(order[key], mod, kernel_class(mod), tuple(records)))
     return Source(os.path.abspath(path), tuple(workloads), other, unmeasured, labels)
+
+
+def best_records(path: str, target, keep: int) -> tuple:
+    """``records_by_workload`` of the folder ``path`` with only each workload's ``keep`` fastest measured records.
+
+    The records file is read as plain JSON and only the records kept become TVM objects; MetaSchedule's
+    ``JSONDatabase`` parses every trace, which takes minutes for thousands of prepacked records (15 kB each)."""
+    import heapq  # pylint: disable=import-outside-toplevel
+    import json
+
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..errors import TVMCException
+    from ..records.database import database_paths, run_samples
+
+    workloads_path, records_path = database_paths(path)
+    if not (os.path.isfile(workloads_path) and os.path.isfile(records_path)):
+        open_database(path)  # raises the error that names what is missing
+    kept, first, targets = {}, {}, {}
+    other = unmeasured = 0
+    labels = set()
+    try:
+        with open(records_path, encoding="utf-8") as f:
+            for seq, line in enumerate(f):
+                if not line.strip():
+                    continue
+                index, (trace, run_secs, record_target, args_info) = json.loads(line)
+                key = json.dumps(record_target, sort_keys=True)
+                if key not in targets:
+                    targets[key] = tvm.target.Target(record_target)
+                if not same_target(targets[key], target):
+                    other += 1
+                    labels.add(target_label(targets[key]))
+                    continue
+                samples = run_samples(run_secs)
+                if samples is None:
+                    unmeasured += 1
+                    continue
+                first.setdefault(index, len(first))
+                heap = kept.setdefault(index, [])
+                entry = (-sum(samples) / len(samples), -seq, [trace, run_secs, record_target, args_info])
+                (heapq.heappush if len(heap) < keep else heapq.heappushpop)(heap, entry)
+        with open(workloads_path, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        groups, order = {}, {}
+        for index in sorted(kept, key=first.get):
+            workload = ms.database.Workload.from_json(json.loads(lines[index]))
+            key = workload_hash(workload.mod)
+            if key not in groups:
+                order[key], groups[key] = index, (workload.mod, [])
+            groups[key][1].extend(ms.database.TuningRecord.from_json(e[2], workload) for e in kept[index])
+    except (ValueError, IndexError, TypeError, tvm.TVMError) as err:
+        raise TVMCException(f"tuning records in '{path}' are corrupt ({str(err).splitlines()[0][:200]}); restore them or tune again") from None
+    return groups, order, other, unmeasured, tuple(sorted(labels))
 
 
 @attrs.frozen
