@@ -139,7 +139,7 @@ def best_records(path: str, target, keep: int) -> tuple:
             if key not in groups:
                 order[key], groups[key] = index, (workload.mod, [])
             groups[key][1].extend(ms.database.TuningRecord.from_json(e[2], workload) for e in kept[index])
-    except (ValueError, IndexError, TypeError, tvm.TVMError) as err:
+    except Exception as err:  # pylint: disable=broad-except  # a line JSON or TVM cannot parse
         raise TVMCException(f"tuning records in '{path}' are corrupt ({str(err).splitlines()[0][:200]}); restore them or tune again") from None
     return groups, order, other, unmeasured, tuple(sorted(labels))
 
