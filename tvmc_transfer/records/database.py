@@ -54,7 +54,12 @@ def open_database(folder: str, create: bool = False):
     try:
         return ms.database.JSONDatabase(path_workload=workloads, path_tuning_record=records, allow_missing=create)
     except Exception as err:  # TVM raises on a line it cannot parse
-        raise TVMCException(f"tuning records in '{folder}' are corrupt ({one_line(err, 200)}); restore them or tune again") from None
+        raise corrupt_records(folder, err) from None
+
+
+def corrupt_records(folder: str, err: Exception) -> TVMCException:
+    """The one-line error for a records folder with a line JSON or TVM cannot parse."""
+    return TVMCException(f"tuning records in '{folder}' are corrupt ({one_line(err, 200)}); restore them or tune again")
 
 
 def same_target(a, b) -> bool:

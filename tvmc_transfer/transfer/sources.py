@@ -100,13 +100,12 @@ def best_records(path: str, target, keep: int) -> tuple:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    from ..errors import TVMCException
-    from ..records.database import database_paths, run_samples
+    from ..records.database import corrupt_records, database_paths, run_samples
 
     workloads_path, records_path = database_paths(path)
     if not (os.path.isfile(workloads_path) and os.path.isfile(records_path)):
         open_database(path)  # raises the error that names what is missing
-    kept, first, targets = {}, {}, {}
+    kept, targets = {}, {}  # workload index -> heap of the fastest; target JSON -> (label, same target)
     other = unmeasured = 0
     labels = set()
     try:
@@ -114,33 +113,33 @@ def best_records(path: str, target, keep: int) -> tuple:
             for seq, line in enumerate(f):
                 if not line.strip():
                     continue
-                index, (trace, run_secs, record_target, args_info) = json.loads(line)
-                key = json.dumps(record_target, sort_keys=True)
+                index, record = json.loads(line)  # record: [trace, run_secs, target, args_info]
+                key = json.dumps(record[2], sort_keys=True)
                 if key not in targets:
-                    targets[key] = tvm.target.Target(record_target)
-                if not same_target(targets[key], target):
+                    parsed = tvm.target.Target(record[2])
+                    targets[key] = (target_label(parsed), same_target(parsed, target))
+                label, same = targets[key]
+                if not same:
                     other += 1
-                    labels.add(target_label(targets[key]))
+                    labels.add(label)
                     continue
-                samples = run_samples(run_secs)
+                samples = run_samples(record[1])
                 if samples is None:
                     unmeasured += 1
                     continue
-                first.setdefault(index, len(first))
                 heap = kept.setdefault(index, [])
-                entry = (-sum(samples) / len(samples), -seq, [trace, run_secs, record_target, args_info])
-                (heapq.heappush if len(heap) < keep else heapq.heappushpop)(heap, entry)
+                (heapq.heappush if len(heap) < keep else heapq.heappushpop)(heap, (-sum(samples) / len(samples), -seq, record))
         with open(workloads_path, encoding="utf-8") as f:
             lines = [line for line in f if line.strip()]
         groups, order = {}, {}
-        for index in sorted(kept, key=first.get):
+        for index in sorted(kept):
             workload = ms.database.Workload.from_json(json.loads(lines[index]))
             key = workload_hash(workload.mod)
             if key not in groups:
                 order[key], groups[key] = index, (workload.mod, [])
-            groups[key][1].extend(ms.database.TuningRecord.from_json(e[2], workload) for e in kept[index])
+            groups[key][1].extend(ms.database.TuningRecord.from_json(record, workload) for _, _, record in kept[index])
     except Exception as err:  # pylint: disable=broad-except  # a line JSON or TVM cannot parse
-        raise TVMCException(f"tuning records in '{path}' are corrupt ({str(err).splitlines()[0][:200]}); restore them or tune again") from None
+        raise corrupt_records(path, err) from None
     return groups, order, other, unmeasured, tuple(sorted(labels))
 
 
