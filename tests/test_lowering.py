@@ -81,7 +81,6 @@ def test_records_of_another_lowering_are_counted_and_the_matching_flag_named(tun
     assert_matches_onnxruntime(models["tiny-mlp"], inputs, run_plain_tvm(str(tmp_path / "mlp.tar"), inputs))
 
 
-
 def test_records_of_another_layout_name_the_desired_layout_that_matches_them(models, tvmc, tmp_path):
     """A kernel's workload includes its layout: records tuned with ``--desired-layout NHWC`` match a compile with
     it, and a compile without it says so instead of leaving the user with a silently untuned package."""
@@ -95,6 +94,7 @@ def test_records_of_another_layout_name_the_desired_layout_that_matches_them(mod
     assert f"compile with --desired-layout NHWC and they match {same.tuned_kernels} kernels" in result.err
     inputs = {"input": np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype("float32")}
     assert_matches_onnxruntime(models["tiny-cnn"], inputs, run_plain_tvm(str(tmp_path / "nhwc.tar"), inputs))
+
 
 def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models, tmp_path):
     """The JSON database stores the rewrite's bool annotation as an integer, so the scheduled module read back

@@ -165,16 +165,22 @@ def other_lowering_hint(model, target, database, lowering: Lowering, tuned: int)
     """When the records match more kernels under another lowering, say how many and which flag gives that."""
     from .tasks import extract_tasks  # pylint: disable=import-outside-toplevel
 
-    best = None
-    for other in lowering.others():
-        if other.prepacks(target) == lowering.prepacks(target):
-            continue
-        matched = tuned_count(extract_tasks(model, target, other), database)
-        if matched > tuned and (best is None or matched > best[1]):
-            best = (other, matched)
+    others = [other for other in lowering.others() if other.prepacks(target) != lowering.prepacks(target)]
+    best = most_matched(others, tuned, lambda other: tuned_count(extract_tasks(model, target, other), database))
     if best is None:
         return None
     return f"the records were tuned under another lowering: compile with {best[0].flag(target)} and they match {best[1]} kernels"
+
+
+def most_matched(alternatives, tuned: int, count) -> tuple | None:
+    """``(alternative, kernels matched)`` for the alternative under which ``count`` matches the most kernels,
+    when that is more than the ``tuned`` matched now; else None."""
+    best = None
+    for alternative in alternatives:
+        matched = count(alternative)
+        if matched > tuned and (best is None or matched > best[1]):
+            best = (alternative, matched)
+    return best
 
 
 def attach_layout_free_buffers():

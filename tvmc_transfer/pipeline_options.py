@@ -174,17 +174,14 @@ def pipeline_options_from_args(args) -> PipelineOptions:
 def other_layout_hint(model, target, database, lowering, options: PipelineOptions, tuned: int) -> str | None:
     """When the records match more of ``model``'s kernels with another ``--desired-layout`` (``model`` as loaded,
     before ``options`` converts it), say how many and with which: a kernel's workload includes its layout."""
-    from .lowering import tuned_count  # pylint: disable=import-outside-toplevel
+    from .lowering import most_matched, tuned_count  # pylint: disable=import-outside-toplevel
     from .tasks import extract_tasks
 
-    best = None
-    for layout in (None, *LAYOUTS):
-        if layout == options.desired_layout:
-            continue
+    def count(layout):
         mod = attrs.evolve(options, desired_layout=layout).transform_model(model.mod)
-        matched = tuned_count(extract_tasks(attrs.evolve(model, mod=mod), target, lowering), database)
-        if matched > tuned and (best is None or matched > best[1]):
-            best = (layout, matched)
+        return tuned_count(extract_tasks(attrs.evolve(model, mod=mod), target, lowering), database)
+
+    best = most_matched([layout for layout in (None, *LAYOUTS) if layout != options.desired_layout], tuned, count)
     if best is None:
         return None
     flag = f"--desired-layout {best[0]}" if best[0] else "no --desired-layout"
