@@ -43,7 +43,8 @@ def prepare(name: str, work: str, target, args):
                           population=args.population)
     report = tune_model(model, target, records, options)
     tune_seconds = time.time() - start
-    tuned, untuned = os.path.join(work, f"{name}{tag}.tar"), os.path.join(work, f"{name}-untuned.tar")
+    layout = f"-{args.desired_layout.lower()}" if args.desired_layout else ""  # an untuned package per layout
+    tuned, untuned = os.path.join(work, f"{name}{tag}.tar"), os.path.join(work, f"{name}-untuned{layout}.tar")
     compile_model(model, target, tuned, records=records, lowering=lowering, default_schedules=False)
     if not os.path.exists(untuned):
         compile_model(model, target, untuned, lowering=lowering, default_schedules=False)  # unscheduled: see untuned_vs_onnxruntime.py
