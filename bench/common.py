@@ -93,6 +93,22 @@ def against_onnxruntime(model_path: str, model, packages: dict, repeat: int, slo
     return {k: float(np.median(v)) for k, v in times.items()}, errors
 
 
+def read_state(path: str) -> dict:
+    """A resumable script's state (its finished steps) from the JSON file ``path``; empty when there is none yet."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_state(path: str, state: dict) -> None:
+    """Write ``state`` to ``path`` whole or not at all, so that a stopped run resumes from its last finished step."""
+    from tvmc_transfer.atomic import atomic_write  # pylint: disable=import-outside-toplevel
+
+    with atomic_write(path) as f:
+        json.dump(state, f, indent=1)
+
+
 def append_json(path: str | None, row: dict) -> None:
     """Append ``row`` as one line to the JSON-lines file ``path`` (``--json``), if one was given."""
     if path:

@@ -36,13 +36,11 @@ import argparse
 import bisect
 import glob
 import itertools
-import json
 import os
 import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime
 
@@ -50,7 +48,7 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, random_inputs, threads  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, random_inputs, read_state, threads, write_state  # noqa: E402
 from tvmc_transfer import zoo  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
@@ -76,17 +74,14 @@ class Bench:
         self.folder = os.path.join(self.work, args.folder)
         os.makedirs(self.folder, exist_ok=True)
         self.state_path = os.path.join(self.folder, "state.json")
-        self.state = json.load(open(self.state_path)) if os.path.exists(self.state_path) else {}
+        self.state = read_state(self.state_path)
         self.start = time.time()
         self.target = parse_target(args.target)
         self.measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def save(self):
-        fd, partial = tempfile.mkstemp(dir=self.folder, prefix=".state-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.state, f, indent=1)
-        os.replace(partial, self.state_path)
+        write_state(self.state_path, self.state)
 
     def left(self) -> float:
         return self.args.time_limit - (time.time() - self.start)

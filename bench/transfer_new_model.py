@@ -20,13 +20,12 @@ latencies as ratios to ONNX Runtime and to the untuned package.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import add_folder_arguments, against_onnxruntime, append_json, records_folder  # noqa: E402
+from common import add_folder_arguments, against_onnxruntime, append_json, read_state, records_folder, write_state  # noqa: E402
 
 from tvmc_transfer import TransferOptions, TuneOptions, compile_model, load_model, parse_target, transfer_tune, tune_model  # noqa: E402
 from tvmc_transfer.atomic import atomic_write  # noqa: E402
@@ -75,18 +74,6 @@ def build_model(width: float = 0.75, size: int = 160, seed: int = 0):
     return g.to_model(NAME, description, (1, 3, size, size), (1, 1000), False)
 
 
-def _state(path):
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
-
-
-def _save(path, state):
-    with atomic_write(path) as f:
-        f.write(json.dumps(state, indent=1))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources", nargs="+", default=["resnet50", "alexnet"], help="zoo models whose records are the sources (default: resnet50 alexnet)")
@@ -101,7 +88,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     target = parse_target(args.target)
     state_path = os.path.join(args.work, "state.json")
-    state = _state(state_path)
+    state = read_state(state_path)
     path = os.path.join(args.work, f"{NAME}.onnx")
     if not os.path.exists(path):
         with atomic_write(path, "wb") as f:
@@ -121,7 +108,7 @@ def main():
         # the classes the sources hold: every kernel but the unmatched ones, those the time limit left pending included
         total = sum(k.flops * k.weight for k in report.kernels)
         state["transfer"]["class_coverage"] = sum(k.flops * k.weight for k in report.kernels if k.status != "unmatched") / total
-        _save(state_path, state)
+        write_state(state_path, state)
     budget = state["transfer"]["search_seconds"]
 
     tuned = os.path.join(args.work, "tune-records")
@@ -130,7 +117,7 @@ def main():
         report = tune_model(model, target, tuned, TuneOptions(trials=100000, time_budget=budget, population=args.population))
         state["tune"] = {"seconds": round(time.time() - start, 1), "trials": report.new_trials,
                          "tasks_with_records": sum(1 for t in report.tasks if t.best_seconds is not None), "tasks": len(report.tasks)}
-        _save(state_path, state)
+        write_state(state_path, state)
 
     packages = {}
     for label, records in (("untuned", None), ("transfer", transferred), ("tune", tuned)):
