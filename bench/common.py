@@ -9,9 +9,10 @@ import numpy as np
 
 from tvmc_transfer.lowering import Lowering
 
-# The committed zoo records (bench/work) were tuned without weight prepacking: the scripts that resume or read
-# them lower models the same way, so the records keep matching and results stay comparable with BENCHMARKS.
-RECORDS_LOWERING = Lowering(weight_prepack=False)
+# The committed zoo records (bench/work/<model>-records) were tuned without weight prepacking, in ONNX's NCHW:
+# the scripts that resume or read them lower models the same way, so the records keep matching and results
+# stay comparable with BENCHMARKS.
+RECORDS_LOWERING = Lowering(weight_prepack=False, layout="NCHW")
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 # The zoo's tuned records (<model>-records: hours of tuning, committed) and the results BENCHMARKS.md cites.

@@ -25,7 +25,6 @@ from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, 
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
-from tvmc_transfer.pipeline_options import PipelineOptions  # noqa: E402
 
 
 def prepare(name: str, work: str, target, args):
@@ -33,9 +32,7 @@ def prepare(name: str, work: str, target, args):
     if not os.path.exists(path):
         zoo.save(name, path)
     model = load_model(path)
-    pipeline = PipelineOptions(desired_layout=args.desired_layout)
-    model = attrs.evolve(model, mod=pipeline.transform_model(model.mod))  # the kernels compile --desired-layout builds
-    lowering = Lowering() if args.weight_prepack else RECORDS_LOWERING
+    lowering = Lowering(layout=args.desired_layout) if args.weight_prepack else attrs.evolve(RECORDS_LOWERING, layout=args.desired_layout or "NCHW")
     tag = f"-{args.records_tag}" if args.records_tag else ""
     records = records_folder(os.path.join(args.records, f"{name}{tag}-records"))
     start = time.time()
@@ -43,7 +40,7 @@ def prepare(name: str, work: str, target, args):
                           population=args.population)
     report = tune_model(model, target, records, options)
     tune_seconds = time.time() - start
-    layout = f"-{args.desired_layout.lower()}" if args.desired_layout else ""  # an untuned package per layout
+    layout = f"-{(lowering.layout_for(target) or 'NCHW').lower()}"  # an untuned package per layout
     tuned, untuned = os.path.join(work, f"{name}{tag}.tar"), os.path.join(work, f"{name}-untuned{layout}.tar")
     compile_model(model, target, tuned, records=records, lowering=lowering, default_schedules=False)
     if not os.path.exists(untuned):
@@ -66,7 +63,7 @@ def main():
     parser.add_argument("--weight-prepack", action="store_true", help="tune and compile with weight prepacking (tvmc's CPU default)")
     parser.add_argument("--records-tag", help="records folder RECORDS/<model>-TAG-records (for records of another lowering or processor)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock bound on this run's tuning (resumable)")
-    parser.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert convolutions first, as tune/compile --desired-layout")
+    parser.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert convolutions first, as tune/compile --desired-layout (default: theirs with --weight-prepack, else NCHW as the committed records)")
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512, as tvmc tune)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)

@@ -19,7 +19,6 @@ import re
 import sys
 import time
 
-import attrs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,18 +26,17 @@ from droplet_bench import model_file, time_kernels  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
-from tvmc_transfer.pipeline_options import PipelineOptions  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
 from tvmc_transfer.tasks import extract_tasks  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
 
-# arm -> (lowering, --desired-layout)
+# arm -> lowering
 ARMS = {
-    "plain": (Lowering(weight_prepack=False), None),
-    "prepack": (Lowering(weight_prepack=True), None),
-    "nhwc": (Lowering(weight_prepack=True), "NHWC"),
-    "nhwc-plain": (Lowering(weight_prepack=False), "NHWC"),
+    "plain": Lowering(weight_prepack=False, layout="NCHW"),
+    "prepack": Lowering(weight_prepack=True, layout="NCHW"),
+    "nhwc": Lowering(weight_prepack=True, layout="NHWC"),
+    "nhwc-plain": Lowering(weight_prepack=False, layout="NHWC"),
 }
 
 
@@ -71,9 +69,8 @@ def main() -> int:
     work = os.path.join(args.work, name)
     os.makedirs(work, exist_ok=True)
     start = time.time()
-    base, target = load_model(model_file(args.model, work)), parse_target(args.target)
-    models = {arm: attrs.evolve(base, mod=PipelineOptions(desired_layout=ARMS[arm][1]).transform_model(base.mod)) for arm in args.arms}
-    chosen = {arm: heaviest(extract_tasks(models[arm], target, ARMS[arm][0]), args.kernels) for arm in args.arms}
+    model, target = load_model(model_file(args.model, work)), parse_target(args.target)
+    chosen = {arm: heaviest(extract_tasks(model, target, ARMS[arm]), args.kernels) for arm in args.arms}
     folders = {arm: os.path.join(work, arm) for arm in args.arms}
     first = args.arms[0]
     for t in chosen[first]:
@@ -88,9 +85,9 @@ def main() -> int:
                 tasks=",".join(str(t.index) for t in chosen[arm]),
                 population=args.population,
                 measure=MeasureOptions(),
-                lowering=ARMS[arm][0],
+                lowering=ARMS[arm],
             )
-            report = tune_model(models[arm], target, folders[arm], options, progress=False)
+            report = tune_model(model, target, folders[arm], options, progress=False)
             wall[arm] += report.wall_seconds if report.new_trials else 0.0
             print(best_line(arm, chosen[arm], folders[arm]) + f"  [{report.time.line()}]")
 

@@ -8,9 +8,9 @@ import attrs
 from . import __version__
 from .cross import CrossCompiler, check_linkable
 from .errors import TVMCException, one_line
-from .lowering import Lowering, other_lowering_hint, tuned_count
+from .lowering import Lowering, layout_passes, other_lowering_hint, tuned_count
 from .package import PackageMetadata, write_package
-from .pipeline_options import PipelineOptions, build, dump_code, other_layout_hint
+from .pipeline_options import PipelineOptions, build, dump_code
 from .records import open_database, records_digest
 from .target import target_json
 from .tasks import extract_tasks
@@ -59,8 +59,8 @@ def compile_model(
     Kernels with a record in ``records`` get their best tuned schedule; the others get a checked default
     schedule (``default_schedules.py``; ``default_schedules`` may be its ``DefaultOptions``), or with
     ``default_schedules=False`` the unscheduled loops.
-    ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, layout, ...); ``cross`` links the
-    package for another machine. ``lowering`` must be the one the records were tuned under; when another
+    ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, ...); ``cross`` links the
+    package for another machine. ``lowering`` (weight prepacking, layout) must be the one the records were tuned under; when another
     matches more kernels, the report says which (``hint``) and a warning is logged.
 
     >>> compile_model(load_model("net.onnx"), parse_target("llvm"), "net.tar", records="records")  # doctest: +SKIP
@@ -72,7 +72,7 @@ def compile_model(
 
     pipeline = pipeline or PipelineOptions()
     check_linkable(target, cross)
-    loaded, model = model, attrs.evolve(model, mod=pipeline.transform_model(model.mod))
+    model = attrs.evolve(model, mod=pipeline.transform_model(model.mod))
     tasks = extract_tasks(model, target, lowering)
     other = 0
     if records:
@@ -84,7 +84,7 @@ def compile_model(
     tuned = tuned_count(tasks, database)
     hint = None
     if records and tuned < len(tasks):
-        hint = other_lowering_hint(model, target, database, lowering, tuned) or other_layout_hint(loaded, target, database, lowering, pipeline, tuned)
+        hint = other_lowering_hint(model, target, database, lowering, tuned)
         log.warning("the records match %d of the model's %d kernels; the others get a default schedule%s", tuned, len(tasks), f"; {hint}" if hint else "")
     load_tensor_intrinsics(target)  # tuned traces may tensorize
     defaults = None
@@ -113,5 +113,6 @@ def compile_model(
         tvmc_transfer_version=__version__,
     )
     write_package(executable, metadata, output, fcompile=cross.fcompile() if cross else None)
-    dump_code(pipeline, output, model.mod, scheduled, executable)
+    if pipeline.dump_code:  # the Relax module as the kernels were cut from it: in the lowering's layout
+        dump_code(pipeline, output, tvm.transform.Sequential(layout_passes(target, lowering))(model.mod), scheduled, executable)
     return CompileReport(os.path.abspath(output), len(tasks), tuned, other, hint, defaults)

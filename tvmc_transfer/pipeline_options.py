@@ -2,9 +2,9 @@
 
 ``-O``, ``--pass-config``, ``--disabled-pass``, ``--print-ir-before/after`` and ``--print-pass-times`` become one
 ``PassContext`` that the whole build runs under (``compile_relax`` would open its own at ``-O3`` and hide the
-caller's); ``--desired-layout`` is Relax's ``ConvertLayout`` and ``--mixed-precision`` its ``ToMixedPrecision``,
-both applied to the model before its kernels are extracted, so tuning records and the build see the same
-kernels; ``--dump-code`` writes the Relax module, the scheduled TIR, LLVM IR and assembly beside the package.
+caller's); ``--mixed-precision`` is Relax's ``ToMixedPrecision``, applied to the model before its kernels are
+extracted, so tuning records and the build see the same kernels (``--desired-layout`` is part of the lowering,
+``lowering.py``, since tune and transfer must agree with compile on it); ``--dump-code`` writes the Relax module, the scheduled TIR, LLVM IR and assembly beside the package.
 """
 
 import difflib
@@ -18,7 +18,6 @@ from .lowering import Lowering, after_database_passes, fusion_passes, lower_pass
 
 log = logging.getLogger("tvmc")
 
-LAYOUTS = {"NCHW": ["NCHW", "OIHW"], "NHWC": ["NHWC", "HWIO"]}  # data, kernel: 0.19's defaults for each
 DUMP_FORMATS = ("relax", "tir", "ll", "asm")
 MIXED_CALCULATION_TYPES = ("float16",)  # Relax's ToMixedPrecision computes in float16 only
 MIXED_ACCUMULATION_TYPES = ("float16", "float32")
@@ -31,12 +30,11 @@ def _names(text) -> tuple:
 
 @attrs.frozen
 class PipelineOptions:
-    """How ``compile`` (and, for the layout, ``tune``) lowers a model; the defaults are tvmc 0.19's."""
+    """How ``compile`` builds a model; the defaults are tvmc 0.19's."""
 
     opt_level: int = 3
     pass_config: tuple = ()  # ((name, typed value), ...) as read_pass_config returns them
     disabled_passes: tuple = ()
-    desired_layout: str | None = None
     mixed_precision: bool = False
     mixed_precision_calculation_type: str = "float16"
     mixed_precision_acc_type: str = "float16"
@@ -48,8 +46,6 @@ class PipelineOptions:
     def __attrs_post_init__(self):
         if not 0 <= self.opt_level <= 3:
             raise TVMCException(f"-O must be 0, 1, 2 or 3, got {self.opt_level}")
-        if self.desired_layout is not None and self.desired_layout not in LAYOUTS:
-            raise TVMCException(f"--desired-layout must be one of {', '.join(LAYOUTS)}, got '{self.desired_layout}'")
         if self.mixed_precision_calculation_type not in MIXED_CALCULATION_TYPES:
             raise TVMCException(
                 f"--mixed-precision-calculation-type {self.mixed_precision_calculation_type}: Relax's ToMixedPrecision computes in float16 only"
@@ -62,11 +58,9 @@ class PipelineOptions:
                 raise TVMCException(f"--dump-code {fmt}: formats are {', '.join(DUMP_FORMATS)}{hint}")
 
     def transform_model(self, mod):
-        """The model's Relax module in the desired layout and precision (unchanged by default)."""
+        """The model's Relax module in the desired precision (unchanged by default)."""
         from tvm import relax  # pylint: disable=import-outside-toplevel
 
-        if self.desired_layout:
-            mod = relax.transform.ConvertLayout({"relax.nn.conv2d": LAYOUTS[self.desired_layout]})(mod)
         if self.mixed_precision:
             mod = relax.transform.ToMixedPrecision(out_dtype=self.mixed_precision_acc_type)(mod)
         return mod
@@ -134,12 +128,9 @@ def read_pass_config(items) -> tuple:
     return tuple(result)
 
 
-def add_pipeline_arguments(parser, compile_only: bool = True) -> None:
-    """``--desired-layout`` for ``tune`` and ``compile``; with ``compile_only``, the build's options too."""
+def add_pipeline_arguments(parser) -> None:
+    """The build's options of ``compile``, as tvmc 0.19 had them."""
     group = parser.add_argument_group("compile pipeline (as tvmc 0.19)")
-    group.add_argument("--desired-layout", choices=tuple(LAYOUTS), help="convert convolutions to this data layout (Relax ConvertLayout); tune and compile must agree")
-    if not compile_only:
-        return
     group.add_argument("-O", "--opt-level", type=int, default=3, choices=range(4), metavar="{0,1,2,3}", help="optimization level of the build (default 3)")
     group.add_argument("--pass-config", action="append", default=[], metavar="NAME=VALUE", help="PassContext option, e.g. tir.disable_vectorize=true (repeatable; 'help' lists them)")
     group.add_argument("--disabled-pass", action="append", default=[], metavar="PASS", help="passes not to run, comma-separated (repeatable)")
@@ -153,14 +144,11 @@ def add_pipeline_arguments(parser, compile_only: bool = True) -> None:
 
 
 def pipeline_options_from_args(args) -> PipelineOptions:
-    """The ``PipelineOptions`` a command's parsed arguments describe (``tune`` has only the layout)."""
-    if not hasattr(args, "opt_level"):
-        return PipelineOptions(desired_layout=args.desired_layout)
+    """The ``PipelineOptions`` ``compile``'s parsed arguments describe."""
     return PipelineOptions(
         opt_level=args.opt_level,
         pass_config=read_pass_config(args.pass_config),
         disabled_passes=_names(args.disabled_pass),
-        desired_layout=args.desired_layout,
         mixed_precision=args.mixed_precision,
         mixed_precision_calculation_type=args.mixed_precision_calculation_type,
         mixed_precision_acc_type=args.mixed_precision_acc_type,
@@ -169,23 +157,6 @@ def pipeline_options_from_args(args) -> PipelineOptions:
         print_ir_after=_names(args.print_ir_after),
         print_pass_times=args.print_pass_times,
     )
-
-
-def other_layout_hint(model, target, database, lowering, options: PipelineOptions, tuned: int) -> str | None:
-    """When the records match more of ``model``'s kernels with another ``--desired-layout`` (``model`` as loaded,
-    before ``options`` converts it), say how many and with which: a kernel's workload includes its layout."""
-    from .lowering import most_matched, tuned_count  # pylint: disable=import-outside-toplevel
-    from .tasks import extract_tasks
-
-    def count(layout):
-        mod = attrs.evolve(options, desired_layout=layout).transform_model(model.mod)
-        return tuned_count(extract_tasks(attrs.evolve(model, mod=mod), target, lowering), database)
-
-    best = most_matched([layout for layout in (None, *LAYOUTS) if layout != options.desired_layout], tuned, count)
-    if best is None:
-        return None
-    flag = f"--desired-layout {best[0]}" if best[0] else "no --desired-layout"
-    return f"the records were tuned in another layout: compile with {flag} and they match {best[1]} kernels"
 
 
 def build(mod, target, database, options: PipelineOptions, lowering: Lowering = Lowering()) -> tuple:

@@ -1,11 +1,8 @@
 """``tvmc tune``: MetaSchedule evolutionary search into a records folder; re-running it resumes."""
 
-import attrs
-
 from ..lowering import add_lowering_arguments, lowering_from_args
 from ..main import register_parser
 from ..measure import add_measure_arguments, measure_options_from_args
-from ..pipeline_options import add_pipeline_arguments
 from ..target import add_target_arguments, target_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args
 
@@ -32,13 +29,11 @@ def add_tune_parser(subparsers, main_parser, json_config):
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512)")
     parser.add_argument("--tuning-records", action="append", default=[], metavar="PRIOR", help="records to start from (repeatable)")
     add_measure_arguments(parser)
-    add_pipeline_arguments(parser, compile_only=False)
     parser.set_defaults(func=drive_tune)
 
 
 def drive_tune(args) -> int:
     from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
-    from ..pipeline_options import pipeline_options_from_args
     from ..tasks import extract_tasks, format_task_table
     from ..tune import TuneOptions, tune_model
 
@@ -46,8 +41,6 @@ def drive_tune(args) -> int:
         raise TVMCException("give the records folder to write with -o RECORDS")
     target = target_from_args(args)
     model = load_model_from_args(args)
-    if args.desired_layout:  # the kernels 'compile --desired-layout' will look up
-        model = attrs.evolve(model, mod=pipeline_options_from_args(args).transform_model(model.mod))
     if args.tasks == "list":
         print(format_task_table(extract_tasks(model, target, lowering_from_args(args))))
         return 0
