@@ -1,6 +1,6 @@
 """Rebuild the schedule library that ``tvmc compile`` applies when it is given no tuning records.
 
-Takes the best --top-k measured records of every workload in the records folders (all tuned on one processor)
+Takes the best --top-k measured records of every workload in the records folders (tuned on processors of the family)
 and writes them, with their workloads, to one xz-compressed file in tvmc_transfer/data/. The shipped AVX2
 library is exactly:
 
@@ -8,12 +8,14 @@ library is exactly:
         bench/work/alexnet-records --family "x86-64 AVX2+FMA" --arch x86_64 --requires avx2 fma --version 2026.12-1 \
         -o tvmc_transfer/data/schedules-x86-avx2.json.xz
 
-The shipped AVX-512 library is the zoo's records tuned with weight prepacking on an AMD Zen 5 (their archives
-are committed; ``bench/common.records_folder`` or ``tar -xJf`` unpacks them):
+The shipped AVX-512 library is the zoo's records tuned in NHWC (the default layout on AVX-512) with weight
+prepacking, ResNet-50 on an AMD Zen 5, GoogLeNet and AlexNet on a Zen 4 (their archives are committed;
+``bench/common.records_folder`` or ``tar -xJf`` unpacks them):
 
-    python bench/build_schedule_library.py bench/work/resnet50-znver5-records bench/work/alexnet-znver5-records \
+    python bench/build_schedule_library.py bench/work/resnet50-znver5-nhwc-records \
+        bench/work/googlenet-znver4-nhwc-records bench/work/alexnet-znver4-nhwc-records \
         --family "x86-64 AVX-512" --arch x86_64 --requires avx512f avx512bw avx512dq avx512vl avx2 fma \
-        --version 2026.12-2 -o tvmc_transfer/data/schedules-x86-avx512.json.xz
+        --version 2026.12-3 -o tvmc_transfer/data/schedules-x86-avx512.json.xz
 
 A library for another family (Arm NEON, ...) is the same command on records tuned there, with the
 features that family requires; ``tvmc compile`` picks the most specific library the target has the features of
@@ -30,7 +32,7 @@ from tvmc_transfer.schedule_library import write_library  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", nargs="+", help="records folders, all tuned for one processor")
+    parser.add_argument("folders", nargs="+", help="records folders, tuned on processors of the family")
     parser.add_argument("-o", "--output", required=True, help="library file (.json.xz)")
     parser.add_argument("--family", required=True, help='what processors it is for, in words ("x86-64 AVX2+FMA")')
     parser.add_argument("--arch", required=True, help="LLVM architecture of the processor (x86_64, aarch64)")

@@ -88,7 +88,8 @@ def test_shipped_libraries_cover_avx2_and_avx512_processors_and_rebuild(tuned_cn
     library = read_library(shipped)
     assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 111
     wide = read_library(avx512)
-    assert wide.tuned_on == "llvm -mcpu=znver5" and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(wide.requires)
+    assert wide.tuned_on == "llvm -mcpu=znver4, llvm -mcpu=znver5" and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(wide.requires)
+    assert len(wide.source.workloads) == 114  # the zoo's three models in NHWC, the default layout there
     for lib in (library, wide):
         assert all(1 <= len(w.records) <= 3 for w in lib.source.workloads)
     assert os.path.getsize(shipped) < 2_000_000 and os.path.getsize(avx512) < 2_000_000
@@ -145,3 +146,28 @@ def test_library_applies_to_prepacked_kernels(models):
         packed = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(fused)
     packed = relax.transform.SplitLayoutRewritePreproc()(packed)
     assert sum(1 for gv in packed.functions if gv.name_hint.endswith("_weight_prepack")) == len(convolutions) + 1  # + dense
+
+
+def test_native_compile_takes_the_layout_and_library_of_this_cpu(models, tmp_path):
+    """``tvmc compile`` as a new user runs it, on the machine the tests run on: on an AVX-512 CPU the convolutions
+    are converted to NHWC and take the AVX-512 library's NHWC schedules; elsewhere they keep NCHW and take the
+    library of the family the CPU has the features of. Either way the package matches ONNX Runtime."""
+    from tvm_ffi import structural_hash
+
+    from tvmc_transfer.lowering import Lowering
+    from tvmc_transfer.schedule_library import target_features
+    from tvmc_transfer.tasks import extract_tasks
+
+    target, model = parse_target("native"), load_model(models["tiny-resnet"])
+    wide = "avx512f" in target_features(target)
+    layout = "NHWC" if wide else "NCHW"
+    assert [structural_hash(t.mod) for t in extract_tasks(model, target)] == [structural_hash(t.mod) for t in extract_tasks(model, target, Lowering(layout=layout))]
+    package = str(tmp_path / "native.tar")
+    d = compile_model(model, target, package).defaults
+    library, _ = find_library(target)
+    if library:
+        assert os.path.basename(library) in d.summary()
+    if wide:
+        assert "schedules-x86-avx512" in d.summary()
+        assert [k.kind for k in d.kernels if k.kernel_class.startswith("conv2d")] == ["library"] * 2  # NHWC classes in it
+    _outputs_match(models["tiny-resnet"], package, (1, 3, 16, 16))

@@ -35,7 +35,7 @@ class Library:
     path: str
     family: str  # e.g. "x86-64 AVX2+FMA"
     arch: str  # LLVM's architecture name, e.g. "x86_64"
-    tuned_on: str  # target of its records, e.g. "llvm -mcpu=znver3 -num-cores=2"
+    tuned_on: str  # targets of its records, e.g. "llvm -mcpu=znver4, llvm -mcpu=znver5"
     requires: tuple  # LLVM CPU features a target must have
     version: str
     source: object  # records_tools.Source
@@ -114,7 +114,8 @@ def read_library(path: str) -> Library:
 def write_library(path: str, folders: list, family: str, arch: str, requires: list, version: str, top_k: int = 3) -> dict:
     """Write the best ``top_k`` measured records of every workload in the records ``folders`` as a library file.
 
-    All records must be for one target (the processor they were tuned on). Returns the header written."""
+    The records may come from several processors of the family (``tuned_on`` names them all). Returns the
+    header written."""
     import tvm  # pylint: disable=import-outside-toplevel
 
     from .errors import TVMCException
@@ -128,8 +129,8 @@ def write_library(path: str, folders: list, family: str, arch: str, requires: li
             best = sorted(records, key=mean_seconds)[:top_k]
             targets.update(target_label(r.target) for r in best)
             entries.append({"mod": tvm.ir.save_json(mod), "records": [_record_json(r) for r in best]})
-    if len(targets) != 1:
-        raise TVMCException(f"a library holds the records of one processor; these folders hold {sorted(targets) or 'none'}")
+    if not targets:
+        raise TVMCException(f"the records folders {', '.join(folders)} hold no measured records")
     first = entries[0]["records"][0]
     header = {
         "format": FORMAT,
@@ -137,7 +138,7 @@ def write_library(path: str, folders: list, family: str, arch: str, requires: li
         "kind": "llvm",
         "arch": arch,
         "requires": sorted(requires),
-        "tuned_on": targets.pop(),
+        "tuned_on": ", ".join(sorted(targets)),
         "target": first[2],
         "version": version,
         "sources": [os.path.basename(os.path.normpath(f)) for f in folders],
