@@ -43,7 +43,7 @@ def test_rerun_resumes_and_extends_exactly(tuned_cnn, tvmc, tmp_path):
 
 
 def test_task_table_and_task_selection(models, tvmc, tmp_path):
-    listed = tvmc("tune", models["tiny-cnn"], "--tasks", "list")
+    listed = tvmc("tune", models["tiny-cnn"], "--tasks", "list", *FAST_TUNE[:2])  # the target tuned for below
     assert listed.code == 0
     names = [line.split()[1] for line in listed.out.splitlines()[1:]]
     assert any("conv2d" in n for n in names) and len(names) == 6
@@ -53,7 +53,7 @@ def test_task_table_and_task_selection(models, tvmc, tmp_path):
     assert result.code == 0
     workloads = [json.loads(line) for line in open(os.path.join(records, WORKLOADS))]
     assert len(workloads) == 1 and len(record_lines(records)) == 8
-    bad = tvmc("tune", models["tiny-cnn"], "-o", records, "--tasks", "3-99")
+    bad = tvmc("tune", models["tiny-cnn"], "-o", records, "--tasks", "3-99", *FAST_TUNE[:2])
     assert bad.code == 4 and "has tasks 0-5" in bad.err
 
 
