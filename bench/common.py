@@ -29,6 +29,16 @@ def add_folder_arguments(parser, work: str, records: bool = False) -> None:
         parser.add_argument("--records", default=RECORDS, help="folder of the zoo's tuned <model>-records (default: bench/work, committed)")
 
 
+def model_file(name: str, folder: str) -> str:
+    """``name`` when it is an ONNX file, else the zoo model ``name`` saved as ``folder/<name>.onnx`` (once)."""
+    from tvmc_transfer import zoo  # pylint: disable=import-outside-toplevel
+
+    if os.path.isfile(name):
+        return name
+    path = os.path.join(folder, f"{name}.onnx")
+    return path if os.path.isfile(path) else zoo.save(name, path)
+
+
 def records_folder(path: str) -> str:
     """``path``, unpacked first from ``path.tar.xz`` when only the archive is there: large records sets (the
     prepacked ones, 15 kB a record) are committed compressed, about 150x smaller. A folder tuned further is

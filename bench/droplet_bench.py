@@ -23,8 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, random_inputs, threads  # noqa: E402
-from tvmc_transfer import zoo  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, model_file, onnxruntime_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
@@ -36,13 +35,6 @@ from tvmc_transfer.tasks import extract_tasks, select_tasks  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
 
 ARMS = ("base", "droplet", "evolutionary")
-
-
-def model_file(name: str, folder: str) -> str:
-    if os.path.isfile(name):
-        return name
-    path = os.path.join(folder, f"{name}.onnx")
-    return path if os.path.isfile(path) else zoo.save(name, path)
 
 
 def task_spec(tasks, args) -> str | None:

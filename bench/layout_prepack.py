@@ -22,7 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from droplet_bench import model_file, time_kernels  # noqa: E402
+from common import model_file  # noqa: E402
+from droplet_bench import time_kernels  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402

@@ -19,16 +19,15 @@ import time
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import against_onnxruntime, append_json  # noqa: E402
+from common import against_onnxruntime, append_json, model_file  # noqa: E402
 
-from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target, zoo  # noqa: E402
+from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target  # noqa: E402
 
 
 def compile_all(name: str, work: str, target, model_picked: bool, also: dict):
     """The packages of one model (the unscheduled one is kept between runs) and the default compile's report."""
-    path = os.path.join(work, f"{name}.onnx")
-    if not os.path.exists(path):
-        zoo.save(name, path)
+    path = model_file(name, work)
+    name = os.path.basename(name).removesuffix(".onnx")
     model = load_model(path)
     packages = {label: os.path.join(work, f"{name}-{label}.tar") for label in ("defaults", "unscheduled")}
     start = time.time()
@@ -52,7 +51,7 @@ def measure(path, model, packages: dict, repeat: int):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["resnet50", "googlenet", "alexnet"])
+    parser.add_argument("--models", nargs="+", default=["resnet50", "googlenet", "alexnet"], help="zoo model names or .onnx files")
     parser.add_argument("--target", default="native")
     parser.add_argument("--work", default=os.path.expanduser("~/.cache/tvmc-transfer-bench/untuned"))
     parser.add_argument("--repeat", type=int, default=20)
@@ -66,8 +65,9 @@ def main():
     print(f"target {target}; load average at start {os.getloadavg()[0]:.1f}")
     print(f"{'model':<10} {'compile s':>9} {'lib/model/none':>14} {'ORT ms':>8} {'default ms':>10} {'unsched ms':>10} "
           f"{'default/ORT':>11} {'unsched/ORT':>11} {'unsched/default':>15} {'rel err':>8} {'model-only ms':>13} {'model/ORT':>9}")
-    for name in args.models:
-        path, model, packages, report, compile_seconds = compile_all(name, args.work, target, args.model_picked, also)
+    for given in args.models:
+        path, model, packages, report, compile_seconds = compile_all(given, args.work, target, args.model_picked, also)
+        name = os.path.basename(given).removesuffix(".onnx")
         times, errors = measure(path, model, packages, args.repeat)
         d = report.defaults
         row = {
