@@ -108,9 +108,3 @@ def predicted_order(mod, context, model, schedules: list) -> list:
     args = ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True)
     scores = model.predict(context, [ms.MeasureCandidate(s, args) for s in schedules])
     return sorted(range(len(schedules)), key=lambda i: -float(scores[i]))
-
-
-def ranked_samples(mod, target, model, samples: int = 16, seed: int = 0) -> list:
-    """Samples of ``mod``'s design space, best predicted first (in sampling order without a model)."""
-    schedules, context = sample_schedules(mod, target, samples, seed)
-    return [schedules[i] for i in predicted_order(mod, context, model, schedules)]

@@ -7,10 +7,11 @@ vectors, 50-180x slower than ONNX Runtime on the zoo. ``add_default_schedules`` 
    architecture (``schedule_library.py``), applied by
    transfer (``transfer.py``): the records of the library workloads of the kernel's class (or, failing that,
    of its anchor with another epilogue), nearest shapes first, are replayed on the kernel with their decisions
-   remapped, post-processed and checked numerically against the unscheduled kernel; the first correct one is
-   used. Nothing is measured.
+   remapped, post-processed and checked numerically against the unscheduled kernel. A record of this very
+   kernel (the library's own model, same shapes) is used as it is; at other shapes the correct ones are ranked
+   with the design-space samples below by the cost model, and the best predicted is used. Nothing is measured.
 2. **model**: samples of the kernel's MetaSchedule design space for the target, ranked by the shipped cost
-   model (``default_picks.py``), the best predicted one that is correct.
+   model (``default_picks.py``) with the library's schedules at other shapes: the best predicted that is correct.
 3. **none**: the unscheduled kernel, as before (when nothing replays or checks out).
 
 Records given by the user always win: a kernel with a record gets no default. The defaults are added to the
@@ -125,7 +126,8 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
 
 
 def _default_for(task, klass, target, database, library, model, options, row) -> KernelDefault:
-    from .default_picks import ranked_samples  # pylint: disable=import-outside-toplevel
+    from .default_picks import predicted_order, sample_schedules  # pylint: disable=import-outside-toplevel
+    from .records.listing import workload_hash
     from .transfer.check import KernelCheck
 
     try:
@@ -133,23 +135,38 @@ def _default_for(task, klass, target, database, library, model, options, row) ->
     except Exception as err:  # pylint: disable=broad-except
         log.warning("%s: the unscheduled kernel does not build or run here (%s); it keeps no default", task.name, str(err).strip()[-200:])
         return row
-    tried = 0
+    tried, picks = 0, []  # picks: (schedule, library candidate) that replayed and checked out
     if library is not None:
         for schedule, source in _library_schedules(task, klass, target, library, options, check):
             tried += 1
-            if schedule is not None:
+            if schedule is None:
+                continue
+            if workload_hash(source.workload.mod) == workload_hash(task.mod):  # this very kernel, measured: use it
                 _commit(database, task.mod, schedule.trace, target, source.record.run_secs)
                 return attrs.evolve(row, kind="library", source=source.describe(), tried=tried)
+            picks.append((schedule, source))
+    # At other shapes a library schedule is a guess like a design-space sample: the cost model ranks them together
+    # (a MobileNetV2 took ResNet-50's pointwise schedules at 12.9x ONNX Runtime, the model's own picks at 6.5x).
     try:
-        samples = ranked_samples(task.mod, target, model, options.samples, options.seed)
+        samples, context = sample_schedules(task.mod, target, options.samples, options.seed)
     except Exception as err:  # pylint: disable=broad-except
         log.debug("%s: no design space to sample (%s)", task.name, err)
-        samples = []
-    for schedule in samples[:3]:  # the best predicted that is correct
+        samples, context = [], None
+    pool = picks + [(schedule, None) for schedule in samples]
+    order = predicted_order(task.mod, context, model, [schedule for schedule, _ in pool]) if context is not None else range(len(pool))
+    checked = 0
+    for i in order:
+        schedule, source = pool[i]
+        if source is not None:  # checked already
+            _commit(database, task.mod, schedule.trace, target, source.record.run_secs)
+            return attrs.evolve(row, kind="library", source=source.describe(), tried=tried)
+        if checked == 3:  # the best predicted samples keep failing the check: a library schedule, if any, is next
+            continue
+        checked += 1
         tried += 1
         if check.is_correct(schedule.mod):
             _commit(database, task.mod, schedule.trace, target, [1.0])
-            return attrs.evolve(row, kind="model", source=f"best predicted of {len(samples)} samples", tried=tried)
+            return attrs.evolve(row, kind="model", source=f"best predicted of {len(pool)} ({len(picks)} from the library)", tried=tried)
     return attrs.evolve(row, tried=tried)
 
 
