@@ -16,7 +16,11 @@ Steps, each kept in WORK/state.json and skipped when done (run the same command 
 It prints coverage (of all weighted FLOPs, and of those whose classes the sources hold), search times, and
 latencies as ratios to ONNX Runtime and to the untuned package.
 
-    python bench/transfer_new_model.py --sources resnet50 alexnet --records-tag znver5 --time-limit 300
+    python bench/transfer_new_model.py --sources googlenet alexnet mobilenet_v2 --records-tag znver4-nhwc --time-limit 300
+
+Sources must be tuned in the layout the transfer lowers the model to (NHWC on AVX-512 CPUs) and for this processor
+(transfer uses the records of the target's own ``-mcpu``); session 8's run used ``--sources resnet50 alexnet
+--records-tag znver5`` (NCHW records, before NHWC was the default there).
 """
 
 import argparse
@@ -76,8 +80,8 @@ def build_model(width: float = 0.75, size: int = 160, seed: int = 0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sources", nargs="+", default=["resnet50", "alexnet"], help="zoo models whose records are the sources (default: resnet50 alexnet)")
-    parser.add_argument("--records-tag", default="znver5", help="sources are RECORDS/<model>-TAG-records (prepacked, for this processor)")
+    parser.add_argument("--sources", nargs="+", default=["googlenet", "alexnet", "mobilenet_v2"], help="zoo models whose records are the sources (default: googlenet alexnet mobilenet_v2)")
+    parser.add_argument("--records-tag", default="znver4-nhwc", help="sources are RECORDS/<model>-TAG-records (prepacked, for this processor; default znver4-nhwc)")
     parser.add_argument("--time-limit", type=float, default=300, help="the transfer's --time-limit, seconds (default 300)")
     parser.add_argument("--population", type=int, default=512, help="plain tuning's population (default 512, as tvmc tune)")
     parser.add_argument("--target", default="native")
