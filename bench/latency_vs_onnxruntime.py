@@ -21,16 +21,14 @@ import attrs
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json, records_folder  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json, model_file, records_folder  # noqa: E402
 
-from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, zoo  # noqa: E402
+from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 
 
 def prepare(name: str, work: str, target, args):
-    path = os.path.join(work, f"{name}.onnx")
-    if not os.path.exists(path):
-        zoo.save(name, path)
+    path = model_file(name, work)
     model = load_model(path)
     lowering = Lowering(layout=args.desired_layout) if args.weight_prepack else attrs.evolve(RECORDS_LOWERING, layout=args.desired_layout or "NCHW")
     tag = f"-{args.records_tag}" if args.records_tag else ""

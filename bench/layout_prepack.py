@@ -19,7 +19,6 @@ import re
 import sys
 import time
 
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import model_file  # noqa: E402

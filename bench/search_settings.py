@@ -21,9 +21,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import add_folder_arguments  # noqa: E402
+from common import add_folder_arguments, model_file  # noqa: E402
 
-from tvmc_transfer import load_model, parse_target, zoo  # noqa: E402
+from tvmc_transfer import load_model, parse_target  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
 from tvmc_transfer.target import tuning_target  # noqa: E402
@@ -73,9 +73,7 @@ def main():
     add_folder_arguments(parser, "search-settings")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    model_path = os.path.join(args.work, f"{args.model}.onnx")
-    if not os.path.exists(model_path):
-        zoo.save(args.model, model_path)
+    model_path = model_file(args.model, args.work)
     target = tuning_target(parse_target(args.target))
     tasks = heaviest(extract_tasks(load_model(model_path), target, Lowering()), args.heaviest)
     print(f"{args.model}: tasks {', '.join(f'#{t.index} {t.name} x{t.weight}' for t in tasks)}; {args.minutes:g} min per arm")

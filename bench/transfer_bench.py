@@ -48,8 +48,7 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, random_inputs, read_state, threads, write_state  # noqa: E402
-from tvmc_transfer import zoo  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, threads, write_state  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
@@ -91,8 +90,7 @@ class Bench:
             raise OutOfTime(what)
 
     def model_path(self, name):
-        path = os.path.join(self.work, f"{name}.onnx")
-        return path if os.path.isfile(path) else zoo.save(name, path)
+        return model_file(name, self.work)
 
     def records(self, name):
         return os.path.join(self.args.records, f"{name}-records")

@@ -24,10 +24,10 @@ from common import against_onnxruntime, append_json, model_file  # noqa: E402
 from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target  # noqa: E402
 
 
-def compile_all(name: str, work: str, target, model_picked: bool, also: dict):
-    """The packages of one model (the unscheduled one is kept between runs) and the default compile's report."""
-    path = model_file(name, work)
-    name = os.path.basename(name).removesuffix(".onnx")
+def compile_all(given: str, name: str, work: str, target, model_picked: bool, also: dict):
+    """The packages of one model, ``given`` as a zoo name or an .onnx file and ``name`` in file names (the
+    unscheduled one is kept between runs), and the default compile's report."""
+    path = model_file(given, work)
     model = load_model(path)
     packages = {label: os.path.join(work, f"{name}-{label}.tar") for label in ("defaults", "unscheduled")}
     start = time.time()
@@ -66,8 +66,8 @@ def main():
     print(f"{'model':<10} {'compile s':>9} {'lib/model/none':>14} {'ORT ms':>8} {'default ms':>10} {'unsched ms':>10} "
           f"{'default/ORT':>11} {'unsched/ORT':>11} {'unsched/default':>15} {'rel err':>8} {'model-only ms':>13} {'model/ORT':>9}")
     for given in args.models:
-        path, model, packages, report, compile_seconds = compile_all(given, args.work, target, args.model_picked, also)
         name = os.path.basename(given).removesuffix(".onnx")
+        path, model, packages, report, compile_seconds = compile_all(given, name, args.work, target, args.model_picked, also)
         times, errors = measure(path, model, packages, args.repeat)
         d = report.defaults
         row = {

@@ -136,12 +136,13 @@ def _default_for(task, klass, target, database, library, model, options, row) ->
         log.warning("%s: the unscheduled kernel does not build or run here (%s); it keeps no default", task.name, str(err).strip()[-200:])
         return row
     tried, picks = 0, []  # picks: (schedule, library candidate) that replayed and checked out
+    key = workload_hash(task.mod)
     if library is not None:
         for schedule, source in _library_schedules(task, klass, target, library, options, check):
             tried += 1
             if schedule is None:
                 continue
-            if workload_hash(source.workload.mod) == workload_hash(task.mod):  # this very kernel, measured: use it
+            if workload_hash(source.workload.mod) == key:  # this very kernel, measured: use it
                 _commit(database, task.mod, schedule.trace, target, source.record.run_secs)
                 return attrs.evolve(row, kind="library", source=source.describe(), tried=tried)
             picks.append((schedule, source))

@@ -57,9 +57,14 @@ class Lowering:
     def flags(self, target, current=None) -> str:
         """The command-line flags that select this lowering for ``target`` (only those that differ from
         ``current``'s, when given)."""
-        (prepacks, layout), (now_prepacks, now_layout) = self.key(target), current.key(target) if current else (None, None)
-        flags = [("--weight-prepack" if prepacks else "--no-weight-prepack")] if prepacks != now_prepacks else []
-        return " ".join(flags + ([f"--desired-layout {layout}"] if layout != now_layout else []))
+        prepacks, layout = self.key(target)
+        now_prepacks, now_layout = current.key(target) if current else (None, None)
+        flags = []
+        if prepacks != now_prepacks:
+            flags.append("--weight-prepack" if prepacks else "--no-weight-prepack")
+        if layout != now_layout:
+            flags.append(f"--desired-layout {layout}")
+        return " ".join(flags)
 
     def others(self, target) -> list:
         """The lowerings records could have been tuned under instead of this one, for ``target`` (to name the
