@@ -152,3 +152,28 @@ def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models,
 def test_task_list_follows_the_lowering(models, tvmc, flag):
     listed = tvmc("tune", models["tiny-cnn"], "--tasks", "list", flag, *TARGET)
     assert listed.code == 0 and len(listed.out.splitlines()) == 7
+
+
+def test_clamps_keep_the_nhwc_layout_and_fuse_into_their_convolutions(tmp_path):
+    """ONNX's Clip (ReLU6) and HardSwish reach Relax in forms ``ConvertLayout`` cannot see through; rewritten as
+    ``R.maximum``/``R.minimum`` they take the new layout and fuse into the convolution before them, instead of
+    each becoming a kernel of its own between two transposes. The numbers stay ONNX Runtime's."""
+    from tvmc_transfer.onnx_graph import Graph
+
+    g = Graph(3)
+    x = g.relu6(g.batch_norm(g.conv("input", "stem", 3, 8, 3, pad=1, bias=False), "stem.bn", 8))
+    x = g.relu6(g.batch_norm(g.conv(x, "dw", 8, 8, 3, pad=1, bias=False, group=8), "dw.bn", 8))
+    x = g.hard_swish(g.batch_norm(g.conv(x, "pw", 8, 16, 1, bias=False), "pw.bn", 16))
+    g.linear(g.global_avg_pool_flatten(x, "pool"), "fc", 16, 4, output="output")
+    path = str(tmp_path / "clamps.onnx")
+    with open(path, "wb") as f:
+        f.write(g.to_model("clamps", "ReLU6 and hard-swish after convolutions", (1, 3, 16, 16), (1, 4), False).SerializeToString())
+    model, target = load_model(path), parse_target("llvm -num-cores=2")
+    names = [t.name for t in extract_tasks(model, target, Lowering(layout="NHWC"))]
+    convolutions = [n for n in names if "conv2d" in n]
+    assert len(convolutions) == 3 and all("maximum" in n and "minimum" in n for n in convolutions), names
+    assert not any(("maximum" in n or "clip" in n) and "conv2d" not in n for n in names), names
+    assert sum("transpose" in n for n in names) <= 2, names  # the input's, and the one before the classifier
+    compile_model(model, target, str(tmp_path / "nhwc.tar"), lowering=Lowering(layout="NHWC"))
+    inputs = {"input": np.random.default_rng(4).standard_normal((1, 3, 16, 16)).astype("float32") * 4}
+    assert_matches_onnxruntime(path, inputs, run_plain_tvm(str(tmp_path / "nhwc.tar"), inputs))

@@ -84,11 +84,14 @@ def _features(target) -> set:
 
 
 def layout_passes(target, lowering: Lowering = Lowering()) -> list:
-    """The conversion of the convolutions to the lowering's layout for ``target``, when it has one."""
+    """The conversion of the convolutions to the lowering's layout for ``target``, when it has one (the clamps
+    rewritten first, so that the new layout goes through them: ``clamps.py``)."""
     from tvm import relax  # pylint: disable=import-outside-toplevel
 
+    from .clamps import clamps_as_binary_ops
+
     layout = lowering.layout_for(target)
-    return [relax.transform.ConvertLayout({"relax.nn.conv2d": LAYOUTS[layout]})] if layout else []
+    return [clamps_as_binary_ops(), relax.transform.ConvertLayout({"relax.nn.conv2d": LAYOUTS[layout]})] if layout else []
 
 
 def fusion_passes(target, lowering: Lowering = Lowering()) -> list:
