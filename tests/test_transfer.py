@@ -524,3 +524,31 @@ def test_a_source_read_for_its_best_records_holds_what_the_whole_database_gives(
         assert str(workload.records[0].trace) == str(same.records[0].trace)
     other = parse_target("llvm -mcpu=skylake -num-cores=2")  # another processor: every record counted as other
     assert read_source(tuned_cnn[1], other, keep=1).other_target == len(open_database(tuned_cnn[1]).get_all_tuning_records())
+
+
+def test_a_kernel_past_the_time_limit_measures_only_its_first_batch(tuned_cnn, models, tmp_path):
+    """``--time-limit`` also stops a kernel between batches: past it, only the first (best ranked) batch is
+    measured, even when that batch beat the unscheduled kernel (which, without a limit, measures the next)."""
+    import time
+
+    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.measure import MeasureOptions
+    from tvmc_transfer.records.folder import RecordsFolder
+    from tvmc_transfer.transfer import TransferOptions
+    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.transfer.kernel import transfer_kernel
+    from tvmc_transfer.transfer.sources import candidates_for, read_source
+
+    target = parse_target(TARGET)
+    load_tensor_intrinsics(target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn-b"]), target) if "conv2d1" in t.name)
+    klass = kernel_class(task.mod)
+    options = TransferOptions(max_candidates=None, measure_top=2, measure=MeasureOptions(number=2, min_repeat_ms=5))
+    candidates = candidates_for(klass, iter_extents(task.mod), [read_source(tuned_cnn[1], target)], options)
+    builder, runner = options.measure.make_builder(target), options.measure.make_runner()
+    try:
+        folder = RecordsFolder(str(tmp_path / "records"), create=True)
+        row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, deadline=time.time() - 1)
+    finally:
+        builder.shutdown()
+    assert row.ranked > 4 and row.measured == 2 and row.valid == 2 and row.status in ("transferred", "default"), row

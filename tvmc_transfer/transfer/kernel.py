@@ -9,6 +9,7 @@ while the last beat everything measured before it. The unscheduled kernel is com
 faster than every schedule measured."""
 
 import logging
+import time
 
 import attrs
 
@@ -23,10 +24,11 @@ from .report import KernelTransfer
 log = logging.getLogger("tvmc")
 
 
-def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, model=None) -> KernelTransfer:
+def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, model=None, deadline=None) -> KernelTransfer:
     """Replay, post-process and rank the candidates of one kernel, check and measure the best ranked; commit the
     correct ones to the ``RecordsFolder`` ``folder``. ``options``: the ``TransferOptions``; ``model``: the cost
-    model that ranks them (``default_picks.load_cost_model``; None: nearest shapes first)."""
+    model that ranks them (``default_picks.load_cost_model``; None: nearest shapes first); ``deadline``: a
+    ``time.time()`` after which no further batch is measured (the first always is)."""
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
     try:
         check = KernelCheck(task.mod, target, options.rtol, options.seed)
@@ -60,7 +62,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
                 best = (mean, candidate)
         sent += len(batch)
         improved = best is not None and (before is None or best[0] < before)
-        if not queue or not improved:
+        if not queue or not improved or (deadline is not None and time.time() > deadline):
             break  # the next ranked ones are measured only while the last batch beat everything before it
         batch, queue, row = _next_correct(task, queue, top, check, row)
         measured = measure_modules(builder, runner, target, [sch.mod for sch, _ in batch])

@@ -136,7 +136,8 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
                 continue
             if candidates:
                 kernel_start = time.time()
-                row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, cost_model)
+                deadline = None if options.time_limit is None else start + options.time_limit
+                row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, cost_model, deadline)
                 row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=candidates[0].match)
                 _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
             results[i] = row
