@@ -154,7 +154,8 @@ class Bench:
         return self._follow_up("rest", source, target_model, f"rest{self.args.tune_rest}", options, None)
 
     def _options(self) -> TransferOptions:
-        return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel, e2e=False, measure=self.measure, lowering=RECORDS_LOWERING)
+        return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel or None, measure_top=self.args.measure_top or None,
+                               e2e=False, measure=self.measure, lowering=RECORDS_LOWERING)
 
     def _follow_up(self, kind, source, target_model, suffix, options, plan) -> dict:
         """A step after the transfer, run on a copy of its output: the copy's journal says every kernel is
@@ -398,7 +399,8 @@ def main():
     parser.add_argument("--target", default="native")
     parser.add_argument("--full-trials", type=int, default=1000)
     parser.add_argument("--max-candidates", type=int, default=1)
-    parser.add_argument("--max-per-kernel", type=int, default=8)
+    parser.add_argument("--max-per-kernel", type=int, default=8, help="candidates per kernel (0: no cap, as tvmc transfer)")
+    parser.add_argument("--measure-top", type=int, default=8, help="as tvmc transfer --measure-top (0: all, unranked)")
     parser.add_argument("--number", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-repeat-ms", type=int, default=20)
