@@ -552,3 +552,35 @@ def test_a_kernel_past_the_time_limit_measures_only_its_first_batch(tuned_cnn, m
     finally:
         builder.shutdown()
     assert row.ranked > 4 and row.measured == 2 and row.valid == 2 and row.status in ("transferred", "default"), row
+
+
+def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, models):
+    """The check of a batch overlaps its build; a candidate found wrong is not run (no measurement, no record),
+    and the unscheduled kernel measured beside it is measured all the same."""
+    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.measure import MeasureOptions
+    from tvmc_transfer.transfer import KernelTransfer, TransferOptions
+    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.transfer.kernel import WRONG, _measure, replay_candidates
+    from tvmc_transfer.transfer.sources import candidates_for, read_source
+
+    target = parse_target(TARGET)
+    load_tensor_intrinsics(target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn-b"]), target) if "conv2d1" in t.name)
+    klass = kernel_class(task.mod)
+    candidates = candidates_for(klass, iter_extents(task.mod), [read_source(tuned_cnn[1], target)], TransferOptions(max_candidates=2))
+    row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
+    batch = replay_candidates(task, klass, candidates, target, row)[0][:3]
+    check = KernelCheck(task.mod, target, rtol=1e-3)
+    measure = MeasureOptions(number=2, min_repeat_ms=5)
+    builder, runner = measure.make_builder(target), measure.make_runner()
+    try:
+        right = _measure(task, batch, check, builder, runner, target, with_default=True)
+        check.reference = [r + 1.0 for r in check.reference]  # now every candidate computes "wrong" numbers
+        wrong = _measure(task, batch, check, builder, runner, target, with_default=True)
+    finally:
+        builder.shutdown()
+    assert len(batch) >= 2 and len(right) == len(wrong) == len(batch) + 1
+    assert all(secs not in (None, WRONG) for secs, _ in right)
+    assert wrong[0][0] not in (None, WRONG) and all(secs == WRONG for secs, _ in wrong[1:])

@@ -73,10 +73,11 @@ class MeasureOptions:
         return PersistentBuilder(target, max_workers=self.parallel, timeout_sec=max(self.timeout, 60.0), cross=self.cross_compiler)
 
 
-def measure_modules(builder, runner, target, mods: list, retries: int = 1) -> list:
+def measure_modules(builder, runner, target, mods: list, retries: int = 1, accept=None) -> list:
     """Build and run ``mods`` with MetaSchedule's builder and runner: per module ``(run_secs, args_info)``,
     ``run_secs`` None when the build or run failed. Failures are tried again ``retries`` times: on a loaded
-    machine a worker can time out on a module that is fine."""
+    machine a worker can time out on a module that is fine. ``accept(index, artifact_path)``, when given, is
+    asked after each build whether to run the module: one it refuses is not run, nor tried again."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from .records.database import run_samples
@@ -90,6 +91,10 @@ def measure_modules(builder, runner, target, mods: list, retries: int = 1) -> li
             break
         built = builder.build([ms.builder.BuilderInput(mods[i], target) for i in todo])
         runnable = [(i, b) for i, b in zip(todo, built) if b.error_msg is None]
+        if accept is not None:
+            refused = {i for i, b in runnable if not accept(i, b.artifact_path)}
+            runnable = [(i, b) for i, b in runnable if i not in refused]
+            todo = [i for i in todo if i not in refused]
         for i, b in zip(todo, built):
             if b.error_msg is not None:
                 log.debug("module %d failed to build: %s", i, str(b.error_msg)[-1500:])

@@ -1,15 +1,18 @@
 """One kernel's transfer: replay its candidates, rank them, check and measure the most promising; commit the
 correct ones.
 
-Checking (a build and a run) and measuring are what a candidate costs, replaying and ranking next to nothing.
-So every candidate is replayed and post-processed, the distinct schedules are ranked by the shipped cost model
-(``default_picks.predicted_order``; nearest shapes first without it), and they are checked and measured in that
-order, ``measure_top`` correct ones at a time: the first batch beside the unscheduled kernel, each next one only
-while the last beat everything measured before it. The unscheduled kernel is committed instead when it is
+Building, checking and measuring are what a candidate costs, replaying and ranking next to nothing. So every
+candidate is replayed and post-processed, the distinct schedules are ranked by the shipped cost model
+(``default_picks.predicted_order``; nearest shapes first without it), and they are built, checked and measured in
+that order, ``measure_top`` at a time: the first batch beside the unscheduled kernel, each next one only while the
+last beat everything measured before it with a candidate from its lower-ranked half (while the cost model's
+order still misplaces the best). A candidate's check (a compile and a run here) overlaps the build of its batch,
+and only a correct one is run. The unscheduled kernel is committed instead when it is
 faster than every schedule measured."""
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
@@ -47,12 +50,18 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
     replayed, context, row = replay_candidates(task, klass, candidates, target, row)
     top = options.measure_top or len(replayed)
     queue = [replayed[i] for i in _ranking(task, context, model, replayed, top)]
-    batch, queue, row = _next_correct(task, queue, top, check, row)
-    (default_secs, default_args), *measured = measure_modules(builder, runner, target, [task.mod] + [sch.mod for sch, _ in batch])
-    best, ran, sent = None, 0, 0
+    batch, queue = queue[:top], queue[top:]
+    (default_secs, default_args), *measured = _measure(task, batch, check, builder, runner, target, with_default=True)
+    best, ran, sent, wrong = None, 0, 0, 0
     while True:
         before = min((t for t in (_mean(default_secs), best and best[0]) if t is not None), default=None)
-        for (sch, candidate), (secs, args_info) in zip(batch, measured):
+        batch_best = None  # (mean, position in the batch)
+        for position, ((sch, candidate), (secs, args_info)) in enumerate(zip(batch, measured)):
+            if secs == WRONG:
+                wrong += 1
+                log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
+                continue
+            sent += 1
             if secs is None:
                 continue  # built or ran badly: counted as invalid below
             ran += 1
@@ -60,12 +69,15 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
             mean = _mean(secs)
             if best is None or mean < best[0]:
                 best = (mean, candidate)
-        sent += len(batch)
-        improved = best is not None and (before is None or best[0] < before)
-        if not queue or not improved or (deadline is not None and time.time() > deadline):
-            break  # the next ranked ones are measured only while the last batch beat everything before it
-        batch, queue, row = _next_correct(task, queue, top, check, row)
-        measured = measure_modules(builder, runner, target, [sch.mod for sch, _ in batch])
+            if batch_best is None or mean < batch_best[0]:
+                batch_best = (mean, position)
+        improved = batch_best is not None and (before is None or batch_best[0] < before)
+        late = batch_best is not None and batch_best[1] >= len(batch) // 2
+        if not queue or not improved or not late or (deadline is not None and time.time() > deadline):
+            break  # the ranking still found better ones low in the batch: the next ranked ones may be better yet
+        batch, queue = queue[:top], queue[top:]
+        measured = _measure(task, batch, check, builder, runner, target)
+    row = attrs.evolve(row, wrong=row.wrong + wrong)
     row = attrs.evolve(
         row,
         ranked=len(replayed),
@@ -78,6 +90,31 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
         default_seconds=_mean(default_secs),
     )
     return _keep_default_if_faster(row, task.mod, default_secs, default_args, target, folder)
+
+
+WRONG = "wrong"  # in place of run_secs: the candidate computed wrong numbers (and was not run)
+
+
+def _measure(task, batch, check, builder, runner, target, with_default: bool = False) -> list:
+    """Build ``batch`` (after the unscheduled kernel, ``with_default``), check each candidate's numbers and run the
+    correct ones: per module ``(run_secs, args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong
+    candidate. The check compiles each candidate here, in a thread, while the builder's workers build the batch
+    (the builder's libraries take prepacked weights, which the check's reference inputs are not): the two
+    overlap, and every check is done before any candidate runs, so no measurement shares the CPU with it."""
+    offset = 1 if with_default else 0
+    mods = [task.mod] * offset + [sch.mod for sch, _ in batch]
+    wrong = set()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        verdicts = [pool.submit(check.is_correct, sch.mod) for sch, _ in batch]
+
+        def accept(i, _path):
+            if i < offset or verdicts[i - offset].result():
+                return True
+            wrong.add(i)
+            return False
+
+        results = measure_modules(builder, runner, target, mods, accept=accept)
+    return [(WRONG, args) if i in wrong else (secs, args) for i, (secs, args) in enumerate(results)]
 
 
 def _mean(secs):

@@ -29,9 +29,9 @@ class TransferOptions:
     ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel whose class no source
     holds takes those of kernels with the same anchor and another epilogue (``classes.py``), the two epilogues
     fitted to each other (``replay.py``). ``measure_top``: a kernel's candidates are ranked by the shipped cost
-    model (``default_picks.py``; nearest shapes first without it), then checked and measured in that order, K
-    correct ones at a time: the first K with the unscheduled kernel, and the next K only while the last batch
-    beat everything measured before it (None: every candidate, unranked).
+    model (``default_picks.py``; nearest shapes first without it), then built, checked and measured in that
+    order, K at a time: the first K with the unscheduled kernel, and the next K only while the last batch beat
+    everything measured before it with one of its lower-ranked half (None: every candidate, unranked).
     """
 
     max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
