@@ -42,14 +42,40 @@ def model_file(name: str, folder: str) -> str:
 def records_folder(path: str) -> str:
     """``path``, unpacked first from ``path.tar.xz`` when only the archive is there: large records sets (the
     prepacked ones, 15 kB a record) are committed compressed, about 150x smaller. A folder tuned further is
-    packed again with ``tar -cJf NAME-records.tar.xz --exclude=logs NAME-records`` before committing."""
-    archive = path.rstrip("/") + ".tar.xz"
-    if not os.path.isdir(path) and os.path.exists(archive):
-        import tarfile  # pylint: disable=import-outside-toplevel
+    packed again with ``tar -cJf NAME-records.tar.xz --exclude=logs NAME-records`` before committing. A folder
+    unpacked earlier is used when its records begin with the archive's (it may have been tuned further); when the
+    archive holds other records (a commit replaced it), the script stops with an ``Error:`` line instead of
+    using stale ones."""
+    import tarfile  # pylint: disable=import-outside-toplevel
 
-        with tarfile.open(archive) as tar:
+    archive = path.rstrip("/") + ".tar.xz"
+    if not os.path.exists(archive):
+        return path
+    with tarfile.open(archive) as tar:
+        if not os.path.isdir(path):
             tar.extractall(os.path.dirname(os.path.abspath(path)), filter="data")
+            return path
+        # a folder unpacked earlier shadows the archive: stop when the archive holds other records (a commit
+        # replaced it) rather than use stale ones; a folder tuned further (records are appended) is used
+        records = os.path.join(path, "database_tuning_record.json")
+        member = next((m for m in tar.getmembers() if m.name.endswith("/database_tuning_record.json")), None)
+        if member is not None and os.path.exists(records) and not _starts_with(records, tar.extractfile(member), member.size):
+            raise SystemExit(f"Error: {archive} holds other records than the folder {path}: delete the folder to unpack "
+                             "the archive, or pack the folder again if it holds the records to keep")
     return path
+
+
+def _starts_with(path: str, packed, size: int, chunk: int = 1 << 20) -> bool:
+    """Whether the file ``path`` begins with the ``size`` bytes of the file object ``packed``."""
+    if os.path.getsize(path) < size:
+        return False
+    with open(path, "rb") as f:
+        while size > 0:
+            n = min(chunk, size)
+            if f.read(n) != packed.read(n):
+                return False
+            size -= n
+    return True
 
 
 def median_ms(fn, repeat: int = 30, warmup: int = 3) -> float:
