@@ -7,8 +7,6 @@ every ReLU6 then became a kernel of its own with two transposes instead of its c
 the binary operators with a scalar bound, the clamps keep the new layout and fuse into the convolution;
 ``LegalizeOps`` lowers them to the same TE kernels."""
 
-import functools
-
 
 def clamps_as_binary_ops():
     """The module pass: before ``ConvertLayout``."""
@@ -18,10 +16,11 @@ def clamps_as_binary_ops():
 
 
 def _rewrite(mod, _ctx):
-    from tvm import relax  # pylint: disable=import-outside-toplevel
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import relax
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
-    clip, call_tir = _op("relax.clip"), _op("relax.call_tir")
+    clip, call_tir = tvm.ir.Op.get("relax.clip"), tvm.ir.Op.get("relax.call_tir")
     binary = {"maximum": relax.op.maximum, "minimum": relax.op.minimum}
 
     @mutator
@@ -43,13 +42,6 @@ def _rewrite(mod, _ctx):
         if isinstance(func, relax.Function):
             rewriter.builder_.update_func(gvar, rewriter.visit_expr(func))
     return relax.transform.DeadCodeElimination()(rewriter.builder_.get())
-
-
-@functools.lru_cache(maxsize=None)
-def _op(name):
-    import tvm  # pylint: disable=import-outside-toplevel
-
-    return tvm.ir.Op.get(name)
 
 
 def _scalar_bound(mod, gvar, x, bound) -> str | None:

@@ -90,14 +90,14 @@ def measure_modules(builder, runner, target, mods: list, retries: int = 1, accep
         if not todo:
             break
         built = builder.build([ms.builder.BuilderInput(mods[i], target) for i in todo])
+        for i, b in zip(todo, built):
+            if b.error_msg is not None:
+                log.debug("module %d failed to build: %s", i, str(b.error_msg)[-1500:])
         runnable = [(i, b) for i, b in zip(todo, built) if b.error_msg is None]
         if accept is not None:
             refused = {i for i, b in runnable if not accept(i, b.artifact_path)}
             runnable = [(i, b) for i, b in runnable if i not in refused]
             todo = [i for i in todo if i not in refused]
-        for i, b in zip(todo, built):
-            if b.error_msg is not None:
-                log.debug("module %d failed to build: %s", i, str(b.error_msg)[-1500:])
         futures = runner.run([ms.runner.RunnerInput(b.artifact_path, device_type(target.kind.name), args[i]) for i, b in runnable])
         for (i, _), future in zip(runnable, futures):
             result = future.result()

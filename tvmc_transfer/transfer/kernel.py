@@ -77,9 +77,9 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
             break  # the ranking still found better ones low in the batch: the next ranked ones may be better yet
         batch, queue = queue[:top], queue[top:]
         measured = _measure(task, batch, check, builder, runner, target)
-    row = attrs.evolve(row, wrong=row.wrong + wrong)
     row = attrs.evolve(
         row,
+        wrong=row.wrong + wrong,
         ranked=len(replayed),
         measured=sent,
         valid=ran,

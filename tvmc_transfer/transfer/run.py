@@ -120,6 +120,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     builder = options.measure.make_builder(target)
     runner = options.measure.make_runner()
     kernels = []
+    deadline = None if options.time_limit is None else start + options.time_limit
     try:
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].flops * tasks[i].weight)
         results = {}
@@ -131,12 +132,11 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
                 continue
             candidates = candidates_for(klass, iter_extents(task.mod), chosen, options)
             row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "unmatched")
-            if candidates and options.time_limit is not None and time.time() - start > options.time_limit:
+            if candidates and deadline is not None and time.time() > deadline:
                 results[i] = attrs.evolve(row, status="pending")  # out of time: the next run goes on here
                 continue
             if candidates:
                 kernel_start = time.time()
-                deadline = None if options.time_limit is None else start + options.time_limit
                 row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, cost_model, deadline)
                 row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=candidates[0].match)
                 _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
