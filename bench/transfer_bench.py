@@ -155,7 +155,7 @@ class Bench:
 
     def _options(self) -> TransferOptions:
         return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel or None, measure_top=self.args.measure_top or None,
-                               e2e=False, measure=self.measure, lowering=RECORDS_LOWERING)
+                               e2e=False, measure=attrs.evolve(self.measure, passes=self.args.passes), lowering=RECORDS_LOWERING)
 
     def _follow_up(self, kind, source, target_model, suffix, options, plan) -> dict:
         """A step after the transfer, run on a copy of its output: the copy's journal says every kernel is
@@ -404,6 +404,7 @@ def main():
     parser.add_argument("--number", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--min-repeat-ms", type=int, default=20)
+    parser.add_argument("--passes", type=int, default=2, help="times transfer measures each batch, as 'tvmc transfer --passes' (default 2, its default)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per package per round (untuned: a tenth)")
     parser.add_argument("--droplet-trials", type=int, default=0, metavar="K",

@@ -22,10 +22,13 @@ def default_workers() -> int:
 @attrs.frozen
 class MeasureOptions:
     """Measurement protocol. ``repeat`` gives the samples a droplet t-test compares; ``number`` runs are averaged
-    into each sample, and at least ``min_repeat_ms`` is spent per sample."""
+    into each sample, and at least ``min_repeat_ms`` is spent per sample. With ``passes`` above 1 a batch is
+    measured that many times, every other pass in reverse order, and each candidate keeps the samples of its
+    fastest pass (``tuning/passes_runner.py``: a guard against the host slowing down for seconds)."""
 
     number: int = 3
     repeat: int = 3
+    passes: int = 1  # measurements of a batch, in alternating order; a candidate keeps its fastest
     min_repeat_ms: int = 20
     cache_flush: bool = False
     timeout: float = 10.0
@@ -35,7 +38,7 @@ class MeasureOptions:
     cross_compiler: CrossCompiler | None = None  # links candidates for the device behind the tracker
 
     def __attrs_post_init__(self):
-        for name in ("number", "repeat", "parallel"):
+        for name in ("number", "repeat", "passes", "parallel"):
             if getattr(self, name) < 1:
                 raise TVMCException(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.min_repeat_ms < 0 or self.timeout <= 0:
@@ -56,16 +59,23 @@ class MeasureOptions:
         )
 
     def make_runner(self):
-        """A local runner (one persistent worker) or MetaSchedule's RPC runner through a tracker."""
+        """A local runner (one persistent worker) or MetaSchedule's RPC runner through a tracker, measuring each
+        batch ``passes`` times."""
         from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
         if not self.rpc_tracker:
-            return ms.runner.LocalRunner(timeout_sec=self.timeout, evaluator_config=self.evaluator_config())
-        from .remote import parse_tracker  # pylint: disable=import-outside-toplevel
+            runner = ms.runner.LocalRunner(timeout_sec=self.timeout, evaluator_config=self.evaluator_config())
+        else:
+            from .remote import parse_tracker  # pylint: disable=import-outside-toplevel
 
-        host, port = parse_tracker(self.rpc_tracker)
-        config = ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=self.rpc_key, session_timeout_sec=int(self.timeout) + 30)
-        return ms.runner.RPCRunner(rpc_config=config, evaluator_config=self.evaluator_config(), max_workers=1)
+            host, port = parse_tracker(self.rpc_tracker)
+            config = ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=self.rpc_key, session_timeout_sec=int(self.timeout) + 30)
+            runner = ms.runner.RPCRunner(rpc_config=config, evaluator_config=self.evaluator_config(), max_workers=1)
+        if self.passes == 1:
+            return runner
+        from .tuning.passes_runner import PassesRunner  # pylint: disable=import-outside-toplevel
+
+        return PassesRunner(runner, self.passes)
 
     def make_builder(self, target):
         from .tuning.builder import PersistentBuilder  # pylint: disable=import-outside-toplevel
@@ -110,11 +120,17 @@ def measure_modules(builder, runner, target, mods: list, retries: int = 1, accep
     return results
 
 
-def add_measure_arguments(parser) -> None:
-    """The measurement options shared by ``tune`` and ``transfer``."""
+def add_measure_arguments(parser, passes: int = 1) -> None:
+    """The measurement options shared by ``tune`` and ``transfer``; ``passes``: the command's default."""
     group = parser.add_argument_group("measurement")
     group.add_argument("--number", type=int, default=3, help="runs averaged into one measurement (default 3)")
     group.add_argument("--repeat", type=int, default=3, help="measurements per candidate (default 3)")
+    group.add_argument(
+        "--passes",
+        type=int,
+        default=passes,
+        help=f"times each batch of candidates is measured, every other time in reverse order; each candidate keeps its fastest (a guard against a host that slows down for seconds; default {passes})",
+    )
     group.add_argument("--min-repeat-ms", type=int, default=20, help="minimum time of one measurement, ms (default 20)")
     group.add_argument("--cache-flush", action="store_true", help="flush the CPU cache before each measurement")
     group.add_argument("--timeout", type=float, default=10.0, help="seconds before a run is given up (default 10)")
@@ -128,6 +144,7 @@ def measure_options_from_args(args) -> MeasureOptions:
     return MeasureOptions(
         number=args.number,
         repeat=args.repeat,
+        passes=args.passes,
         min_repeat_ms=args.min_repeat_ms,
         cache_flush=args.cache_flush,
         timeout=args.timeout,

@@ -48,7 +48,7 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.add_argument("--e2e-repeat", type=int, default=10, metavar="N", help="end-to-end runs timed (default 10)")
     add_target_arguments(parser)
     add_lowering_arguments(parser)
-    add_measure_arguments(parser)
+    add_measure_arguments(parser, passes=2)
     parser.set_defaults(func=drive_transfer)
 
 

@@ -46,7 +46,7 @@ class TransferOptions:
     e2e_repeat: int = 10
     time_limit: float | None = None  # seconds; no new kernel or batch is started after it (the next run goes on)
     exact_classes: bool = False
-    measure: MeasureOptions = attrs.field(factory=MeasureOptions)
+    measure: MeasureOptions = attrs.field(factory=lambda: MeasureOptions(passes=2))  # a batch measured twice: the stopping rule compares
     lowering: Lowering = attrs.field(factory=Lowering)  # of the target's kernels (the sources' records match it)
 
     def __attrs_post_init__(self):
