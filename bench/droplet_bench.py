@@ -78,19 +78,33 @@ def _controls(folder: str) -> frozenset:
     return frozenset(tuple(float(v) for v in s) for walk in controls.values() for s in walk if s)
 
 
-def trials_to_best(folder: str, tasks, skip: dict) -> dict:
-    """Per task: how many of the arm's own new records (file order is time order) it took to reach its best;
-    droplet's controls are neither trials nor new schedules, so they do not count."""
+def own_series(folder: str, tasks, skip: dict) -> dict:
+    """Per task: ``(start, own)``, the mean seconds of the start's records and of the arm's own new ones, in file
+    order (time order); droplet's controls are neither trials nor new schedules, so they are left out."""
     times, controls, seen = {}, _controls(folder), {}
     for name, secs in _task_records(folder, tasks):
         if name is not None:
             seen[name] = seen.get(name, 0) + 1
             if seen[name] <= skip.get(name, 0) or tuple(float(s) for s in secs) not in controls:
                 times.setdefault(name, []).append(statistics.fmean(secs))
+    return {name: (series[: skip.get(name, 0)], series[skip.get(name, 0) :]) for name, series in times.items()}
+
+
+def trials_to_best(folder: str, tasks, skip: dict) -> dict:
+    """Per task: how many of the arm's own new records it took to reach its best (0: it never beat the start)."""
     result = {}
-    for name, series in times.items():
-        own = series[skip.get(name, 0) :]
-        result[name] = 1 + own.index(min(own)) if own and min(own) < min(series[: skip.get(name, 0)] or [1e30]) else 0
+    for name, (start, own) in own_series(folder, tasks, skip).items():
+        result[name] = 1 + own.index(min(own)) if own and min(own) < min(start or [1e30]) else 0
+    return result
+
+
+def trials_to_reach(folder: str, tasks, skip: dict, levels: dict) -> dict:
+    """Per task: how many of the arm's own new records it took to measure ``levels[task]`` seconds or less
+    (None: it never did)."""
+    result = {}
+    for name, (_, own) in own_series(folder, tasks, skip).items():
+        if name in levels:
+            result[name] = next((i + 1 for i, secs in enumerate(own) if secs <= levels[name]), None)
     return result
 
 

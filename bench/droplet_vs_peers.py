@@ -30,7 +30,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import WORK  # noqa: E402
-from droplet_bench import Start, add_arguments, run_arm, trials_to_best  # noqa: E402
+from droplet_bench import Start, add_arguments, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions  # noqa: E402
 from tvmc_transfer.records import WORKLOADS  # noqa: E402
 from tvmc_transfer.tuning.task_logs import tune_contexts  # noqa: E402
@@ -104,6 +104,19 @@ def tvm_trials_to_best(start: Start, folder: str) -> dict:
     return result
 
 
+def to_evolutionary(start: Start) -> dict:
+    """Per arm and task: the extra trials it took to measure the best latency more evolutionary search recorded
+    (None: never; tasks where evolutionary search did not beat the start are left out). Every arm's times
+    here are its own records, measured at different moments: the re-timed columns say who is really ahead."""
+    levels = {name: min(own) for name, (start_series, own) in own_series(start.folder("evolutionary"), start.tasks, start.base_lines).items()
+              if own and min(own) < min(start_series or [1e30])}
+    result = {"evolutionary": trials_to_reach(start.folder("evolutionary"), start.tasks, start.base_lines, levels),
+              "droplet": trials_to_reach(start.folder("droplet"), start.tasks, start.base_lines, levels)}
+    series = kept_series(start.folder("tvm-droplet"), start.tasks)
+    result["tvm-droplet"] = {name: next((i + 1 for i, s in enumerate(series.get(name, [])) if s <= level), None) for name, level in levels.items()}
+    return result
+
+
 def _records(start: Start):
     from droplet_bench import _task_records  # pylint: disable=import-outside-toplevel
 
@@ -113,15 +126,17 @@ def _records(start: Start):
 def format_result(result: dict, tasks) -> str:
     arms = ARMS[1:]
     rows = [f"== {result['model']} (tasks {result['tasks'] or 'all'}), {result['trials']} extra trials per task",
-            f"{'task':<28} " + " ".join(f"{a + ' us':>15}" for a in ARMS) + f"  {'to final latency (d/t/e)':>25}"]
-    kernels, to_best = result["kernels_us"], result["trials_to_best"]
+            f"{'task':<28} " + " ".join(f"{a + ' us':>15}" for a in ARMS) + f"  {'to final latency (d/t/e)':>25}  {'to evo best (d/t/e)':>20}"]
+    kernels, to_best, to_evo = result["kernels_us"], result["trials_to_best"], result.get("to_evolutionary", {})
     for t in tasks:
         cells = " ".join(f"{kernels[f'{t.name}|{a}']:15.2f}" if f"{t.name}|{a}" in kernels else f"{'-':>15}" for a in ARMS)
         best = "/".join(str(to_best[a].get(t.name, 0)) for a in arms)
-        rows.append(f"{t.name[:28]:<28} {cells}  {best:>25}")
+        evo = "/".join(str(to_evo.get(a, {}).get(t.name, "-")) for a in arms) if t.name in to_evo.get("evolutionary", {}) else "-"
+        rows.append(f"{t.name[:28]:<28} {cells}  {best:>25}  {evo:>20}")
     tried = {a: f" of {result[a]['attempted']} tried" if "attempted" in result[a] else "" for a in arms}
     rows.append("schedules measured (wall time): " + ", ".join(f"{a} {result[a]['new_trials']}{tried[a]} ({result[a]['wall_seconds']:.0f} s)" for a in arms))
-    rows.append("(droplet's include its controls, re-measurements that are no trials; to final latency counts trials only)")
+    rows.append("(droplet's include its controls, re-measurements that are no trials; to final latency counts trials only;")
+    rows.append(" to evo best: extra trials until an arm recorded evolutionary search's best time, None: never; records' own times)")
     rows.append("end to end (median ms): " + ", ".join(f"{a} {ms:.3f}" for a, ms in result["end_to_end_ms"].items()))
     return "\n".join(rows)
 
@@ -141,6 +156,7 @@ def bench_model(name: str, args) -> dict:
         "base": start.base,
         **runs,
         "trials_to_best": to_best,
+        "to_evolutionary": to_evolutionary(start),
         "kernels_us": {f"{task}|{arm}": s * 1e6 for (task, arm), s in kernels.items()},
         "end_to_end_ms": {arm: s * 1e3 for arm, s in end_to_end.items()},
     }

@@ -584,3 +584,28 @@ def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, m
     assert len(batch) >= 2 and len(right) == len(wrong) == len(batch) + 1
     assert all(secs not in (None, WRONG) for secs, _ in right)
     assert wrong[0][0] not in (None, WRONG) and all(secs == WRONG for secs, _ in wrong[1:])
+
+
+def test_a_kernel_with_fewer_candidates_than_a_batch_takes_the_next_records_of_its_source_workloads(tuned_cnn, models):
+    """One record per source workload can leave a kernel a single candidate (a model's one classifier matmul):
+    the next best records of each workload are added, fastest first, until the first batch is full."""
+    from tvmc_transfer.transfer import TransferOptions
+    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.transfer.sources import candidates_for, read_source
+
+    target = parse_target(TARGET)
+    source = read_source(tuned_cnn[1], target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn-b"]), target) if "conv2d1" in t.name)
+    klass, extents = kernel_class(task.mod), iter_extents(task.mod)
+    held = [w for w in source.workloads if w.kernel_class == klass]
+    total = sum(len(w.records) for w in held)
+    assert held and total > len(held), "the source should hold more than one record per workload of the class"
+    one = candidates_for(klass, extents, [source], TransferOptions(max_candidates=1, measure_top=None))
+    assert len(one) == len(held)
+    filled = candidates_for(klass, extents, [source], TransferOptions(max_candidates=1, measure_top=total))
+    assert len(filled) == total  # every record, since the batch asks for as many
+    some = candidates_for(klass, extents, [source], TransferOptions(max_candidates=1, measure_top=len(held) + 1))
+    depth = max(sum(c.workload is w for c in some) for w in held)
+    assert depth == 2 and len(some) >= len(held) + 1
+    for w in held:  # each workload gives its fastest records, in order
+        assert [c.record for c in some if c.workload is w] == list(w.records[: min(depth, len(w.records))])

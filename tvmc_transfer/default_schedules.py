@@ -180,7 +180,7 @@ def _library_schedules(task, klass, target, library, options, check):
     from .transfer.report import KernelTransfer
     from .transfer.sources import candidates_for
 
-    transfer_options = TransferOptions(max_candidates=options.candidates, max_per_kernel=options.candidates, rtol=options.rtol, seed=options.seed)
+    transfer_options = TransferOptions(max_candidates=options.candidates, max_per_kernel=options.candidates, measure_top=None, rtol=options.rtol, seed=options.seed)
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "pending")
     for candidate in candidates_for(klass, iter_extents(task.mod), [library.source], transfer_options):
         valid, row = replay_all(task, klass, [candidate], target, check, row)

@@ -88,7 +88,8 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     if any(os.path.abspath(s) == out for s in sources):
         raise TVMCException(f"the output '{output}' is also a source; write the transferred records to a new folder")
     target = tuning_target(target)
-    read = [read_source(path, target, options.max_candidates) for path in sources]  # fail on a bad source before writing anything
+    keep = None if options.max_candidates is None else max(options.max_candidates, options.measure_top or 0)  # candidates_for may fill a batch
+    read = [read_source(path, target, keep) for path in sources]  # fail on a bad source before writing anything
     for source in read:
         if source.other_target:
             log.warning("%s: %d records are for another target and were ignored", source.path, source.other_target)

@@ -227,20 +227,27 @@ def matches(task_class, source_class, epilogues: bool = True) -> str | None:
 
 def candidates_for(task_class, task_extents, sources: list, options) -> list:
     """The source records tried on one kernel: best ``max_candidates`` per source workload of its class,
-    nearest shapes first, at most ``max_per_kernel``. Only when no source holds its class, those of the
-    source workloads whose schedules replay once the epilogues are fitted (``matches``). ``options``: the
-    ``TransferOptions``."""
+    nearest shapes first, at most ``max_per_kernel``. When that gives fewer than a first batch
+    (``measure_top``), the next best records of each workload are added until it is full: a class that one
+    source workload holds (a model's one classifier matmul, say) would otherwise get one candidate, the
+    schedule best for that workload's shape and not necessarily for this one. Only when no source holds its
+    class, those of the source workloads whose schedules replay once the epilogues are fitted (``matches``).
+    ``options``: the ``TransferOptions``."""
     from .classes import iter_extents  # pylint: disable=import-outside-toplevel
 
     held = [(w, source) for source in sources for w in source.workloads]
     how = {id(w): matches(task_class, w.kernel_class, not options.exact_classes) for w, _ in held}
     exact = any(how[id(w)] == "class" for w, _ in held)
+    used = [(w, source) for w, source in held if how[id(w)] is not None and not (exact and how[id(w)] != "class")]
+    depth = options.max_candidates
+    if depth is not None and options.measure_top is not None:
+        deepest = max((len(w.records) for w, _ in used), default=0)
+        while depth < deepest and sum(min(depth, len(w.records)) for w, _ in used) < options.measure_top:
+            depth += 1
     found = []
-    for workload, source in held:
-        if how[id(workload)] is None or (exact and how[id(workload)] != "class"):
-            continue
+    for workload, source in used:
         distance = _extent_distance(iter_extents(workload.mod), task_extents)
-        records = workload.records if options.max_candidates is None else workload.records[: options.max_candidates]
+        records = workload.records if depth is None else workload.records[:depth]
         found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance, how[id(workload)])) for rank, r in enumerate(records)]
     found.sort(key=lambda item: item[:3])
     chosen = [c for *_, c in found]
