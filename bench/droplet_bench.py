@@ -98,14 +98,15 @@ def trials_to_best(folder: str, tasks, skip: dict) -> dict:
     return result
 
 
+def first_reaching(series: list, level: float) -> int | None:
+    """How many entries of ``series`` (seconds, in time order) it took to reach ``level`` or less (None: never)."""
+    return next((i + 1 for i, secs in enumerate(series) if secs <= level), None)
+
+
 def trials_to_reach(folder: str, tasks, skip: dict, levels: dict) -> dict:
     """Per task: how many of the arm's own new records it took to measure ``levels[task]`` seconds or less
     (None: it never did)."""
-    result = {}
-    for name, (_, own) in own_series(folder, tasks, skip).items():
-        if name in levels:
-            result[name] = next((i + 1 for i, secs in enumerate(own) if secs <= levels[name]), None)
-    return result
+    return {name: first_reaching(own, levels[name]) for name, (_, own) in own_series(folder, tasks, skip).items() if name in levels}
 
 
 def time_kernels(tasks, folders: dict, target, rounds: int) -> dict:

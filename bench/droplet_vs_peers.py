@@ -30,13 +30,18 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import WORK  # noqa: E402
-from droplet_bench import Start, add_arguments, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
+from droplet_bench import Start, add_arguments, first_reaching, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions  # noqa: E402
 from tvmc_transfer.records import WORKLOADS  # noqa: E402
 from tvmc_transfer.tuning.task_logs import tune_contexts  # noqa: E402
 
 ARMS = ("base", "droplet", "tvm-droplet", "evolutionary")
 PATIENT = "tvm-droplet-60s"  # TVM's droplet with a 60 s build timeout (--patient-tvm-droplet)
+
+
+def arms_run(keys) -> tuple:
+    """``ARMS``, and the patient TVM droplet when ``keys`` (a result's or the runs') hold it."""
+    return ARMS + ((PATIENT,) if PATIENT in keys else ())
 KEPT = ".kept"
 
 
@@ -120,7 +125,7 @@ def to_evolutionary(start: Start) -> dict:
     for arm in ("tvm-droplet", PATIENT):
         if os.path.isdir(start.folder(arm)):
             series = kept_series(start.folder(arm), start.tasks)
-            result[arm] = {name: next((i + 1 for i, s in enumerate(series.get(name, [])) if s <= level), None) for name, level in levels.items()}
+            result[arm] = {name: first_reaching(series.get(name, []), level) for name, level in levels.items()}
     return result
 
 
@@ -131,7 +136,7 @@ def _records(start: Start):
 
 
 def format_result(result: dict, tasks) -> str:
-    shown = ARMS + ((PATIENT,) if PATIENT in result else ())
+    shown = arms_run(result)
     arms = shown[1:]
     order = "d/t/e" + ("/t60" if PATIENT in result else "")
     rows = [f"== {result['model']} (tasks {result['tasks'] or 'all'}), {result['trials']} extra trials per task",
@@ -159,7 +164,7 @@ def bench_model(name: str, args) -> dict:
     to_best = {arm: trials_to_best(start.folder(arm), start.tasks, start.base_lines) for arm in ("droplet", "evolutionary")}
     for arm in {"tvm-droplet", PATIENT} & set(runs):
         to_best[arm] = tvm_trials_to_best(start, start.folder(arm))
-    kernels, end_to_end = start.timed(ARMS + ((PATIENT,) if PATIENT in runs else ()))
+    kernels, end_to_end = start.timed(arms_run(runs))
     result = {
         "model": name,
         "tasks": start.spec,

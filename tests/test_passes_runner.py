@@ -6,11 +6,10 @@ from tvm import te
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import PyRunner
-from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 
 from tvmc_transfer.measure import MeasureOptions
 from tvmc_transfer.target import parse_target
-from tvmc_transfer.tuning.passes_runner import PassesRunner
+from tvmc_transfer.tuning.passes_runner import PassesRunner, done_future
 
 
 @derived_object
@@ -24,7 +23,7 @@ class _Recording(PyRunner):
     def run(self, runner_inputs):
         results = [f.result() for f in self.inner.run(runner_inputs)]
         self.calls.append(([str(i.artifact_path) for i in runner_inputs], results))
-        return [LocalRunnerFuture(res=None, error_message=str(r.error_msg)) if r.error_msg is not None else LocalRunnerFuture(res=[float(s) for s in r.run_secs]) for r in results]
+        return [done_future(r) for r in results]
 
 
 def _matmul(n: int):

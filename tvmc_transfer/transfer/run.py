@@ -46,7 +46,7 @@ from .journal import Journal
 from .kernel import transfer_kernel
 from .options import TransferOptions
 from .report import RANKINGS, KernelTransfer, TransferReport
-from .sources import candidates_for, format_ranking, rank_sources, read_source
+from .sources import candidates_for, format_ranking, rank_sources, read_source, records_to_read
 
 log = logging.getLogger("tvmc")
 
@@ -88,8 +88,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     if any(os.path.abspath(s) == out for s in sources):
         raise TVMCException(f"the output '{output}' is also a source; write the transferred records to a new folder")
     target = tuning_target(target)
-    keep = None if options.max_candidates is None else max(options.max_candidates, options.measure_top or 0)  # candidates_for may fill a batch
-    read = [read_source(path, target, keep) for path in sources]  # fail on a bad source before writing anything
+    read = [read_source(path, target, records_to_read(options)) for path in sources]  # fail on a bad source before writing anything
     for source in read:
         if source.other_target:
             log.warning("%s: %d records are for another target and were ignored", source.path, source.other_target)

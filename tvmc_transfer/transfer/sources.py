@@ -225,6 +225,12 @@ def matches(task_class, source_class, epilogues: bool = True) -> str | None:
     return "epilogue" if epilogues and task_class.takes_epilogue_of(source_class) else None
 
 
+def records_to_read(options) -> int | None:
+    """How many records of each source workload ``candidates_for`` may use: ``max_candidates``, or up to a
+    first batch (``measure_top``) when it fills one (None: all)."""
+    return None if options.max_candidates is None else max(options.max_candidates, options.measure_top or 0)
+
+
 def candidates_for(task_class, task_extents, sources: list, options) -> list:
     """The source records tried on one kernel: best ``max_candidates`` per source workload of its class,
     nearest shapes first, at most ``max_per_kernel``. When that gives fewer than a first batch

@@ -14,10 +14,20 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerResult
 from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 
+from ..records.database import run_samples
+
 
 def _mean(result: RunnerResult):
-    secs = [float(s) for s in result.run_secs or ()]
-    return sum(secs) / len(secs) if result.error_msg is None and secs else None
+    """Mean seconds of a successful run; None for a failed one (an error, or MetaSchedule's failure sentinel)."""
+    secs = run_samples(result.run_secs) if result.error_msg is None else None
+    return sum(secs) / len(secs) if secs else None
+
+
+def done_future(result: RunnerResult) -> LocalRunnerFuture:
+    """A finished future holding ``result``: what a runner returns for a result it already has."""
+    if result.error_msg is not None:
+        return LocalRunnerFuture(res=None, error_message=str(result.error_msg))
+    return LocalRunnerFuture(res=[float(s) for s in result.run_secs])
 
 
 @derived_object
@@ -39,4 +49,4 @@ class PassesRunner(PyRunner):
                 mean = _mean(result)
                 if mean is not None and mean < _mean(best[i]):
                     best[i] = result
-        return [LocalRunnerFuture(res=None, error_message=str(r.error_msg)) if r.error_msg is not None else LocalRunnerFuture(res=[float(s) for s in r.run_secs]) for r in best]
+        return [done_future(r) for r in best]
