@@ -2,6 +2,8 @@
 by default for NHWC CPU targets, tuned by MetaSchedule with TVM's Winograd rules, and packages that match ONNX
 Runtime."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -84,24 +86,52 @@ def test_winograd_is_the_default_where_convolutions_are_nhwc_on_a_cpu(target, on
     assert Lowering(layout="NCHW", winograd=True).winograd_for(parse_target(target)) is False  # NCHW: never
 
 
-def test_a_tuned_winograd_package_matches_onnxruntime_and_names_its_kernels(convs_model, tmp_path):
-    """Real tuning with TVM's Winograd rules on the transforms, then a package whose output ONNX Runtime confirms
-    and whose profile names the Winograd kernel."""
-    records = str(tmp_path / "records")
+@pytest.fixture(scope="module")
+def tuned_convs(convs_model, tmp_path_factory):
+    """The model tuned with a handful of trials, Winograd on (``--desired-layout NHWC`` on a generic x86-64)."""
+    records = str(tmp_path_factory.mktemp("winograd-records") / "records")
     tuned = run_cli("tune", convs_model, "-o", records, "--trials", "24", "--desired-layout", "NHWC", *FAST_TUNE)
     assert tuned.code == 0, tuned.err
+    return records
+
+
+def run_package(package, x):
+    vm = tvm.relax.VirtualMachine(read_package(package).load(), tvm.cpu())
+    return [vm["main"](tvm.runtime.tensor(x)).numpy()]
+
+
+def test_a_tuned_winograd_package_matches_onnxruntime_and_names_its_kernels(convs_model, tuned_convs, tmp_path):
+    """Real tuning with our Winograd rule on the transforms, then a package whose output ONNX Runtime confirms
+    and whose profile names the Winograd kernel."""
     model, target = load_model(convs_model), parse_target(TARGET)
     package = str(tmp_path / "convs.tar")
-    result = compile_model(model, target, package, records=records, lowering=NHWC)
+    result = compile_model(model, target, package, records=tuned_convs, lowering=NHWC)
     assert result.tuned_kernels >= 1 and result.hint is None
     x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype("float32")
-    vm = tvm.relax.VirtualMachine(read_package(package).load(), tvm.cpu())
-    assert_matches_onnxruntime(convs_model, {"input": x}, [vm["main"](tvm.runtime.tensor(x)).numpy()])
+    assert_matches_onnxruntime(convs_model, {"input": x}, run_package(package, x))
     profile = run_cli("run", package, "--profile", "--repeat", "2")
     assert profile.code == 0 and "fused_conv2d_winograd" in profile.out
     # Compiled without Winograd the records of its kernel do not match, and the hint names the flag that does.
-    plain = run_cli("compile", convs_model, "-o", tmp_path / "plain.tar", "--tuning-records", records, "--desired-layout", "NHWC", "--no-winograd", "--target", TARGET)
+    plain = run_cli("compile", convs_model, "-o", tmp_path / "plain.tar", "--tuning-records", tuned_convs, "--desired-layout", "NHWC", "--no-winograd", "--target", TARGET)
     assert plain.code == 0 and "compile with --winograd and they match" in plain.err
+
+
+def test_winograd_schedules_transfer_to_other_shapes(tuned_convs, tmp_path):
+    """A Winograd kernel's class holds it at any shape: the tuned schedules replay on twice the channels and
+    another image size, checked and measured, and the package matches ONNX Runtime."""
+    other = four_convs(str(tmp_path / "wider.onnx"), channels=32, size=20)
+    output, report = tmp_path / "transferred", tmp_path / "report.json"
+    result = run_cli("transfer", other, "--from", tuned_convs, "-o", output, "--report", report, "--desired-layout", "NHWC", "--no-e2e",
+                     "--target", TARGET, "--min-repeat-ms", "5", "--number", "2")
+    assert result.code == 0, result.err
+    kernels = {k["task"]: k for k in json.load(open(report))["kernels"]}
+    (winograd,) = [k for name, k in kernels.items() if "winograd" in name]
+    assert winograd["status"] == "transferred" and winograd["valid"] >= 1
+    model, target = load_model(other), parse_target(TARGET)
+    package = str(tmp_path / "wider.tar")
+    assert compile_model(model, target, package, records=str(output), lowering=NHWC).tuned_kernels >= 1
+    x = np.random.default_rng(5).standard_normal((1, 3, 20, 20)).astype("float32")
+    assert_matches_onnxruntime(other, {"input": x}, run_package(package, x))
 
 
 def test_winograd_output_stays_close_to_onnxruntime_through_a_deep_stack(tmp_path):
@@ -119,8 +149,7 @@ def test_winograd_output_stays_close_to_onnxruntime_through_a_deep_stack(tmp_pat
     package = str(tmp_path / "deep.tar")
     compile_model(model, target, package, lowering=NHWC)
     inputs = {"input": np.random.default_rng(4).standard_normal((1, 3, 16, 16)).astype("float32")}
-    vm = tvm.relax.VirtualMachine(read_package(package).load(), tvm.cpu())
-    out = vm["main"](tvm.runtime.tensor(inputs["input"])).numpy()
+    (out,) = run_package(package, inputs["input"])
     reference = onnxruntime_outputs(path, inputs)[0]
     assert_matches_onnxruntime(path, inputs, [out])
     assert np.abs(out - reference).max() / np.abs(reference).max() > 1e-8  # not a direct convolution in disguise

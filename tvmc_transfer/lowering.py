@@ -15,6 +15,10 @@ its layout. On a CPU with AVX-512 the default is NHWC: measured there, ResNet-50
 2.1x faster in NHWC than in ONNX's NCHW (in NCHW the vectorized axis is the image width, 7-56, and wastes most of
 16 lanes; in NHWC it is the channels). Elsewhere the model keeps its own layout (not measured; the AVX2 schedule
 library is NCHW).
+
+Where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output tiles are computed as
+Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials, ResNet-50's 3x3 convolutions
+at 56x56, 28x28 and 14x14 ran 1.5-1.9x faster than direct ones (BENCHMARKS). ``--no-winograd`` keeps them direct.
 """
 
 import attrs
@@ -215,8 +219,9 @@ def lower_passes(target) -> list:
 
 
 def add_lowering_arguments(parser) -> None:
-    """``--weight-prepack`` / ``--no-weight-prepack`` and ``--desired-layout`` for every command that extracts
-    tasks or compiles: records match only under the lowering they were tuned under."""
+    """``--weight-prepack`` / ``--no-weight-prepack``, ``--desired-layout`` and ``--winograd`` / ``--no-winograd``
+    for every command that extracts tasks or compiles: records match only under the lowering they were tuned
+    under."""
     import argparse  # pylint: disable=import-outside-toplevel
 
     parser.add_argument(

@@ -5,15 +5,19 @@ overlapping 6x6 tiles (``input_tile``), each tile transformed (``data_pack``: B^
 products over the input channels (``bgemm``), each product transformed back (``inverse``: A^T m A), and the 4x4
 results laid out as the output. The weights' transform (G g G^T) is done once, here, in float64 at compile time:
 the kernel takes the transformed weights as its constant argument, which prepacking marks layout-free like any
-weight. The two transforms carry TVM's own MetaSchedule rules for Winograd on CPU (``schedule_rule`` attributes:
-``conv2d_nhwc_winograd_data_pack`` and ``..._inverse``, which unroll the 6x6 transforms so that the constant
-matrices fold away); the matrix products get the usual multi-level tiling. The kernel's op pattern is set to
-"output element-wise fusable", so the bias, residual and activation after the convolution fuse into it as they
-do into a direct one.
+weight. The two transforms carry a ``schedule_rule`` attribute that MetaSchedule's ``ApplyCustomRule`` resolves to
+this module's rule (``_schedule_transform``): the 6x6 loops and their two reductions unrolled, so that the
+constant matrices fold into additions, and the channels innermost and vectorized. TVM ships a CPU rule for its
+own Winograd compute that unrolls the same loops but leaves the channels outside them, scalar: measured on
+ResNet-50's 28x28 3x3 convolution after 128 trials, it ran 1.12x faster than direct and this rule 1.47x. The
+matrix products get MetaSchedule's usual multi-level tiling. The kernel's op pattern is set to "output
+element-wise fusable", so the bias, residual and activation after the convolution fuse into it as they do into
+a direct one. The rule is a MetaSchedule trace like any other: records replay without it.
 
 The matrices are Lavin and Gray's for the points 0, 1, -1, 2, -2 and infinity ("Fast Algorithms for
-Convolutional Neural Networks", 2016). Their float32 error is larger than a direct convolution's (about 1e-6
-relative per layer instead of 1e-7); ``test_winograd`` checks it against NumPy.
+Convolutional Neural Networks", 2016). Their float32 error is larger than a direct convolution's: against ONNX
+Runtime, one layer at ResNet-50's shapes was 0.6-1.3e-5 off relative to its largest output, a direct one 1-3e-6
+(``test_winograd`` checks the kernel against NumPy and a deep stack against ONNX Runtime).
 """
 
 import numpy as np
