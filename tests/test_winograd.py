@@ -1,6 +1,6 @@
-"""Winograd F(4x4, 3x3) for stride-1 3x3 NHWC convolutions: exact against NumPy, used only where it applies, on
-by default for NHWC CPU targets, tuned by MetaSchedule with TVM's Winograd rules, and packages that match ONNX
-Runtime."""
+"""Winograd F(4x4, 3x3) for stride-1 3x3 NHWC convolutions (``--winograd``): exact against NumPy, used only where
+it applies and only when asked for, tuned by MetaSchedule with our rule for its transforms, transferred to other
+shapes, and packages that match ONNX Runtime."""
 
 import json
 
@@ -19,7 +19,7 @@ from tvmc_transfer.tasks import extract_tasks
 from tvmc_transfer.winograd import convolution_te, transform_weight
 
 TARGET = "llvm -num-cores=2"
-NHWC = Lowering(layout="NHWC")  # on a generic x86-64 target, Winograd comes with NHWC
+NHWC = Lowering(layout="NHWC", winograd=True)
 
 
 def direct_nhwc(x, w, padding):
@@ -75,22 +75,23 @@ def test_only_stride_one_3x3_convolutions_with_enough_channels_and_tiles_become_
     winograd = [n for n in names if "winograd" in n]
     assert len(winograd) == 1 and "add" in winograd[0] and "relu" in winograd[0]  # the epilogue fused into it
     assert sum(1 for n in names if n.startswith("fused_conv2d") and "winograd" not in n) == 3
-    assert not any("winograd" in t.name for t in extract_tasks(model, target, Lowering(layout="NHWC", winograd=False)))
-    assert not any("winograd" in t.name for t in extract_tasks(model, target))  # NCHW on a generic x86-64: none
+    assert not any("winograd" in t.name for t in extract_tasks(model, target, Lowering(layout="NHWC")))  # off by default
 
 
-@pytest.mark.parametrize("target, on", [("llvm -mcpu=znver4", True), ("llvm -mcpu=znver3", False), ("cuda", False)])
-def test_winograd_is_the_default_where_convolutions_are_nhwc_on_a_cpu(target, on):
-    assert Lowering().winograd_for(parse_target(target)) is on
-    assert Lowering(winograd=False).winograd_for(parse_target(target)) is False
-    assert Lowering(layout="NCHW", winograd=True).winograd_for(parse_target(target)) is False  # NCHW: never
+@pytest.mark.parametrize("target, nhwc", [("llvm -mcpu=znver4", True), ("llvm -mcpu=znver3", False), ("cuda", False)])
+def test_winograd_is_used_only_when_asked_for_and_on_nhwc_cpu_convolutions(target, nhwc):
+    target = parse_target(target)
+    assert not Lowering().winograd_for(target) and not Lowering(layout="NHWC").winograd_for(target)  # off by default
+    assert Lowering(winograd=True).winograd_for(target) is nhwc  # NHWC by default on AVX-512 only
+    assert Lowering(layout="NHWC", winograd=True).winograd_for(target) is (str(target.kind.name) == "llvm")
+    assert not Lowering(layout="NCHW", winograd=True).winograd_for(target)
 
 
 @pytest.fixture(scope="module")
 def tuned_convs(convs_model, tmp_path_factory):
     """The model tuned with a handful of trials, Winograd on (``--desired-layout NHWC`` on a generic x86-64)."""
     records = str(tmp_path_factory.mktemp("winograd-records") / "records")
-    tuned = run_cli("tune", convs_model, "-o", records, "--trials", "24", "--desired-layout", "NHWC", *FAST_TUNE)
+    tuned = run_cli("tune", convs_model, "-o", records, "--trials", "24", "--desired-layout", "NHWC", "--winograd", *FAST_TUNE)
     assert tuned.code == 0, tuned.err
     return records
 
@@ -112,7 +113,7 @@ def test_a_tuned_winograd_package_matches_onnxruntime_and_names_its_kernels(conv
     profile = run_cli("run", package, "--profile", "--repeat", "2")
     assert profile.code == 0 and "fused_conv2d_winograd" in profile.out
     # Compiled without Winograd the records of its kernel do not match, and the hint names the flag that does.
-    plain = run_cli("compile", convs_model, "-o", tmp_path / "plain.tar", "--tuning-records", tuned_convs, "--desired-layout", "NHWC", "--no-winograd", "--target", TARGET)
+    plain = run_cli("compile", convs_model, "-o", tmp_path / "plain.tar", "--tuning-records", tuned_convs, "--desired-layout", "NHWC", "--target", TARGET)
     assert plain.code == 0 and "compile with --winograd and they match" in plain.err
 
 
@@ -121,7 +122,7 @@ def test_winograd_schedules_transfer_to_other_shapes(tuned_convs, tmp_path):
     another image size, checked and measured, and the package matches ONNX Runtime."""
     other = four_convs(str(tmp_path / "wider.onnx"), channels=32, size=20)
     output, report = tmp_path / "transferred", tmp_path / "report.json"
-    result = run_cli("transfer", other, "--from", tuned_convs, "-o", output, "--report", report, "--desired-layout", "NHWC", "--no-e2e",
+    result = run_cli("transfer", other, "--from", tuned_convs, "-o", output, "--report", report, "--desired-layout", "NHWC", "--winograd", "--no-e2e",
                      "--target", TARGET, "--min-repeat-ms", "5", "--number", "2")
     assert result.code == 0, result.err
     kernels = {k["task"]: k for k in json.load(open(report))["kernels"]}

@@ -16,9 +16,11 @@ its layout. On a CPU with AVX-512 the default is NHWC: measured there, ResNet-50
 16 lanes; in NHWC it is the channels). Elsewhere the model keeps its own layout (not measured; the AVX2 schedule
 library is NCHW).
 
-Where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output tiles are computed as
-Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials, ResNet-50's 3x3 convolutions
-at 56x56, 28x28 and 14x14 ran 1.5-1.9x faster than direct ones (BENCHMARKS). ``--no-winograd`` keeps them direct.
+With ``--winograd``, where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output
+tiles are computed as Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials,
+ResNet-50's 3x3 convolutions at 56x56, 28x28 and 14x14 ran 1.5-1.9x faster than direct ones (BENCHMARKS). It is
+not the default: its kernels take 2-4x longer to build, so a tuning run of fixed wall time gets far fewer trials,
+and end to end it has not yet been shown to win per hour of tuning; the schedule library holds none of its kernels.
 """
 
 import attrs
@@ -31,8 +33,8 @@ LAYOUTS = {"NCHW": ["NCHW", "OIHW"], "NHWC": ["NHWC", "HWIO"]}  # data, kernel: 
 class Lowering:
     """``weight_prepack``: rewrite weight layouts at compile time; ``None`` means on for CPU targets.
     ``layout``: convert convolutions to this data layout first; ``None`` means NHWC on AVX-512 CPUs, else none.
-    ``winograd``: compute stride-1 3x3 NHWC convolutions as Winograd F(4x4, 3x3) (``winograd.py``); ``None``
-    means on for CPU targets whose convolutions are NHWC."""
+    ``winograd``: compute stride-1 3x3 NHWC convolutions as Winograd F(4x4, 3x3) (``winograd.py``) on CPU
+    targets; off unless asked for (``None`` or ``False``): see the module's note on its build cost."""
 
     weight_prepack: bool | None = None
     layout: str | None = None
@@ -57,10 +59,8 @@ class Lowering:
         return _is_cpu(target)
 
     def winograd_for(self, target) -> bool:
-        """Whether this lowering computes 3x3 convolutions with Winograd for ``target`` (only NHWC ones are)."""
-        if self.layout_for(target) != "NHWC":
-            return False
-        return self.winograd if self.winograd is not None else _is_cpu(target)
+        """Whether this lowering computes 3x3 convolutions with Winograd for ``target`` (only NHWC ones on a CPU)."""
+        return bool(self.winograd) and _is_cpu(target) and self.layout_for(target) == "NHWC"
 
     def key(self, target) -> tuple:
         """What decides the kernels for ``target``: (prepacks, layout, winograd), the model's own layout read as
@@ -86,9 +86,9 @@ class Lowering:
     def others(self, target) -> list:
         """The lowerings records could have been tuned under instead of this one, for ``target`` (to name the
         flags that match them)."""
-        every = [Lowering(weight_prepack=p, layout=l, winograd=w) for l in LAYOUTS for p in (True, False) for w in (None, True, False)]
+        every = [Lowering(weight_prepack=p, layout=l, winograd=w) for l in LAYOUTS for p in (True, False) for w in (None, True)]
         unique = {}
-        for other in every:  # the fewest flags first: Winograd as the layout has it by default
+        for other in every:  # the fewest flags first: without Winograd where it would make no difference
             unique.setdefault(other.key(target), other)
         return [other for key, other in unique.items() if key != self.key(target)]
 
@@ -234,8 +234,8 @@ def add_lowering_arguments(parser) -> None:
         "--winograd",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="compute stride-1 3x3 convolutions as Winograd F(4x4, 3x3), 4x fewer multiplications (default: on for "
-        "CPU targets when convolutions are NHWC; float32 error about 1e-6 relative per layer)",
+        help="compute stride-1 3x3 NHWC convolutions on a CPU as Winograd F(4x4, 3x3): 4x fewer multiplications, "
+        "1.5-1.9x faster kernels after the same trials, but 2-4x slower builds while tuning (default: off)",
     )
     parser.add_argument(
         "--weight-prepack",
