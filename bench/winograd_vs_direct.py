@@ -10,7 +10,7 @@ timed side by side with ONNX Runtime in one process. ResNet-50's four 3x3 convol
 which ``winograd.MIN_TILES`` leaves direct.
 
 End to end, ``--model NAME --records DIR`` starts from a zoo model's records tuned with Winograd: the records are
-copied to DIR-direct, where the direct convolutions that Winograd replaced (the only kernels without a record
+copied to WORK/DIR-direct, where the direct convolutions that Winograd replaced (the only kernels without a record
 there) are tuned to as many trials each as the most-tuned Winograd kernel got; then both packages are timed side
 by side with ONNX Runtime. Every other kernel runs the same records in both:
 
@@ -52,7 +52,8 @@ def end_to_end(args, target) -> None:
 
     path = model_file(args.model, args.work)
     model = load_model(path)
-    records, direct_records = records_folder(args.records), args.records.rstrip("/") + "-direct"
+    records = records_folder(args.records)
+    direct_records = os.path.join(args.work, os.path.basename(records.rstrip("/")) + "-direct")
     if not os.path.isdir(direct_records):
         os.makedirs(direct_records)
         for name in ("database_workload.json", "database_tuning_record.json"):
