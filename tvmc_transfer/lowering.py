@@ -18,9 +18,10 @@ library is NCHW).
 
 With ``--winograd``, where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output
 tiles are computed as Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials,
-ResNet-50's 3x3 convolutions at 56x56, 28x28 and 14x14 ran 1.5-1.9x faster than direct ones (BENCHMARKS). It is
-not the default: its kernels take 2-4x longer to build, so a tuning run of fixed wall time gets far fewer trials,
-and end to end it has not yet been shown to win per hour of tuning; the schedule library holds none of its kernels.
+ResNet-50's 3x3 convolutions at 56x56, 28x28 and 14x14 ran 1.5-1.9x faster than direct ones in isolation
+(BENCHMARKS). It is not the default: end to end, ResNet-50 at the same trials ran 0.99x (in the model the 4x
+larger transformed weights come from memory), and its kernels take 2-4x longer to build, so a tuning run of
+fixed wall time gets far fewer trials; the schedule library holds none of its kernels.
 """
 
 import attrs
