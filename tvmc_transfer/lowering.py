@@ -18,7 +18,7 @@ library is NCHW).
 
 With ``--winograd``, where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output
 tiles are computed as Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials,
-ResNet-50's 3x3 convolutions at 56x56, 28x28 and 14x14 ran 1.5-1.9x faster than direct ones in isolation
+ResNet-50's 3x3 convolutions at 56x56, 28x28 and 14x14 ran 1.2-1.9x faster than direct ones in isolation
 (BENCHMARKS). It is not the default: end to end, ResNet-50 at the same trials ran 0.99x (in the model the 4x
 larger transformed weights come from memory), and its kernels take 2-4x longer to build, so a tuning run of
 fixed wall time gets far fewer trials; the schedule library holds none of its kernels.
@@ -236,7 +236,8 @@ def add_lowering_arguments(parser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="compute stride-1 3x3 NHWC convolutions on a CPU as Winograd F(4x4, 3x3): 4x fewer multiplications, "
-        "1.5-1.9x faster kernels after the same trials, but 2-4x slower builds while tuning (default: off)",
+        "1.2-1.9x faster kernels in isolation after the same trials (none end to end on ResNet-50), "
+        "but 2-4x slower builds while tuning (default: off)",
     )
     parser.add_argument(
         "--weight-prepack",
