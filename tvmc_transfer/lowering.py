@@ -72,7 +72,7 @@ class Lowering:
         """The command-line flags that select this lowering for ``target`` (only those that differ from
         ``current``'s, when given)."""
         prepacks, layout, winograd = self.key(target)
-        now_prepacks, now_layout, now_winograd = current.key(target) if current else (None, None, None)
+        now_prepacks, now_layout, _ = current.key(target) if current else (None, None, None)
         flags = []
         if prepacks != now_prepacks:
             flags.append("--weight-prepack" if prepacks else "--no-weight-prepack")

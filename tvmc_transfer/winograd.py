@@ -102,30 +102,32 @@ def convolution_te(data, packed, padding):
         return padded[image, row + eps, col + nu, c]
 
     input_tile = te.compute((ALPHA, ALPHA, tiles, ci), tile_element, name="input_tile", attrs=none)
-    ra, rb = te.reduce_axis((0, ALPHA), "r_a"), te.reduce_axis((0, ALPHA), "r_b")
-    data_pack = te.compute(
-        (ALPHA, ALPHA, tiles, ci),
-        lambda eps, nu, p, c: te.sum(input_tile[ra, rb, p, c] * bt[ra, eps] * bt[rb, nu], axis=[ra, rb]),
-        name="data_pack",
-        attrs={"schedule_rule": DATA_PACK_RULE},
-    )
+    data_pack = _transform(input_tile, bt, ALPHA, "data_pack", DATA_PACK_RULE)
     rc = te.reduce_axis((0, ci), "ci")
     bgemm = te.compute(
         (ALPHA, ALPHA, tiles, co),
         lambda eps, nu, p, o: te.sum(data_pack[eps, nu, p, rc] * packed[eps, nu, o, rc], axis=[rc]),
         name="bgemm",
     )
-    ra, rb = te.reduce_axis((0, ALPHA), "r_a"), te.reduce_axis((0, ALPHA), "r_b")
-    inverse = te.compute(
-        (TILE, TILE, tiles, co),
-        lambda vh, vw, p, o: te.sum(bgemm[ra, rb, p, o] * at[ra, vh] * at[rb, vw], axis=[ra, rb]),
-        name="inverse",
-        attrs={"schedule_rule": INVERSE_RULE},
-    )
+    inverse = _transform(bgemm, at, TILE, "inverse", INVERSE_RULE)
     return te.compute(
         (n, out_h, out_w, co),
         lambda b, y, x, o: inverse[y % TILE, x % TILE, b * tiles_h * tiles_w + y // TILE * tiles_w + x // TILE, o],
         name="conv2d_winograd",
+    )
+
+
+def _transform(x, matrix, size: int, name: str, rule: str):
+    """The 2-D transform ``M^T x M`` of each 6x6 tile of ``x`` (``[6, 6, tiles, channels]``), ``matrix`` being
+    M (``[6, size]``): ``data_pack`` (B, size 6) and ``inverse`` (A, size 4); scheduled by ``rule``."""
+    from tvm import te  # pylint: disable=import-outside-toplevel
+
+    ra, rb = te.reduce_axis((0, ALPHA), "r_a"), te.reduce_axis((0, ALPHA), "r_b")
+    return te.compute(
+        (size, size, *x.shape[2:]),
+        lambda i, j, p, c: te.sum(x[ra, rb, p, c] * matrix[ra, i] * matrix[rb, j], axis=[ra, rb]),
+        name=name,
+        attrs={"schedule_rule": rule},
     )
 
 
