@@ -15,6 +15,10 @@ Names are imported lazily, so ``import tvmc_transfer`` (and ``tvmc --help``) doe
 
 import importlib
 
+from .threads import size_thread_pool
+
+size_thread_pool()  # before any TVM kernel runs in this process: TVM alone would use half the cores (threads.py)
+
 __version__ = "0.1.0"
 
 _API = {
