@@ -154,7 +154,11 @@ def append_json(path: str | None, row: dict) -> None:
 
 
 def threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """ONNX Runtime's intra-op threads: one per physical core, as its own default and as TVM's pool here
+    (``tvmc_transfer/threads.py``), so both sides run on the same cores."""
+    from tvmc_transfer.threads import physical_cores  # pylint: disable=import-outside-toplevel
+
+    return physical_cores()
 
 
 def random_inputs(model, seed: int = 0) -> dict:

@@ -9,9 +9,11 @@ Steps, each kept in WORK/state.json and skipped when done (run the same command 
 
 1. ``transfer``: ``tvmc transfer`` from the sources' records folders (default: the zoo's records tuned with
    weight prepacking for this kind of processor, ``--records-tag``) with ``--time-limit``;
-2. ``tune``: plain ``tvmc tune`` from no records for the wall time the transfer took (``--time-budget``);
-3. ``timing``: packages compiled as a user compiles them (kernels without a record get the default schedules)
-   from no records, the transfer's and the tuning's, timed with ONNX Runtime in interleaved rounds.
+2. ``tune``: plain ``tvmc tune`` from no records for the wall time the transfer took (``--time-budget``), as it
+   runs by default (each kernel's default schedule measured first, the search from there);
+3. ``tune-random``: the same from random samples only (``--no-default-schedules``, how stock MetaSchedule starts);
+4. ``timing``: packages compiled as a user compiles them (kernels without a record get the default schedules)
+   from no records, the transfer's and the two tunings', timed with ONNX Runtime in interleaved rounds.
 
 It prints coverage (of all weighted FLOPs, and of those whose classes the sources hold), search times, and
 latencies as ratios to ONNX Runtime and to the untuned package.
@@ -115,30 +117,38 @@ def main():
         write_state(state_path, state)
     budget = state["transfer"]["search_seconds"]
 
-    tuned = os.path.join(args.work, "tune-records")
-    if "tune" not in state:
-        start = time.time()
-        report = tune_model(model, target, tuned, TuneOptions(trials=100000, time_budget=budget, population=args.population))
-        state["tune"] = {"seconds": round(time.time() - start, 1), "trials": report.new_trials,
-                         "tasks_with_records": sum(1 for t in report.tasks if t.best_seconds is not None), "tasks": len(report.tasks)}
-        write_state(state_path, state)
+    # plain tuning as tvmc tune runs it (from each kernel's measured default schedule) and from random samples
+    # only (--no-default-schedules, as stock MetaSchedule starts), each for the transfer's search time
+    arms = {"tune": True, "tune-random": False}
+    for arm, default_start in arms.items():
+        if arm not in state:
+            start = time.time()
+            report = tune_model(model, target, os.path.join(args.work, f"{arm}-records"),
+                                TuneOptions(trials=100000, time_budget=budget, population=args.population, default_start=default_start))
+            state[arm] = {"seconds": round(time.time() - start, 1), "trials": report.new_trials,
+                          "tasks_with_records": sum(1 for t in report.tasks if t.best_seconds is not None), "tasks": len(report.tasks),
+                          "seeded": report.seeds.seeded if report.seeds else 0}
+            write_state(state_path, state)
 
     packages = {}
-    for label, records in (("untuned", None), ("transfer", transferred), ("tune", tuned)):
+    for label, records in (("untuned", None), ("transfer", transferred), *((arm, os.path.join(args.work, f"{arm}-records")) for arm in arms)):
         packages[label] = os.path.join(args.work, f"{label}.tar")
         if not os.path.exists(packages[label]):
             has_records = records and os.path.getsize(database_paths(records)[1]) > 0  # a transfer may end with none
             compile_model(model, target, packages[label], records=records if has_records else None)
     times, errors = against_onnxruntime(path, model, packages, args.repeat)
-    t, u = state["transfer"], state["tune"]
+    t = state["transfer"]
     share = t["coverage"] / t["class_coverage"] if t["class_coverage"] else 0.0
     print(f"\n{NAME}: {t['kernels']} kernels, {t['matched']} matched a source class, {t['transferred']} transferred")
     print(f"transfer: {t['search_seconds']:.0f} s, {t['measured']} candidates measured ({t['wrong']} wrong, {t['invalid']} invalid); "
           f"coverage {t['coverage'] * 100:.1f}% of weighted FLOPs, {share * 100:.1f}% of the {t['class_coverage'] * 100:.1f}% whose classes the sources hold")
-    print(f"plain tune: {u['seconds']:.0f} s, {u['trials']} trials, {u['tasks_with_records']} of {u['tasks']} tasks with records")
-    print(f"{'package':<10} {'ms':>8} {'/ ORT':>7} {'untuned /':>10} {'rel err':>8}")
-    for label in ("onnxruntime", "untuned", "transfer", "tune"):
-        print(f"{label:<10} {times[label]:>8.2f} {times[label] / times['onnxruntime']:>7.2f} {times['untuned'] / times[label]:>10.2f} "
+    for arm in arms:
+        u = state[arm]
+        print(f"plain {arm}: {u['seconds']:.0f} s, {u['trials']} trials ({u.get('seeded', 0)} of them measured defaults), "
+              f"{u['tasks_with_records']} of {u['tasks']} tasks with records")
+    print(f"{'package':<11} {'ms':>8} {'/ ORT':>7} {'untuned /':>10} {'rel err':>8}")
+    for label in ("onnxruntime", "untuned", "transfer", *arms):
+        print(f"{label:<11} {times[label]:>8.2f} {times[label] / times['onnxruntime']:>7.2f} {times['untuned'] / times[label]:>10.2f} "
               f"{errors.get(label, 0.0):>8.1e}")
     append_json(args.json, {"model": NAME, "sources": args.sources, "records_tag": args.records_tag, "target": args.target,
                             "time_limit": args.time_limit, **state, "ms": {k: round(v, 3) for k, v in times.items()},

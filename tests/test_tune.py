@@ -149,7 +149,7 @@ def test_killed_run_keeps_its_records_and_resumes(models, tmp_path):
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         for line in proc.stderr:  # progress: one line per committed batch when not on a terminal
-            if line.startswith("tune: 12/40"):
+            if line.startswith("tune: ") and int(line.split()[1].split("/")[0]) >= 12:  # defaults measured, then batches of 4
                 proc.send_signal(signal.SIGKILL)
                 break
     finally:
@@ -184,3 +184,40 @@ def test_tuning_through_an_rpc_tracker_on_loopback(models, tvmc, tmp_path):
     finally:
         server.terminate()
         tracker.terminate()
+
+
+def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
+    """Each kernel's first record is the checked default schedule an untuned compile would give it, measured
+    here; the search then mutates it, so the best record is never worse than no tuning. The package compiled
+    from the defaults alone matches ONNX Runtime. ``default_start=False`` starts from random samples."""
+    import numpy as np
+
+    from conftest import assert_matches_onnxruntime
+    from tvmc_transfer import MeasureOptions, TuneOptions, add_default_schedules, compile_model, load_model, parse_target, tune_model
+    from tvmc_transfer.records.database import records_of
+    from tvmc_transfer.runner import run_module
+    from tvmc_transfer.target import tuning_target
+    from tvmc_transfer.tasks import extract_tasks
+
+    model = load_model(models["tiny-cnn"])
+    target = parse_target("llvm -num-cores=2")
+    tasks = extract_tasks(model, tuning_target(target))
+    measure = MeasureOptions(number=2, min_repeat_ms=5)
+    seeded = str(tmp_path / "seeded")
+    report = tune_model(model, target, seeded, TuneOptions(trials=len(tasks), measure=measure, population=32), progress=False)
+    memory = ms.database.MemoryDatabase()
+    given = [k for k in add_default_schedules(tasks, tuning_target(target), memory).kernels if k.kind in ("library", "model")]
+    assert report.seeds is not None and report.seeds.seeded == len(given) >= 4 and report.seeds.failed == 0
+    assert "started from default schedules" in report.table()
+    database = ms.database.JSONDatabase(work_dir=seeded)
+    for kernel in given:
+        task = tasks[kernel.index]
+        expected = str(memory.get_top_k(memory.commit_workload(task.mod), 1)[0].trace)
+        seed = [r for r in records_of(database, task.mod) if str(r.trace) == expected]
+        assert len(seed) == 1 and all(0 < float(s) < 1 for s in seed[0].run_secs)  # measured here, not the library's time
+    package = str(tmp_path / "seeded.tar")
+    compile_model(model, target, package, records=seeded, default_schedules=False)
+    inputs = {i.name: np.random.default_rng(0).standard_normal(i.shape).astype(i.dtype) for i in model.inputs}
+    assert_matches_onnxruntime(models["tiny-cnn"], inputs, list(run_module(package, inputs).outputs.values()))
+    plain = tune_model(model, target, str(tmp_path / "plain"), TuneOptions(trials=8, measure=measure, population=32, default_start=False), progress=False)
+    assert plain.seeds is None and "started from default schedules" not in plain.table() and plain.new_trials == 8

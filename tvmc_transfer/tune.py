@@ -39,6 +39,7 @@ class TuneOptions:
     lowering: Lowering = attrs.field(factory=Lowering)  # records match only the lowering they were tuned under
     time_budget: float | None = None  # wall-clock seconds of the whole run; no batch starts after it
     patience: int | None = None  # stop a task whose best has not moved in this many of its batches
+    default_start: bool = True  # measure each kernel's default schedule first and search from it (tuning/seeds.py)
 
     def __attrs_post_init__(self):
         if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
@@ -73,6 +74,7 @@ class TuneReport:
     time: object = None  # TuneTime: where the wall time went (clock.py)
     stopped: tuple = ()  # indices of the tasks --patience stopped
     out_of_time: bool = False  # --time-budget ended the search before the trials ran out
+    seeds: object = None  # tuning.seeds.Seeds: the kernels that started from their measured default schedule
 
     def table(self) -> str:
         rows = [f"{'#':>3}  {'task':<36} {'weight':>6} {'trials':>6} {'best (us)':>11} {'GFLOP/s':>8}"]
@@ -83,6 +85,8 @@ class TuneReport:
         total = sum(t.weighted_seconds for t in self.tasks if t.weighted_seconds is not None)
         rows.append(f"sum of weighted best times: {total * 1e3:.3f} ms; {self.new_trials} new trials in {self.wall_seconds:.1f} s")
         rows += stop_lines(self)
+        if self.seeds is not None and (self.seeds.seeded or self.seeds.failed):
+            rows.append(self.seeds.line())
         if self.time is not None:
             rows.append(self.time.line())
         return "\n".join(rows)
@@ -127,65 +131,84 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
 def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start: float | None = None) -> TuneReport:
     """Evolutionary search on ``session.tasks`` into the session's open records folder, with the session's
     ``TuneOptions``, then the phases of ``plan``; what ``tune_model`` and ``transfer --tune-rest`` run."""
-    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
-
-    from .intrinsics import load_tensor_intrinsics
-    from .tuning.clock import Clock, TimedBuilder, TimedRunner, TimedSearch, default_callbacks
+    from .intrinsics import load_tensor_intrinsics  # pylint: disable=import-outside-toplevel
+    from .tuning.clock import Clock, TimedBuilder, TimedRunner
     from .tuning.scheduler import CommittingGradientScheduler
-    from .tuning.search import Budget, ResumableSearch
-    from .tuning.task_logs import tune_contexts
+    from .tuning.seeds import seed_with_defaults
 
     start = time.time() if start is None else start
     target, tasks, options, database, records = session.target, session.tasks, session.options, session.database, session.records
     # --time-budget counts from the start of the command, task extraction included.
     deadline = time.monotonic() + options.time_budget - (time.time() - start) if options.time_budget is not None else None
     clock = Clock()
-    before = task_results(tasks, database)
-    already = sum(t.trials for t in before)
+    already = sum(t.trials for t in task_results(tasks, database))
     budget = options.trials - already
-    new_trials = 0
+    seeds, tuned = None, []
     scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=deadline, measure_alone=not options.measure.rpc_tracker)
-    if budget > 0 and options.trials_per_iter and options.trials_per_iter * len(tasks) > budget:
+    if budget > 0:
+        load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
+        builder = TimedBuilder(options.measure.make_builder(target), clock)
+        runner = TimedRunner(options.measure.make_runner(), clock)
+        try:
+            if options.default_start:
+                seeds = seed_with_defaults(tasks, target, session.folder, builder, runner, limit=budget)
+                log.info("%s", seeds.line())
+            tuned = _search(session, builder, runner, scheduler, clock, progress, budget)
+        finally:
+            builder.shutdown()
+    new_trials = sum(t.trials for t in task_results(tasks, database)) - already  # the measured defaults included
+    phases = session.run(plan)
+    stopped = tuple(sorted(tuned[i].index for i in scheduler.stalled())) if tuned else ()
+    wall = time.time() - start
+    return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, wall, phases, clock.time(wall), stopped, scheduler.out_of_time, seeds)
+
+
+def _search(session: Session, builder, runner, scheduler, clock, progress, run_trials: int) -> list:
+    """MetaSchedule's evolutionary search over the trials left of this run's ``run_trials`` (progress counts
+    those measured before it, the defaults); the scheduler's tasks (ids index them)."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    from .tuning.clock import TimedSearch, default_callbacks
+    from .tuning.search import Budget, ResumableSearch
+    from .tuning.task_logs import tune_contexts
+
+    tasks, options, database, records = session.tasks, session.options, session.database, session.records
+    budget = options.trials - sum(t.trials for t in task_results(tasks, database))  # the measured defaults count
+    if budget <= 0:
+        return []
+    if options.trials_per_iter and options.trials_per_iter * len(tasks) > budget:
         starved = len(tasks) - budget // options.trials_per_iter
         log.warning(
             "--trials-per-iter %d with %d tasks and %d trials to go: the %d lightest task(s) may get no trial "
             "(leave --trials-per-iter out to size batches so every task gets one)", options.trials_per_iter, len(tasks), budget, starved
         )
-    if budget > 0:
-        load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
-        search = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
-        strategy = TimedSearch(search, clock)
-        # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
-        # spent on reshapes before the convolutions get a batch.
-        by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
-        callback = _progress_callback(progress, budget, [f"#{t.index} {t.name}" for t in by_cost])
-        with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
-            tuned = [next(t for t in by_cost if t.name == c.task_name) for c in contexts]  # the scheduler's task ids
-            builder = TimedBuilder(options.measure.make_builder(target), clock)
-            try:
-                ms.tune_tasks(
-                    tasks=contexts,
-                    task_weights=weights,
-                    work_dir=records,
-                    max_trials_global=budget,
-                    max_trials_per_task=options.trials_per_task or options.trials,
-                    num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
-                    builder=builder,
-                    runner=TimedRunner(options.measure.make_runner(), clock),
-                    database=database,
-                    cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
-                    task_scheduler=scheduler,
-                    measure_callbacks=[default_callbacks(clock), *callback],
-                )
-            finally:
-                builder.shutdown()
-                for cb in callback:
-                    cb.close()
-        new_trials = sum(t.trials for t in task_results(tasks, database)) - already
-    phases = session.run(plan)
-    stopped = tuple(sorted(tuned[i].index for i in scheduler.stalled())) if budget > 0 else ()
-    wall = time.time() - start
-    return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, wall, phases, clock.time(wall), stopped, scheduler.out_of_time)
+    search = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
+    strategy = TimedSearch(search, clock)
+    # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
+    # spent on reshapes before the convolutions get a batch.
+    by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
+    callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget)
+    with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
+        tuned = [next(t for t in by_cost if t.name == c.task_name) for c in contexts]  # the scheduler's task ids
+        try:
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=records,
+                max_trials_global=budget,
+                max_trials_per_task=options.trials_per_task or options.trials,
+                num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
+                builder=builder,
+                runner=runner,
+                database=database,
+                cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
+                task_scheduler=scheduler,
+                measure_callbacks=[default_callbacks(clock), *callback],
+            )
+        finally:
+            for cb in callback:
+                cb.close()
+    return tuned
 
 
 def stop_lines(report) -> list:
@@ -203,9 +226,9 @@ def batch_size(budget: int, tasks: int) -> int:
     return max(4, min(64, budget // max(tasks, 1)))
 
 
-def _progress_callback(progress, total: int, names: list) -> list:
+def _progress_callback(progress, total: int, names: list, done: int = 0) -> list:
     if not progress:
         return []
     from .tuning.progress import ProgressCallback  # pylint: disable=import-outside-toplevel
 
-    return [ProgressCallback(total, names)]
+    return [ProgressCallback(total, names, done=done)]

@@ -28,6 +28,11 @@ def add_tune_parser(subparsers, main_parser, json_config):
     parser.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512)")
     parser.add_argument("--tuning-records", action="append", default=[], metavar="PRIOR", help="records to start from (repeatable)")
+    parser.add_argument(
+        "--no-default-schedules", dest="default_start", action="store_false",
+        help="start the search from random samples only; by default each kernel without a record first gets the "
+        "default schedule an untuned compile would use, measured, and the search starts from it",
+    )
     add_measure_arguments(parser)
     parser.set_defaults(func=drive_tune)
 
@@ -54,6 +59,7 @@ def drive_tune(args) -> int:
         population=args.population,
         time_budget=args.time_budget,
         patience=args.patience,
+        default_start=args.default_start,
         measure=measure_options_from_args(args),
         lowering=lowering_from_args(args),
     )

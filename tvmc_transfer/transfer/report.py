@@ -168,7 +168,9 @@ class TransferReport:
             "ranked_by": self.ranked_by,
         }
         if self.tune_rest is not None:
-            data["tune_rest"] = {"new_trials": self.tune_rest.new_trials, "wall_seconds": self.tune_rest.wall_seconds}
+            seeds = self.tune_rest.seeds
+            data["tune_rest"] = {"new_trials": self.tune_rest.new_trials, "wall_seconds": self.tune_rest.wall_seconds,
+                                 "measured_defaults": seeds.seeded if seeds is not None else 0}
         if self.phases:
             data["phases"] = [phase.to_json() for phase in self.phases]
         return data

@@ -19,13 +19,13 @@ def _clock(seconds: float) -> str:
 class ProgressCallback(PyMeasureCallback):
     """Counts trials and the best time per task, and draws the progress after each batch."""
 
-    def __init__(self, total_trials: int, task_names: list, label: str = "tune", stream=None):
+    def __init__(self, total_trials: int, task_names: list, label: str = "tune", stream=None, done: int = 0):
         super().__init__()
         self.total = max(total_trials, 1)
         self.names = task_names
         self.label = label
         self.stream = stream or sys.stderr
-        self.done = 0
+        self.done = self.first = done  # ``done``: trials of this run measured before the search (its measured defaults)
         self.best = {}
         self.start = time.time()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -40,7 +40,8 @@ class ProgressCallback(PyMeasureCallback):
 
     def draw(self, task_id: int) -> None:
         elapsed = time.time() - self.start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        searched = self.done - self.first
+        eta = elapsed / searched * (self.total - self.done) if searched else 0.0
         name = self.names[task_id] if task_id < len(self.names) else str(task_id)
         best = self.best.get(task_id)
         best_text = f"{best * 1e6:.1f} us" if best is not None else "no valid run yet"

@@ -1,0 +1,72 @@
+"""The search starts where an untuned compile stands: each kernel's default schedule, measured, as its first record.
+
+Without it a short ``tvmc tune`` could end slower than no tuning at all: the search starts from random samples
+of the design space, while ``tvmc compile`` without records already gives each kernel a checked default
+schedule (``default_schedules.py``: the shipped library's, or the cost model's pick). ``seed_with_defaults``
+measures those defaults with the tuning session's own builder and runner and commits them as ordinary records
+(they count as trials). MetaSchedule's evolutionary search then draws part of its first population from the
+best records of each workload, so the search mutates the default instead of starting over, and the best
+record of a kernel is never worse than its default.
+"""
+
+import logging
+
+import attrs
+
+log = logging.getLogger("tvmc")
+
+
+@attrs.frozen
+class Seeds:
+    """How many kernels got a measured default as their first record, by the default's kind, and the time."""
+
+    kinds: dict  # "library" / "model" -> kernels seeded
+    failed: int  # defaults that did not build or run
+    seconds: float
+
+    @property
+    def seeded(self) -> int:
+        return sum(self.kinds.values())
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.kinds.items())) or "none"
+        failed = f"; {self.failed} failed to build or run" if self.failed else ""
+        return f"started from default schedules: {self.seeded} kernels measured ({kinds}){failed}; {self.seconds:.1f} s"
+
+
+def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int | None = None) -> Seeds:
+    """Measure the default schedule of every task that has no record in ``folder`` yet and record it there;
+    with ``limit``, of at most that many tasks, the heaviest (FLOPs times uses) first."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..default_schedules import add_default_schedules
+    from ..measure import measure_modules
+
+    start = time.time()
+    todo = sorted((t for t in tasks if not folder.records_of(t.mod)), key=lambda t: -t.flops * t.weight)[:limit]
+    if not todo:
+        return Seeds({}, 0, 0.0)
+    memory = ms.database.MemoryDatabase()
+    report = add_default_schedules(todo, target, memory)
+    kind_of = {k.index: k.kind for k in report.kernels}
+    seeds = []  # (task, trace, scheduled module)
+    for task in todo:
+        if kind_of.get(task.index) not in ("library", "model"):
+            continue
+        record = memory.get_top_k(memory.commit_workload(task.mod), 1)[0]
+        schedule = s_tir.Schedule(task.mod)
+        record.trace.apply_to_schedule(schedule, remove_postproc=False)
+        seeds.append((task, record.trace, schedule.mod))
+    results = measure_modules(builder, runner, target, [mod for _, _, mod in seeds])
+    kinds, failed = {}, 0
+    for (task, trace, _), (run_secs, args_info) in zip(seeds, results):
+        if run_secs is None:
+            failed += 1
+            log.info("default schedule of #%d %s failed to build or run; the search starts without it", task.index, task.name)
+            continue
+        folder.commit(task.mod, trace, run_secs, target, args_info)
+        kinds[kind_of[task.index]] = kinds.get(kind_of[task.index], 0) + 1
+    return Seeds(kinds, failed, time.time() - start)
