@@ -5,7 +5,6 @@ minimum repeat time, cache flush, timeout, and a local or RPC runner.
 """
 
 import logging
-import os
 
 import attrs
 
@@ -16,7 +15,9 @@ log = logging.getLogger("tvmc")
 
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from .threads import usable_cpus  # pylint: disable=import-outside-toplevel
+
+    return len(usable_cpus())
 
 
 @attrs.frozen

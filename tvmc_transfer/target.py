@@ -9,7 +9,6 @@ and core count), per-option flags such as ``--target-llvm-mcpu``, and a host tar
 import difflib
 import json
 import logging
-import os
 import shlex
 
 from .errors import TVMCException, one_line
@@ -69,10 +68,12 @@ def native_target() -> dict:
     """This machine's CPU exactly: its ``-mcpu`` and the number of cores this process may use."""
     import tvm  # pylint: disable=import-outside-toplevel
 
+    from .threads import usable_cpus
+
     return {
         "kind": "llvm",
         "mcpu": str(tvm.target.codegen.llvm_get_system_cpu()),
-        "num-cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "num-cores": len(usable_cpus()),
     }
 
 

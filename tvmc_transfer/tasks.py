@@ -44,6 +44,11 @@ def _flops(mod) -> float:
         return 0.0
 
 
+def heaviest_first(tasks) -> list:
+    """``tasks`` by FLOPs times uses per inference, the heaviest first."""
+    return sorted(tasks, key=lambda t: -t.flops * t.weight)
+
+
 def select_tasks(tasks: list, spec: str | None) -> list:
     """Pick tasks by a spec like ``"0,2-5"``; ``None`` or ``"all"`` keeps every task."""
     if spec is None or spec.strip() in ("", "all"):

@@ -19,7 +19,7 @@ from .target import tuning_target
 from .records.database import copy_records, open_database, records_of
 from .records.folder import RecordsFolder, best_seconds
 from .session import Plan, Session, TunePlan, TuneSession  # noqa: F401  (the names users import from here)
-from .tasks import extract_tasks, select_tasks
+from .tasks import extract_tasks, heaviest_first, select_tasks
 
 log = logging.getLogger("tvmc")
 
@@ -186,7 +186,7 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
     strategy = TimedSearch(search, clock)
     # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
     # spent on reshapes before the convolutions get a batch.
-    by_cost = sorted(tasks, key=lambda t: -t.flops * t.weight)
+    by_cost = heaviest_first(tasks)
     callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget)
     with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
         tuned = [next(t for t in by_cost if t.name == c.task_name) for c in contexts]  # the scheduler's task ids

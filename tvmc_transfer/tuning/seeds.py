@@ -44,9 +44,10 @@ def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int 
 
     from ..default_schedules import add_default_schedules
     from ..measure import measure_modules
+    from ..tasks import heaviest_first
 
     start = time.time()
-    todo = sorted((t for t in tasks if not folder.records_of(t.mod)), key=lambda t: -t.flops * t.weight)[:limit]
+    todo = heaviest_first(t for t in tasks if not folder.records_of(t.mod))[:limit]
     if not todo:
         return Seeds({}, 0, 0.0)
     memory = ms.database.MemoryDatabase()
