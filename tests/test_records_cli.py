@@ -1,4 +1,4 @@
-"""``tvmc records``: list, best, merge and filter on real tuning databases."""
+"""``tvmc records``: list, best, merge, filter and retime on real tuning databases."""
 
 import os
 
@@ -72,6 +72,39 @@ def test_filter_keeps_one_target(tuned_cnn, tvmc, tmp_path):
     assert measured.code == 0 and kept and all(is_measured(r) for r in kept)
 
 
+def test_retime_measures_the_best_records_again_into_a_new_folder(tuned_cnn, tvmc, tmp_path):
+    """Each workload's two best records, built and run again here: the same traces with new times, written to a
+    new folder that compiles to a package matching ONNX Runtime; the input folder is left as it was."""
+    import numpy as np
+
+    from conftest import assert_matches_onnxruntime
+    from tvmc_transfer import compile_model
+    from tvmc_transfer.runner import run_module
+
+    model, records = tuned_cnn
+    files = {name: open(os.path.join(records, name)).read() for name in (WORKLOADS, TUNING_RECORDS)}
+    out = tmp_path / "retimed"
+    result = tvmc("records", "retime", records, "-o", out, "--target", TARGET, "--top-k", "2", "--number", "1", "--repeat", "2", "--min-repeat-ms", "1")
+    assert result.code == 0, result.err
+    old = [r for r in database(records).get_all_tuning_records() if is_measured(r)]
+    best = {}  # workload text -> the traces of its two best records
+    for workload in {str(r.workload.mod) for r in old}:
+        ranked = sorted((r for r in old if str(r.workload.mod) == workload), key=mean_seconds)
+        best[workload] = {str(r.trace) for r in ranked[:2]}
+    new = database(out).get_all_tuning_records()
+    assert f"retimed {len(new)} records of {len(best)} workloads" in result.out
+    assert len(new) == sum(len(t) for t in best.values())  # none failed: they all built and ran before
+    for record in new:
+        assert str(record.trace) in best[str(record.workload.mod)]
+        assert len(record.run_secs) == 2 and is_measured(record)  # measured now, with --repeat 2
+    assert {name: open(os.path.join(records, name)).read() for name in files} == files
+    package = str(tmp_path / "retimed.tar")
+    loaded = load_model(model)
+    compile_model(loaded, parse_target(TARGET), package, records=str(out), default_schedules=False)
+    inputs = {i.name: np.random.default_rng(0).standard_normal(i.shape).astype(i.dtype) for i in loaded.inputs}
+    assert_matches_onnxruntime(model, inputs, list(run_module(package, inputs).outputs.values()))
+
+
 def test_corrupt_empty_and_missing_inputs_are_one_line_errors(tuned_cnn, tvmc, tmp_path):
     _, records = tuned_cnn
     corrupt, empty = tmp_path / "corrupt", tmp_path / "empty"
@@ -91,6 +124,8 @@ def test_corrupt_empty_and_missing_inputs_are_one_line_errors(tuned_cnn, tvmc, t
         (("filter", corrupt, "--target", TARGET, "-o", out), "corrupt"),
         (("filter", records, "--target", "nonsense-kind", "-o", out), "target"),
         (("merge", records, "-o", tmp_path / "no" / "out"), "does not exist"),
+        (("retime", records, "-o", records), "already holds tuning records"),
+        (("retime", records, "--target", "llvm -mcpu=skylake", "-o", out), "holds no measured records for llvm -mcpu=skylake"),
         ((), "give a subcommand"),
     ]:
         result = tvmc("records", *argv)

@@ -1,6 +1,7 @@
 """``tvmc records``: look into, merge and filter tuning-records folders."""
 
 from ..main import register_parser
+from ..measure import add_measure_arguments
 
 
 @register_parser
@@ -33,13 +34,27 @@ def add_records_parser(subparsers, main_parser, json_config):
     filtering.add_argument("--measured-only", action="store_true", help="leave out records of failed builds or runs")
     filtering.set_defaults(func=drive_filter)
 
+    retime = commands.add_parser(
+        "retime",
+        help="measure the best records of each workload again, here and now, into a new folder",
+        description="Measure the --top-k best records of each workload for --target again with this machine and "
+        "thread count, and write them with their new times to a new folder. Retime records measured under other "
+        "conditions (another machine, another thread count, a loaded day) before resuming from them or comparing them.",
+    )
+    retime.add_argument("input", metavar="RECORDS")
+    retime.add_argument("-o", "--output", required=True, metavar="OUT", help="new records folder")
+    retime.add_argument("--target", default="native", help="the records' target, measured here (default native)")
+    retime.add_argument("--top-k", type=int, default=1, help="records per workload (default 1: the best)")
+    add_measure_arguments(retime)
+    retime.set_defaults(func=drive_retime)
+
     parser.set_defaults(func=lambda args: _usage(parser))
 
 
 def _usage(parser) -> int:
     from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
 
-    raise TVMCException("give a subcommand: list, best, merge or filter (see 'tvmc records --help')")
+    raise TVMCException("give a subcommand: list, best, merge, filter or retime (see 'tvmc records --help')")
 
 
 def drive_list(args) -> int:
@@ -70,4 +85,15 @@ def drive_filter(args) -> int:
 
     report = filter_records(args.input, parse_target(args.target), args.output, measured_only=args.measured_only)
     print(f"kept {report.copied} records in {report.output}; {report.other_target} for another target left out")
+    return 0
+
+
+def drive_retime(args) -> int:
+    from ..measure import measure_options_from_args  # pylint: disable=import-outside-toplevel
+    from ..records.retime import retime_records
+    from ..target import parse_target, tuning_target
+
+    target = tuning_target(parse_target(args.target))
+    report = retime_records(args.input, target, args.output, top_k=args.top_k, measure=measure_options_from_args(args))
+    print(report.line())
     return 0

@@ -18,9 +18,9 @@ def _holds_records(folder: str) -> bool:
     return any(os.path.isfile(p) and os.path.getsize(p) > 0 for p in database_paths(folder))
 
 
-def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> None:
-    """Create the records folder ``output`` by calling ``fill(database)`` on a fresh database next to it, then
-    rename it into place. ``output`` must not hold records unless ``replaces_input`` (it is one of the inputs)."""
+def check_output(output: str, replaces_input: bool = False) -> str:
+    """``output`` as an absolute path, once it is known to be writable as a new records folder (before any
+    work that would be lost if it were not); it must not hold records unless ``replaces_input``."""
     output = os.path.abspath(output)
     parent = os.path.dirname(output)
     if not os.path.isdir(parent):
@@ -29,6 +29,14 @@ def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> 
         raise TVMCException(f"'{output}' is a file; the records output must be a folder")
     if os.path.isdir(output) and _holds_records(output) and not replaces_input:
         raise TVMCException(f"'{output}' already holds tuning records; give a new folder (or list it as an input to merge into it)")
+    return output
+
+
+def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> None:
+    """Create the records folder ``output`` by calling ``fill(database)`` on a fresh database next to it, then
+    rename it into place. ``output`` must not hold records unless ``replaces_input`` (it is one of the inputs)."""
+    output = check_output(output, replaces_input)
+    parent = os.path.dirname(output)
     partial = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.partial-")
     try:
         fill(open_database(partial, create=True))
@@ -49,7 +57,7 @@ def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> 
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def _open_nonempty(folder: str):
+def open_nonempty(folder: str):
     database = open_database(folder)
     if not database.get_all_tuning_records():
         raise TVMCException(f"'{folder}' holds no tuning records; nothing to read from it")
@@ -68,7 +76,7 @@ def merge_records(inputs: list, output: str, measured_only: bool = False) -> Cop
     """Merge records folders into ``output``; a schedule recorded twice for a workload is kept once."""
     if not inputs:
         raise TVMCException("give at least one records folder to merge")
-    sources = [_open_nonempty(path) for path in inputs]  # every input checked before anything is written
+    sources = [open_nonempty(path) for path in inputs]  # every input checked before anything is written
     counts = {"copied": 0, "total": 0}
 
     def fill(database):
@@ -85,7 +93,7 @@ def merge_records(inputs: list, output: str, measured_only: bool = False) -> Cop
 
 def filter_records(source_folder: str, target, output: str, measured_only: bool = False) -> CopyReport:
     """Copy the records of ``source_folder`` that are for ``target`` (kind and processor) into ``output``."""
-    source = _open_nonempty(source_folder)
+    source = open_nonempty(source_folder)
     counts = {}
 
     def fill(database):

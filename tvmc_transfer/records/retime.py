@@ -1,0 +1,86 @@
+"""``tvmc records retime``: measure the best records of each workload again, here and now, into a new folder.
+
+A record's time compares only with times measured the same way: same processor, same thread count
+(``threads.py``), same load. Records measured otherwise (on one thread, before tvmc-transfer sized TVM's pool;
+on another machine with the same processor; on a loaded day) mix badly with new ones: a resumed ``tvmc tune``,
+a transfer or a compile prefers whichever record was *measured* faster, not whichever is. ``retime_records``
+measures the ``top_k`` best measured records of each workload for the target again, with the tuner's builder
+and runner, and writes them with their new times to a new folder (atomically; the input is never changed). A
+record that no longer builds or runs is left out and counted.
+"""
+
+import logging
+import os
+import statistics
+
+import attrs
+
+from .database import commit_record, copy_records, mean_seconds, target_label
+from .listing import workload_hash
+from .merge import open_nonempty, check_output, write_folder_atomically
+
+log = logging.getLogger("tvmc")
+
+
+@attrs.frozen
+class RetimeReport:
+    output: str
+    workloads: int
+    retimed: int
+    failed: int  # records that did not build or run this time
+    other_target: int  # records for another target, left out
+    ratios: tuple  # new time / old time, per retimed record
+
+    def line(self) -> str:
+        median = f"; new/old time: median {statistics.median(self.ratios):.2f}, {min(self.ratios):.2f}-{max(self.ratios):.2f}" if self.ratios else ""
+        return (f"retimed {self.retimed} records of {self.workloads} workloads into {self.output}{median}; "
+                f"{self.failed} failed to build or run, {self.other_target} for another target left out")
+
+
+def retime_records(source_folder: str, target, output: str, top_k: int = 1, measure=None) -> RetimeReport:
+    """Measure the ``top_k`` best measured records of each workload of ``source_folder`` for ``target`` again,
+    with ``measure`` (``MeasureOptions``), and write them with the new times to the new folder ``output``."""
+    from tvm import s_tir  # pylint: disable=import-outside-toplevel
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..errors import TVMCException
+    from ..intrinsics import load_tensor_intrinsics
+    from ..measure import MeasureOptions, measure_modules
+
+    if top_k < 1:
+        raise TVMCException("--top-k must be at least 1")
+    source = open_nonempty(source_folder)
+    check_output(output)  # the input holds records, so it cannot be the output
+    memory = ms.database.MemoryDatabase()
+    _, other = copy_records(source, memory, target, measured_only=True)
+    workloads = {workload_hash(r.workload.mod): r.workload.mod for r in memory.get_all_tuning_records()}
+    if not workloads:
+        raise TVMCException(f"'{source_folder}' holds no measured records for {target_label(target)}; give the target they were tuned for (--target)")
+    picked, mods, failed = [], [], 0  # the records to measure and their scheduled modules
+    for mod in workloads.values():
+        for record in memory.get_top_k(memory.commit_workload(mod), top_k):
+            sch = s_tir.Schedule(mod)
+            try:
+                record.trace.apply_to_schedule(sch, remove_postproc=False)
+            except Exception:  # pylint: disable=broad-except
+                failed += 1  # no longer applies to its own workload (another TVM)
+                continue
+            picked.append(record)
+            mods.append(sch.mod)
+    load_tensor_intrinsics(target)  # traces may tensorize
+    measure = measure or MeasureOptions()
+    builder, runner = measure.make_builder(target), measure.make_runner()
+    try:
+        results = measure_modules(builder, runner, target, mods)
+    finally:
+        builder.shutdown()
+    retimed = [(record, secs, args) for record, (secs, args) in zip(picked, results) if secs is not None]
+    failed += len(picked) - len(retimed)
+
+    def fill(database):
+        for record, secs, args in retimed:
+            commit_record(database, record.workload.mod, record.trace, secs, record.target, args)
+
+    write_folder_atomically(output, fill)
+    ratios = tuple(sum(secs) / len(secs) / mean_seconds(record) for record, secs, _ in retimed)
+    return RetimeReport(os.path.abspath(output), len(workloads), len(retimed), failed, other, ratios)
