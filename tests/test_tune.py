@@ -115,6 +115,8 @@ def test_time_budget_stops_cleanly_and_the_rerun_resumes(models, tvmc, tmp_path)
     assert "stopped at --time-budget: run the same command again" in result.out
     kept = len(record_lines(records)) if os.path.exists(os.path.join(records, TUNING_RECORDS)) else 0
     assert kept < 400 and f"{kept} new trials" in result.out  # every batch measured was committed
+    etas = [line.rsplit("ETA ", 1)[1].split(":") for line in result.err.splitlines() if "ETA " in line]
+    assert etas and all(int(h) * 3600 + int(m) * 60 + int(s) <= 20 for h, m, s in etas)  # counts down to the budget, not the 400 trials
     again = tvmc("tune", models["tiny-cnn"], "-o", records, "--trials", str(kept + 8), *FAST_TUNE)
     assert again.code == 0 and "8 new trials" in again.out and "--time-budget" not in again.out
     assert len(record_lines(records)) == kept + 8 and unique_traces(records)
@@ -194,6 +196,7 @@ def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
 
     from conftest import assert_matches_onnxruntime
     from tvmc_transfer import MeasureOptions, TuneOptions, add_default_schedules, compile_model, load_model, parse_target, tune_model
+    from tvmc_transfer.default_schedules import DefaultOptions
     from tvmc_transfer.records.database import records_of
     from tvmc_transfer.runner import run_module
     from tvmc_transfer.target import tuning_target
@@ -221,3 +224,7 @@ def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
     assert_matches_onnxruntime(models["tiny-cnn"], inputs, list(run_module(package, inputs).outputs.values()))
     plain = tune_model(model, target, str(tmp_path / "plain"), TuneOptions(trials=8, measure=measure, population=32, default_start=False), progress=False)
     assert plain.seeds is None and "started from default schedules" not in plain.table() and plain.new_trials == 8
+    # The defaults follow DefaultOptions: without the library, every seed is the cost model's pick.
+    modelled = tune_model(model, target, str(tmp_path / "modelled"), TuneOptions(
+        trials=len(tasks), measure=measure, population=32, defaults=DefaultOptions(use_library=False)), progress=False)
+    assert set(modelled.seeds.kinds) == {"model"} and modelled.seeds.seeded >= 4

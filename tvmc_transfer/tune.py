@@ -12,6 +12,7 @@ import time
 
 import attrs
 
+from .default_schedules import DefaultOptions
 from .errors import TVMCException
 from .lowering import Lowering
 from .measure import MeasureOptions
@@ -40,6 +41,7 @@ class TuneOptions:
     time_budget: float | None = None  # wall-clock seconds of the whole run; no batch starts after it
     patience: int | None = None  # stop a task whose best has not moved in this many of its batches
     default_start: bool = True  # measure each kernel's default schedule first and search from it (tuning/seeds.py)
+    defaults: DefaultOptions = attrs.field(factory=DefaultOptions)  # how those defaults are chosen (the library)
 
     def __attrs_post_init__(self):
         if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
@@ -151,7 +153,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
         runner = TimedRunner(options.measure.make_runner(), clock)
         try:
             if options.default_start:
-                seeds = seed_with_defaults(tasks, target, session.folder, builder, runner, limit=budget)
+                seeds = seed_with_defaults(tasks, target, session.folder, builder, runner, limit=budget, options=options.defaults)
                 log.info("%s", seeds.line())
             tuned = _search(session, builder, runner, scheduler, clock, progress, budget)
         finally:
@@ -187,7 +189,8 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
     # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
     # spent on reshapes before the convolutions get a batch.
     by_cost = heaviest_first(tasks)
-    callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget)
+    callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget,
+                                  deadline=scheduler.deadline)
     with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
         tuned = [next(t for t in by_cost if t.name == c.task_name) for c in contexts]  # the scheduler's task ids
         try:
@@ -226,9 +229,9 @@ def batch_size(budget: int, tasks: int) -> int:
     return max(4, min(64, budget // max(tasks, 1)))
 
 
-def _progress_callback(progress, total: int, names: list, done: int = 0) -> list:
+def _progress_callback(progress, total: int, names: list, done: int = 0, deadline: float | None = None) -> list:
     if not progress:
         return []
     from .tuning.progress import ProgressCallback  # pylint: disable=import-outside-toplevel
 
-    return [ProgressCallback(total, names, done=done)]
+    return [ProgressCallback(total, names, done=done, deadline=deadline)]

@@ -19,13 +19,15 @@ def _clock(seconds: float) -> str:
 class ProgressCallback(PyMeasureCallback):
     """Counts trials and the best time per task, and draws the progress after each batch."""
 
-    def __init__(self, total_trials: int, task_names: list, label: str = "tune", stream=None, done: int = 0):
+    def __init__(self, total_trials: int, task_names: list, label: str = "tune", stream=None, done: int = 0,
+                 deadline: float | None = None):
         super().__init__()
         self.total = max(total_trials, 1)
         self.names = task_names
         self.label = label
         self.stream = stream or sys.stderr
         self.done = self.first = done  # ``done``: trials of this run measured before the search (its measured defaults)
+        self.deadline = deadline  # time.monotonic() of --time-budget's end: the ETA is never later
         self.best = {}
         self.start = time.time()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -41,7 +43,10 @@ class ProgressCallback(PyMeasureCallback):
     def draw(self, task_id: int) -> None:
         elapsed = time.time() - self.start
         searched = self.done - self.first
-        eta = elapsed / searched * (self.total - self.done) if searched else 0.0
+        eta = elapsed / searched * (self.total - self.done) if searched else float("inf")
+        if self.deadline is not None:
+            eta = min(eta, self.deadline - time.monotonic())
+        eta = 0.0 if eta == float("inf") else eta
         name = self.names[task_id] if task_id < len(self.names) else str(task_id)
         best = self.best.get(task_id)
         best_text = f"{best * 1e6:.1f} us" if best is not None else "no valid run yet"

@@ -34,15 +34,16 @@ class Seeds:
         return f"started from default schedules: {self.seeded} kernels measured ({kinds}){failed}; {self.seconds:.1f} s"
 
 
-def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int | None = None) -> Seeds:
+def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int | None = None, options=None) -> Seeds:
     """Measure the default schedule of every task that has no record in ``folder`` yet and record it there;
-    with ``limit``, of at most that many tasks, the heaviest (FLOPs times uses) first."""
+    with ``limit``, of at most that many tasks, the heaviest (FLOPs times uses) first; ``options``: how the
+    defaults are chosen (``DefaultOptions``; by default as ``tvmc compile`` chooses them)."""
     import time  # pylint: disable=import-outside-toplevel
 
     from tvm import s_tir
     from tvm.s_tir import meta_schedule as ms
 
-    from ..default_schedules import add_default_schedules
+    from ..default_schedules import DefaultOptions, add_default_schedules
     from ..measure import measure_modules
     from ..tasks import heaviest_first
 
@@ -51,7 +52,7 @@ def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int 
     if not todo:
         return Seeds({}, 0, 0.0)
     memory = ms.database.MemoryDatabase()
-    report = add_default_schedules(todo, target, memory)
+    report = add_default_schedules(todo, target, memory, options or DefaultOptions())
     kind_of = {k.index: k.kind for k in report.kernels}
     seeds = []  # (task, trace, scheduled module)
     for task in todo:
