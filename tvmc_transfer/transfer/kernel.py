@@ -59,7 +59,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
         for position, ((sch, candidate), (secs, args_info)) in enumerate(zip(batch, measured)):
             if secs == WRONG:
                 wrong += 1
-                log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
+                _dropped_wrong(task, candidate)
                 continue
             sent += 1
             if secs is None:
@@ -93,6 +93,10 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
 
 
 WRONG = "wrong"  # in place of run_secs: the candidate computed wrong numbers (and was not run)
+
+
+def _dropped_wrong(task, candidate) -> None:
+    log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
 
 
 def _measure(task, batch, check, builder, runner, target, with_default: bool = False) -> list:
@@ -144,7 +148,7 @@ def _next_correct(task, queue, count, check, row):
             batch.append((sch, candidate))
         else:
             row = attrs.evolve(row, wrong=row.wrong + 1)
-            log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
+            _dropped_wrong(task, candidate)
     return batch, queue, row
 
 
