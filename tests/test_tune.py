@@ -188,6 +188,26 @@ def test_tuning_through_an_rpc_tracker_on_loopback(models, tvmc, tmp_path):
         tracker.terminate()
 
 
+def test_first_batches_go_to_the_kernels_that_cost_most(models, tmp_path):
+    """After the defaults are measured, the scheduler's first round is ordered by measured time per inference,
+    not FLOPs: on tiny-mobile a plain convolution with fewer FLOPs outweighs the hard-swish ones."""
+    from tvmc_transfer import MeasureOptions, TuneOptions, load_model, parse_target, tune_model
+    from tvmc_transfer.tasks import costliest_first, heaviest_first
+
+    model, target = load_model(models["tiny-mobile"]), parse_target("llvm -num-cores=2")
+    measure, records = MeasureOptions(number=2, min_repeat_ms=5), str(tmp_path / "records")
+    seeded = tune_model(model, target, records, TuneOptions(trials=8, measure=measure, population=32), progress=False)
+    assert all(t.best_seconds is not None for t in seeded.tasks)
+    seconds = {t.index: t.best_seconds for t in seeded.tasks}
+    order = costliest_first(seeded.tasks, seconds)
+    assert [t.weighted_seconds for t in order] == sorted((t.weighted_seconds for t in seeded.tasks), reverse=True)
+    assert [t.index for t in costliest_first(seeded.tasks, {})] == [t.index for t in heaviest_first(seeded.tasks)]
+    unknown = costliest_first(seeded.tasks, {order[-1].index: 1.0})  # the known first, then by FLOPs
+    assert unknown[0].index == order[-1].index and len(unknown) == len(order)
+    more = tune_model(model, target, records, TuneOptions(trials=12, trials_per_iter=4, measure=measure, population=32), progress=False)
+    assert [t.index for t in more.tasks if t.trials > 1] == [order[0].index]
+
+
 def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
     """Each kernel's first record is the checked default schedule an untuned compile would give it, measured
     here; the search then mutates it, so the best record is never worse than no tuning. The package compiled

@@ -49,6 +49,14 @@ def heaviest_first(tasks) -> list:
     return sorted(tasks, key=lambda t: -t.flops * t.weight)
 
 
+def costliest_first(tasks, best_seconds: dict) -> list:
+    """``tasks`` by measured time times uses per inference, the costliest first, where ``best_seconds`` (task
+    index -> seconds) knows it; then the others, heaviest first. FLOPs rank kernels of one kind, not kinds: a
+    depthwise convolution does few FLOPs slowly, so its untuned time can outweigh a convolution's of 10x its FLOPs."""
+    known = sorted((t for t in tasks if best_seconds.get(t.index) is not None), key=lambda t: -best_seconds[t.index] * t.weight)
+    return known + heaviest_first(t for t in tasks if best_seconds.get(t.index) is None)
+
+
 def select_tasks(tasks: list, spec: str | None) -> list:
     """Pick tasks by a spec like ``"0,2-5"``; ``None`` or ``"all"`` keeps every task."""
     if spec is None or spec.strip() in ("", "all"):

@@ -20,7 +20,7 @@ from .target import tuning_target
 from .records.database import copy_records, open_database, records_of
 from .records.folder import RecordsFolder, best_seconds
 from .session import Plan, Session, TunePlan, TuneSession  # noqa: F401  (the names users import from here)
-from .tasks import extract_tasks, heaviest_first, select_tasks
+from .tasks import costliest_first, extract_tasks, select_tasks
 
 log = logging.getLogger("tvmc")
 
@@ -186,9 +186,9 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
         )
     search = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
     strategy = TimedSearch(search, clock)
-    # The scheduler's first round visits tasks in order: heaviest first, so a small budget is not
-    # spent on reshapes before the convolutions get a batch.
-    by_cost = heaviest_first(tasks)
+    # The scheduler's first round visits tasks in order: the costliest first by their measured defaults (or
+    # records), the others by FLOPs, so a small budget goes where the time is, not to reshapes.
+    by_cost = costliest_first(tasks, {r.index: r.best_seconds for r in task_results(tasks, database)})
     callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget,
                                   deadline=scheduler.deadline)
     with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
