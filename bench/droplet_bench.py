@@ -4,7 +4,8 @@ For each model: tune a base records folder with evolutionary search (``--base-tr
 give the same budget of ``--trials`` per task to droplet search in one copy and to evolutionary search in the
 other. It reports per kernel the best schedule of each arm timed again side by side in this process, the
 trials each arm used (and droplet's convergence), the tuning wall time, and the end-to-end latency of the
-three compiled packages timed in interleaved rounds (ONNX Runtime alongside, for scale).
+three compiled packages timed in interleaved rounds (ONNX Runtime alongside, for scale; the kernels outside
+``--heaviest``/``--tasks`` get their default schedules, the same in every package).
 
 Everything it tunes is resumable: run the same command again and it measures nothing new, only times again.
 
@@ -231,7 +232,9 @@ class Start:
         packages = {}
         for arm in arms:
             packages[arm] = os.path.join(self.work, f"{arm}.tar")
-            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING, default_schedules=False)
+            # the kernels no arm tuned get their default schedules, the same in every arm, as a user's compile
+            # gives them (unscheduled, they would bury the tuned kernels' differences)
+            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING)
         return kernels, time_packages(packages, self.model, self.args.rounds)
 
     def save(self, result: dict) -> None:
