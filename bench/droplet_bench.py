@@ -32,7 +32,7 @@ from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, open_database  # noqa: E402
 from tvmc_transfer.records.folder import CONTROLS, RecordsFolder  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
-from tvmc_transfer.tasks import extract_tasks, select_tasks  # noqa: E402
+from tvmc_transfer.tasks import extract_tasks, heaviest_first, select_tasks  # noqa: E402
 from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
 
 ARMS = ("base", "droplet", "evolutionary")
@@ -40,7 +40,7 @@ ARMS = ("base", "droplet", "evolutionary")
 
 def task_spec(tasks, args) -> str | None:
     if args.heaviest:
-        heavy = sorted(tasks, key=lambda t: -t.flops * t.weight)[: args.heaviest]
+        heavy = heaviest_first(tasks)[: args.heaviest]
         return ",".join(str(t.index) for t in sorted(heavy, key=lambda t: t.index))
     return args.tasks
 

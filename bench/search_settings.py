@@ -27,12 +27,12 @@ from tvmc_transfer import load_model, parse_target  # noqa: E402
 from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
 from tvmc_transfer.target import tuning_target  # noqa: E402
-from tvmc_transfer.tasks import extract_tasks  # noqa: E402
+from tvmc_transfer.tasks import extract_tasks, heaviest_first  # noqa: E402
 from tvmc_transfer.tune import task_results  # noqa: E402
 
 
 def heaviest(tasks, n: int) -> list:
-    return sorted(tasks, key=lambda t: -t.flops * t.weight)[:n]
+    return heaviest_first(tasks)[:n]
 
 
 def run_arm(model_path, target, tasks, population, per_iter, minutes, folder) -> dict:

@@ -82,13 +82,15 @@ def compile_model(
     else:
         database = ms.database.MemoryDatabase()
     tuned = tuned_count(tasks, database)
+    use_defaults = default_schedules and target.kind.name == "llvm"
     hint = None
     if records and tuned < len(tasks):
         hint = other_lowering_hint(model, target, database, lowering, tuned)
-        log.warning("the records match %d of the model's %d kernels; the others get a default schedule%s", tuned, len(tasks), f"; {hint}" if hint else "")
+        others = "get a default schedule" if use_defaults else "are compiled unscheduled"
+        log.warning("the records match %d of the model's %d kernels; the others %s%s", tuned, len(tasks), others, f"; {hint}" if hint else "")
     load_tensor_intrinsics(target)  # tuned traces may tensorize
     defaults = None
-    if default_schedules and target.kind.name == "llvm":
+    if use_defaults:
         from .default_schedules import DefaultOptions, add_default_schedules  # pylint: disable=import-outside-toplevel
 
         options = default_schedules if isinstance(default_schedules, DefaultOptions) else DefaultOptions()

@@ -15,6 +15,19 @@ TUNING_RECORDS = "database_tuning_record.json"
 FAILED_SECONDS = 1e9  # a time this long is MetaSchedule's mark of a failed build or run, not a measurement
 
 
+def replayed(mod, trace):
+    """The module a record's ``trace`` (postprocessors included) schedules ``mod`` into, or None when it no
+    longer replays on it (a record of another TVM, or not of this workload)."""
+    from tvm import s_tir  # pylint: disable=import-outside-toplevel
+
+    sch = s_tir.Schedule(mod)
+    try:
+        trace.apply_to_schedule(sch, remove_postproc=False)
+    except Exception:  # pylint: disable=broad-except
+        return None
+    return sch.mod
+
+
 def database_paths(folder: str) -> tuple:
     return os.path.join(folder, WORKLOADS), os.path.join(folder, TUNING_RECORDS)
 

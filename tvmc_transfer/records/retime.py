@@ -15,7 +15,7 @@ import statistics
 
 import attrs
 
-from .database import commit_record, copy_records, mean_seconds, target_label
+from .database import commit_record, copy_records, mean_seconds, replayed, target_label
 from .listing import workload_hash
 from .merge import open_nonempty, check_output, write_folder_atomically
 
@@ -40,8 +40,7 @@ class RetimeReport:
 def retime_records(source_folder: str, target, output: str, top_k: int = 1, measure=None) -> RetimeReport:
     """Measure the ``top_k`` best measured records of each workload of ``source_folder`` for ``target`` again,
     with ``measure`` (``MeasureOptions``), and write them with the new times to the new folder ``output``."""
-    from tvm import s_tir  # pylint: disable=import-outside-toplevel
-    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from ..errors import TVMCException
     from ..intrinsics import load_tensor_intrinsics
@@ -59,14 +58,12 @@ def retime_records(source_folder: str, target, output: str, top_k: int = 1, meas
     picked, mods, failed = [], [], 0  # the records to measure and their scheduled modules
     for mod in workloads.values():
         for record in memory.get_top_k(memory.commit_workload(mod), top_k):
-            sch = s_tir.Schedule(mod)
-            try:
-                record.trace.apply_to_schedule(sch, remove_postproc=False)
-            except Exception:  # pylint: disable=broad-except
+            scheduled = replayed(mod, record.trace)
+            if scheduled is None:
                 failed += 1  # no longer applies to its own workload (another TVM)
                 continue
             picked.append(record)
-            mods.append(sch.mod)
+            mods.append(scheduled)
     load_tensor_intrinsics(target)  # traces may tensorize
     measure = measure or MeasureOptions()
     builder, runner = measure.make_builder(target), measure.make_runner()

@@ -18,7 +18,7 @@ import attrs
 
 from ..errors import one_line
 from ..measure import measure_modules
-from ..records.database import mean_seconds
+from ..records.database import mean_seconds, replayed
 from ..records.listing import workload_hash
 from .check import KernelCheck
 from .replay import ReplayError, replay
@@ -154,17 +154,13 @@ def _next_correct(task, queue, count, check, row):
 
 def _reuse(task, identical, check, target, folder, row):
     """An identical workload in a source: its record applies as it is; still check it before copying it."""
-    from tvm import s_tir  # pylint: disable=import-outside-toplevel
-
     for candidate in identical:
         row = attrs.evolve(row, candidates=row.candidates + 1)
-        sch = s_tir.Schedule(task.mod)
-        try:
-            candidate.record.trace.apply_to_schedule(sch, remove_postproc=False)
-        except Exception:  # pylint: disable=broad-except
+        mod = replayed(task.mod, candidate.record.trace)
+        if mod is None:
             row = attrs.evolve(row, invalid=row.invalid + 1)
             continue
-        if not check.is_correct(sch.mod):
+        if not check.is_correct(mod):
             row = attrs.evolve(row, wrong=row.wrong + 1)
             continue
         record = candidate.record

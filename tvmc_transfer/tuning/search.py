@@ -11,21 +11,13 @@ from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 from tvm_ffi import structural_hash
 
 from ..records import records_of
+from ..records.database import replayed
 
 
 def measured_hashes(database, workload_mod) -> set:
     """Structural hashes of the scheduled modules the database already holds for ``workload_mod``."""
-    from tvm import s_tir  # pylint: disable=import-outside-toplevel
-
-    hashes = set()
-    for record in records_of(database, workload_mod):
-        sch = s_tir.Schedule(workload_mod)
-        try:
-            record.trace.apply_to_schedule(sch, remove_postproc=False)
-        except Exception:  # a record that no longer replays cannot be proposed again either
-            continue
-        hashes.add(stored_hash(sch.mod))
-    return hashes
+    scheduled = (replayed(workload_mod, record.trace) for record in records_of(database, workload_mod))
+    return {stored_hash(mod) for mod in scheduled if mod is not None}  # one that no longer replays cannot be proposed either
 
 
 PREPROC = "meta_schedule.layout_rewrite_preproc"

@@ -13,6 +13,8 @@ import logging
 
 import attrs
 
+from ..records.database import replayed
+
 log = logging.getLogger("tvmc")
 
 
@@ -40,7 +42,6 @@ def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int 
     defaults are chosen (``DefaultOptions``; by default as ``tvmc compile`` chooses them)."""
     import time  # pylint: disable=import-outside-toplevel
 
-    from tvm import s_tir
     from tvm.s_tir import meta_schedule as ms
 
     from ..default_schedules import DefaultOptions, add_default_schedules
@@ -59,9 +60,7 @@ def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int 
         if kind_of.get(task.index) not in ("library", "model"):
             continue
         record = memory.get_top_k(memory.commit_workload(task.mod), 1)[0]
-        schedule = s_tir.Schedule(task.mod)
-        record.trace.apply_to_schedule(schedule, remove_postproc=False)
-        seeds.append((task, record.trace, schedule.mod))
+        seeds.append((task, record.trace, replayed(task.mod, record.trace)))  # a default replays: it was checked
     results = measure_modules(builder, runner, target, [mod for _, _, mod in seeds])
     kinds, failed = {}, 0
     for (task, trace, _), (run_secs, args_info) in zip(seeds, results):
