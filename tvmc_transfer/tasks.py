@@ -52,7 +52,7 @@ def heaviest_first(tasks) -> list:
 def costliest_first(tasks, best_seconds: dict) -> list:
     """``tasks`` by measured time times uses per inference, the costliest first, where ``best_seconds`` (task
     index -> seconds) knows it; then the others, heaviest first. FLOPs rank kernels of one kind, not kinds: a
-    depthwise convolution does few FLOPs slowly, so its untuned time can outweigh a convolution's of 10x its FLOPs."""
+    depthwise convolution does few FLOPs slowly, so its untuned time can outweigh a convolution's of several times its FLOPs."""
     known = sorted((t for t in tasks if best_seconds.get(t.index) is not None), key=lambda t: -best_seconds[t.index] * t.weight)
     return known + heaviest_first(t for t in tasks if best_seconds.get(t.index) is None)
 

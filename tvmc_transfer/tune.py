@@ -175,7 +175,8 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
     from .tuning.task_logs import tune_contexts
 
     tasks, options, database, records = session.tasks, session.options, session.database, session.records
-    budget = options.trials - sum(t.trials for t in task_results(tasks, database))  # the measured defaults count
+    results = task_results(tasks, database)  # read once: the budget left and the first round's order
+    budget = options.trials - sum(t.trials for t in results)  # the measured defaults count
     if budget <= 0:
         return []
     if options.trials_per_iter and options.trials_per_iter * len(tasks) > budget:
@@ -188,7 +189,7 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
     strategy = TimedSearch(search, clock)
     # The scheduler's first round visits tasks in order: the costliest first by their measured defaults (or
     # records), the others by FLOPs, so a small budget goes where the time is, not to reshapes.
-    by_cost = costliest_first(tasks, {r.index: r.best_seconds for r in task_results(tasks, database)})
+    by_cost = costliest_first(tasks, {r.index: r.best_seconds for r in results})
     callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget,
                                   deadline=scheduler.deadline)
     with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):

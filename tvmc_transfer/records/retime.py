@@ -9,7 +9,6 @@ and runner, and writes them with their new times to a new folder (atomically; th
 record that no longer builds or runs is left out and counted.
 """
 
-import logging
 import os
 import statistics
 
@@ -18,8 +17,6 @@ import attrs
 from .database import commit_record, copy_records, mean_seconds, replayed, target_label
 from .listing import workload_hash
 from .merge import open_nonempty, check_output, write_folder_atomically
-
-log = logging.getLogger("tvmc")
 
 
 @attrs.frozen
