@@ -2,11 +2,14 @@
 
 Takes the best --top-k measured records of every workload in the records folders (tuned on processors of the family)
 and writes them, with their workloads, to one xz-compressed file in tvmc_transfer/data/. The shipped AVX2
-library is exactly:
+library is the zoo tuned on a Zen 3 twice: in NHWC with weight prepacking on two threads (the default layout on
+AVX2; their archives are committed) and in NCHW without prepacking on one thread (what generic x86-64 targets,
+whose default layout is the model's own, take from it):
 
     python bench/build_schedule_library.py bench/work/resnet50-records bench/work/googlenet-records \
-        bench/work/alexnet-records --family "x86-64 AVX2+FMA" --arch x86_64 --requires avx2 fma --version 2026.12-1 \
-        -o tvmc_transfer/data/schedules-x86-avx2.json.xz
+        bench/work/alexnet-records bench/work/resnet50-znver3-nhwc-records bench/work/googlenet-znver3-nhwc-records \
+        bench/work/alexnet-znver3-nhwc-records --family "x86-64 AVX2+FMA" --arch x86_64 --requires avx2 fma \
+        --version 2026.12-4 -o tvmc_transfer/data/schedules-x86-avx2.json.xz
 
 The shipped AVX-512 library is the zoo's records tuned in NHWC (the default layout on AVX-512) with weight
 prepacking, ResNet-50 on an AMD Zen 5, GoogLeNet and AlexNet on a Zen 4 (their archives are committed;

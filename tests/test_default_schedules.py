@@ -47,7 +47,7 @@ def test_no_default_schedules_keeps_the_unscheduled_loops(models, tvmc, tmp_path
     package = tmp_path / "plain.tar"
     result = tvmc("compile", models["tiny-cnn-b"], "-o", package, "--target", AVX2, "--no-default-schedules")
     assert result.code == 0, result.err
-    assert "default schedules" not in result.out and "(0 of 6 kernels tuned)" in result.out
+    assert "default schedules" not in result.out and "(0 of 7 kernels tuned)" in result.out  # NHWC: the input transposed too
     report = compile_model(load_model(models["tiny-cnn-b"]), parse_target(AVX2), str(tmp_path / "p2.tar"), default_schedules=False)
     assert report.defaults is None
     _outputs_match(models["tiny-cnn-b"], str(package), (1, 3, 24, 24))
@@ -93,7 +93,7 @@ def test_shipped_libraries_cover_avx2_and_avx512_processors_and_rebuild(tuned_cn
     assert find_library(parse_target("llvm -mcpu=znver5 -mattr=-avx512f")) == (shipped, True)  # AVX-512 turned off
     assert find_library(parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1")) == (None, False)
     library = read_library(shipped)
-    assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 111
+    assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 225  # the zoo in NCHW and in NHWC
     wide = read_library(avx512)
     assert wide.tuned_on == "llvm -mcpu=znver4, llvm -mcpu=znver5" and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(wide.requires)
     assert len(wide.source.workloads) == 114  # the zoo's three models in NHWC, the default layout there
@@ -144,7 +144,7 @@ def test_library_applies_to_prepacked_kernels(models):
     tasks = [Task(i, t.task_name, int(t.weight), 0.0, t) for i, t in enumerate(ms.relax_integration.extract_tasks(fused, target))]
     database = ms.database.MemoryDatabase()
     report = add_default_schedules(tasks, target, database, DefaultOptions(samples=0))  # the library's only
-    assert report.count("library") == len(tasks) == 6
+    assert report.count("library") == len(tasks) == 7  # NHWC: the input transposed too
     convolutions = [t for t in tasks if "conv2d" in t.name]
     for task in convolutions:
         (record,) = database.get_top_k(database.commit_workload(task.mod), 1)
@@ -156,9 +156,9 @@ def test_library_applies_to_prepacked_kernels(models):
 
 
 def test_native_compile_takes_the_layout_and_library_of_this_cpu(models, tmp_path):
-    """``tvmc compile`` as a new user runs it, on the machine the tests run on: on an AVX-512 CPU the convolutions
-    are converted to NHWC and take the AVX-512 library's NHWC schedules; elsewhere they keep NCHW and take the
-    library of the family the CPU has the features of. Either way the package matches ONNX Runtime."""
+    """``tvmc compile`` as a new user runs it, on the machine the tests run on: on an x86 CPU with AVX2 or AVX-512
+    the convolutions are converted to NHWC and take the NHWC schedules of the library of the family the CPU has
+    the features of; elsewhere they keep NCHW. Either way the package matches ONNX Runtime."""
     from tvm_ffi import structural_hash
 
     from tvmc_transfer.lowering import Lowering
@@ -166,7 +166,7 @@ def test_native_compile_takes_the_layout_and_library_of_this_cpu(models, tmp_pat
     from tvmc_transfer.tasks import extract_tasks
 
     target, model = parse_target("native"), load_model(models["tiny-resnet"])
-    wide = "avx512f" in target_features(target)
+    wide = "avx2" in target_features(target)
     layout = "NHWC" if wide else "NCHW"
     assert [structural_hash(t.mod) for t in extract_tasks(model, target)] == [structural_hash(t.mod) for t in extract_tasks(model, target, Lowering(layout=layout))]
     package = str(tmp_path / "native.tar")
@@ -175,7 +175,7 @@ def test_native_compile_takes_the_layout_and_library_of_this_cpu(models, tmp_pat
     if library:
         assert os.path.basename(library) in d.summary()
     if wide:  # the library holds NHWC classes: without samples to rank them against, its schedules are used
-        assert "schedules-x86-avx512" in d.summary()
+        assert os.path.basename(library).startswith("schedules-x86-avx")
         only = compile_model(model, target, str(tmp_path / "library.tar"), default_schedules=DefaultOptions(samples=0)).defaults
         assert [k.kind for k in only.kernels if k.kernel_class.startswith("conv2d")] == ["library"] * 2
         _outputs_match(models["tiny-resnet"], str(tmp_path / "library.tar"), (1, 3, 16, 16))

@@ -105,13 +105,15 @@ def test_records_of_another_layout_name_the_desired_layout_that_matches_them(mod
     [
         ("llvm -mcpu=skylake-avx512 -num-cores=2", "NHWC"),  # AVX-512: NHWC, measured 2.1x better (BENCHMARKS)
         ("llvm -mcpu=znver4", "NHWC"),
-        ("llvm -mcpu=skylake-avx512 -mattr=-avx512f", None),  # the model's own layout where not measured
-        ("llvm -mcpu=znver3", None),
+        ("llvm -mcpu=znver3", "NHWC"),  # AVX2: measured better too
+        ("llvm -mcpu=skylake-avx512 -mattr=-avx512f", "NHWC"),  # AVX-512 off, AVX2 left
+        ("llvm -mcpu=sandybridge", None),  # AVX without AVX2: the model's own layout where not measured
         ("llvm -num-cores=2", None),  # generic x86-64: what the tests compile for
+        ("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1", None),
         ("cuda", None),
     ],
 )
-def test_the_default_layout_is_nhwc_on_avx512_cpus(target, layout, models):
+def test_the_default_layout_is_nhwc_on_avx2_and_avx512_cpus(target, layout, models):
     assert Lowering().layout_for(parse_target(target)) == layout
     assert Lowering(layout="NCHW").layout_for(parse_target(target)) == "NCHW"
     if layout:  # the default converts the convolutions; the kernels are those of --desired-layout NHWC

@@ -105,6 +105,37 @@ def test_retime_measures_the_best_records_again_into_a_new_folder(tuned_cnn, tvm
     assert_matches_onnxruntime(model, inputs, list(run_module(package, inputs).outputs.values()))
 
 
+def test_retime_from_another_target_writes_records_for_this_one(tuned_cnn, tvmc, tmp_path):
+    """Records tuned for one processor, measured here for another of the same architecture: written as records
+    for the new target (which compile then finds), with this machine's times; without --from-target, a one-line
+    error that names the flag."""
+    import numpy as np
+
+    from conftest import assert_matches_onnxruntime
+    from tvmc_transfer import compile_model
+    from tvmc_transfer.records.database import same_target
+    from tvmc_transfer.runner import run_module
+
+    model, records = tuned_cnn
+    other = "llvm -mcpu=x86-64 -num-cores=2"  # runs on any x86-64, as the tests' own target
+    refused = tvmc("records", "retime", records, "-o", tmp_path / "no", "--target", other)
+    assert refused.code != 0 and refused.err.startswith("Error: ") and "--from-target" in refused.err
+    assert not (tmp_path / "no").exists()
+    out = tmp_path / "moved"
+    result = tvmc("records", "retime", records, "-o", out, "--target", other, "--from-target", TARGET, "--number", "1", "--repeat", "2", "--min-repeat-ms", "1")
+    assert result.code == 0, result.err
+    old = {str(r.workload.mod) for r in database(records).get_all_tuning_records() if is_measured(r)}
+    new = database(out).get_all_tuning_records()
+    assert {str(r.workload.mod) for r in new} == old  # each workload's best, none failed
+    assert all(same_target(r.target, parse_target(other)) and len(r.run_secs) == 2 for r in new)
+    package = str(tmp_path / "moved.tar")
+    loaded = load_model(model)
+    report = compile_model(loaded, parse_target(other), package, records=str(out), default_schedules=False)
+    assert report.tuned_kernels >= 1  # found under the new target
+    inputs = {i.name: np.random.default_rng(1).standard_normal(i.shape).astype(i.dtype) for i in loaded.inputs}
+    assert_matches_onnxruntime(model, inputs, list(run_module(package, inputs).outputs.values()))
+
+
 def test_corrupt_empty_and_missing_inputs_are_one_line_errors(tuned_cnn, tvmc, tmp_path):
     _, records = tuned_cnn
     corrupt, empty = tmp_path / "corrupt", tmp_path / "empty"

@@ -361,6 +361,27 @@ def test_rerun_resumes_without_measuring_again(transferred, tvmc):
     assert after["totals"]["search_seconds"] >= before["totals"]["search_seconds"]  # every session counts
 
 
+def test_an_identical_workload_is_reused_with_the_time_measured_here(tuned_cnn, tvmc, tmp_path):
+    """tiny-cnn's records onto tiny-cnn itself: each kernel's own record is checked and copied, with a time
+    measured by this run's protocol (--repeat 2: two samples, where the source's have three), not its source's."""
+    model, records = tuned_cnn
+    source = {(workload_hash(r.workload.mod), str(r.trace)): r for r in open_database(records).get_all_tuning_records() if is_measured(r)}
+    out, report = tmp_path / "self", tmp_path / "self.json"
+    result = tvmc("transfer", model, "--from", records, "-o", out, "--report", report, "--target", TARGET, *MEASURE, "--repeat", "2", "--no-e2e")
+    assert result.code == 0, result.err
+    reused = [k for k in json.load(open(report))["kernels"] if k["status"] == "reused"]
+    assert reused, "a kernel with a record of its own workload is reused"
+    new = [r for r in open_database(str(out)).get_all_tuning_records() if r.trace.insts]
+    assert len(new) >= len(reused) and all((workload_hash(r.workload.mod), str(r.trace)) in source for r in new)  # the source's schedules
+    assert all(len(r.run_secs) == 2 for r in new) and all(len(r.run_secs) == 3 for r in source.values())  # measured now, not copied
+    means = {round(sum(float(x) for x in r.run_secs) / 2, 12) for r in new}
+    assert all(round(k["seconds"], 12) in means for k in reused)  # the report gives the time measured here
+    package = tmp_path / "self.tar"
+    assert tvmc("compile", model, "--tuning-records", out, "--target", TARGET, "-o", package).code == 0
+    run = tvmc("run", package, "--verify", model, "--fill-mode", "random")
+    assert run.code == 0 and ": ok" in run.out, run.out + run.err
+
+
 def test_unmatched_kernels_are_listed_and_tuned_with_tune_rest(mlp_records, models, tvmc, tmp_path):
     output = tmp_path / "records"
     result = tvmc(

@@ -78,11 +78,11 @@ def test_only_stride_one_3x3_convolutions_with_enough_channels_and_tiles_become_
     assert not any("winograd" in t.name for t in extract_tasks(model, target, Lowering(layout="NHWC")))  # off by default
 
 
-@pytest.mark.parametrize("target, nhwc", [("llvm -mcpu=znver4", True), ("llvm -mcpu=znver3", False), ("cuda", False)])
+@pytest.mark.parametrize("target, nhwc", [("llvm -mcpu=znver4", True), ("llvm -mcpu=znver3", True), ("llvm -mcpu=sandybridge", False), ("cuda", False)])
 def test_winograd_is_used_only_when_asked_for_and_on_nhwc_cpu_convolutions(target, nhwc):
     target = parse_target(target)
     assert not Lowering().winograd_for(target) and not Lowering(layout="NHWC").winograd_for(target)  # off by default
-    assert Lowering(winograd=True).winograd_for(target) is nhwc  # NHWC by default on AVX-512 only
+    assert Lowering(winograd=True).winograd_for(target) is nhwc  # NHWC by default on AVX2 and AVX-512 CPUs
     assert Lowering(layout="NHWC", winograd=True).winograd_for(target) is (str(target.kind.name) == "llvm")
     assert not Lowering(layout="NCHW", winograd=True).winograd_for(target)
 

@@ -11,10 +11,12 @@ out of each kernel (``SplitLayoutRewritePreproc``) and, since a tvmc model's wei
 the package's constants (``FoldConstant``): the package keeps ``main(inputs)`` and plain TVM loads it.
 
 The data layout is part of the lowering too: Relax's ``ConvertLayout`` runs first, so a kernel's workload includes
-its layout. On a CPU with AVX-512 the default is NHWC: measured there, ResNet-50's heaviest convolutions tuned
-2.1x faster in NHWC than in ONNX's NCHW (in NCHW the vectorized axis is the image width, 7-56, and wastes most of
-16 lanes; in NHWC it is the channels). Elsewhere the model keeps its own layout (not measured; the AVX2 schedule
-library is NCHW).
+its layout. On an x86 CPU with AVX2 or AVX-512 the default is NHWC. Measured on AVX-512 (Zen 5): ResNet-50's
+heaviest convolutions tuned 2.1x faster in NHWC than in ONNX's NCHW (in NCHW the vectorized axis is the image
+width, 7-56, and wastes lanes; in NHWC it is the channels). Measured on AVX2 (Zen 3): the zoo's NHWC schedules
+tuned on an AVX-512 machine, replayed there, already ran the three models 1.1-1.8x faster than the AVX2 library's
+NCHW schedules tuned on that very processor. Elsewhere (generic x86-64, other architectures) the model keeps its
+own layout: not measured.
 
 With ``--winograd``, where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output
 tiles are computed as Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials,
@@ -33,7 +35,8 @@ LAYOUTS = {"NCHW": ["NCHW", "OIHW"], "NHWC": ["NHWC", "HWIO"]}  # data, kernel: 
 @attrs.frozen
 class Lowering:
     """``weight_prepack``: rewrite weight layouts at compile time; ``None`` means on for CPU targets.
-    ``layout``: convert convolutions to this data layout first; ``None`` means NHWC on AVX-512 CPUs, else none.
+    ``layout``: convert convolutions to this data layout first; ``None`` means NHWC on x86 CPUs with AVX2 (AVX-512
+    CPUs have it too), else none.
     ``winograd``: compute stride-1 3x3 NHWC convolutions as Winograd F(4x4, 3x3) (``winograd.py``) on CPU
     targets; off unless asked for (``None`` or ``False``): see the module's note on its build cost."""
 
@@ -51,7 +54,7 @@ class Lowering:
         """The layout convolutions are converted to for ``target`` (None: left as the model has them)."""
         if self.layout is not None:
             return self.layout
-        return "NHWC" if _is_cpu(target) and "avx512f" in _features(target) else None
+        return "NHWC" if _is_cpu(target) and "avx2" in _features(target) else None
 
     def prepacks(self, target) -> bool:
         """Whether this lowering prepacks weights for ``target``."""
@@ -228,7 +231,7 @@ def add_lowering_arguments(parser) -> None:
     parser.add_argument(
         "--desired-layout",
         choices=tuple(LAYOUTS),
-        help="convert convolutions to this data layout first (Relax ConvertLayout; default: NHWC on CPUs with AVX-512, "
+        help="convert convolutions to this data layout first (Relax ConvertLayout; default: NHWC on x86 CPUs with AVX2 or AVX-512, "
         "where it tunes about 2x faster, else the model's own); tune, transfer and compile must agree",
     )
     parser.add_argument(

@@ -45,6 +45,8 @@ def add_records_parser(subparsers, main_parser, json_config):
     retime.add_argument("-o", "--output", required=True, metavar="OUT", help="new records folder")
     retime.add_argument("--target", default="native", help="the records' target, measured here (default native)")
     retime.add_argument("--top-k", type=int, default=1, help="records per workload (default 1: the best)")
+    retime.add_argument("--from-target", metavar="TARGET", help="read the records tuned for this target instead (another processor "
+                        "of the same architecture) and write them as records for --target, measured here")
     add_measure_arguments(retime)
     retime.set_defaults(func=drive_retime)
 
@@ -94,6 +96,7 @@ def drive_retime(args) -> int:
     from ..target import parse_target, tuning_target
 
     target = tuning_target(parse_target(args.target))
-    report = retime_records(args.input, target, args.output, top_k=args.top_k, measure=measure_options_from_args(args))
+    source = tuning_target(parse_target(args.from_target)) if args.from_target else None
+    report = retime_records(args.input, target, args.output, top_k=args.top_k, measure=measure_options_from_args(args), from_target=source)
     print(report.line())
     return 0

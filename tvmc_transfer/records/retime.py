@@ -7,6 +7,11 @@ a transfer or a compile prefers whichever record was *measured* faster, not whic
 measures the ``top_k`` best measured records of each workload for the target again, with the tuner's builder
 and runner, and writes them with their new times to a new folder (atomically; the input is never changed). A
 record that no longer builds or runs is left out and counted.
+
+With ``from_target``, the records read are those tuned for that target (another processor of the same
+architecture, say an AVX-512 machine's records on an AVX2 one) and they are written as records for ``target``
+with the times measured here: a record's trace is a schedule, not machine code, so it builds for any CPU of its
+architecture, and once measured here it competes fairly with this machine's own records.
 """
 
 import os
@@ -34,9 +39,10 @@ class RetimeReport:
                 f"{self.failed} failed to build or run, {self.other_target} for another target left out")
 
 
-def retime_records(source_folder: str, target, output: str, top_k: int = 1, measure=None) -> RetimeReport:
-    """Measure the ``top_k`` best measured records of each workload of ``source_folder`` for ``target`` again,
-    with ``measure`` (``MeasureOptions``), and write them with the new times to the new folder ``output``."""
+def retime_records(source_folder: str, target, output: str, top_k: int = 1, measure=None, from_target=None) -> RetimeReport:
+    """Measure the ``top_k`` best measured records of each workload of ``source_folder`` for ``target`` (or, given,
+    for ``from_target``) again for ``target``, with ``measure`` (``MeasureOptions``), and write them with the new
+    times as records for ``target`` to the new folder ``output``."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
     from ..errors import TVMCException
@@ -48,10 +54,12 @@ def retime_records(source_folder: str, target, output: str, top_k: int = 1, meas
     source = open_nonempty(source_folder)
     check_output(output)  # the input holds records, so it cannot be the output
     memory = ms.database.MemoryDatabase()
-    _, other = copy_records(source, memory, target, measured_only=True)
+    read_for = from_target if from_target is not None else target
+    _, other = copy_records(source, memory, read_for, measured_only=True)
     workloads = {workload_hash(r.workload.mod): r.workload.mod for r in memory.get_all_tuning_records()}
     if not workloads:
-        raise TVMCException(f"'{source_folder}' holds no measured records for {target_label(target)}; give the target they were tuned for (--target)")
+        hint = "" if from_target is not None else ", or --from-target to measure records of another processor for this one"
+        raise TVMCException(f"'{source_folder}' holds no measured records for {target_label(read_for)}; give the target they were tuned for (--target{hint})")
     picked, mods, failed = [], [], 0  # the records to measure and their scheduled modules
     for mod in workloads.values():
         for record in memory.get_top_k(memory.commit_workload(mod), top_k):
@@ -73,7 +81,7 @@ def retime_records(source_folder: str, target, output: str, top_k: int = 1, meas
 
     def fill(database):
         for record, secs, args in retimed:
-            commit_record(database, record.workload.mod, record.trace, secs, record.target, args)
+            commit_record(database, record.workload.mod, record.trace, secs, record.target if from_target is None else target, args)
 
     write_folder_atomically(output, fill)
     ratios = tuple(sum(secs) / len(secs) / mean_seconds(record) for record, secs, _ in retimed)

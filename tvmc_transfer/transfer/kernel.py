@@ -42,9 +42,12 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
     key = workload_hash(task.mod)
     identical = [c for c in candidates if workload_hash(c.workload.mod) == key]
     if identical:
-        row, reused = _reuse(task, identical, check, target, folder, row)
+        row, reused, mod = _reuse(task, identical, check, row)
         if reused:
-            return _against_default(task, row, target, folder, builder, runner, reused)
+            done = _measure_reused(task, row, target, folder, builder, runner, reused, mod)
+            if done is not None:
+                return done
+            row = attrs.evolve(row, invalid=row.invalid + 1)
         candidates = [c for c in candidates if workload_hash(c.workload.mod) != key]
 
     replayed, context, row = replay_candidates(task, klass, candidates, target, row)
@@ -152,8 +155,9 @@ def _next_correct(task, queue, count, check, row):
     return batch, queue, row
 
 
-def _reuse(task, identical, check, target, folder, row):
-    """An identical workload in a source: its record applies as it is; still check it before copying it."""
+def _reuse(task, identical, check, row):
+    """An identical workload in a source: its record applies as it is; still check it. ``(row, candidate,
+    scheduled module)`` of the first that replays and checks out, ``(row, None, None)`` when none does."""
     for candidate in identical:
         row = attrs.evolve(row, candidates=row.candidates + 1)
         mod = replayed(task.mod, candidate.record.trace)
@@ -163,16 +167,22 @@ def _reuse(task, identical, check, target, folder, row):
         if not check.is_correct(mod):
             row = attrs.evolve(row, wrong=row.wrong + 1)
             continue
-        record = candidate.record
-        folder.commit(task.mod, record.trace, [float(x) for x in record.run_secs], target, record.args_info)
-        row = attrs.evolve(row, valid=row.valid + 1, status="reused", best_source=candidate.describe(), seconds=mean_seconds(record))
-        return row, candidate
-    return row, None
+        return row, candidate, mod
+    return row, None, None
 
 
-def _against_default(task, row, target, folder, builder, runner, reused):
-    (default_secs, default_args), = measure_modules(builder, runner, target, [task.mod])
-    row = attrs.evolve(row, default_seconds=sum(default_secs) / len(default_secs) if default_secs else None)
+def _measure_reused(task, row, target, folder, builder, runner, reused, mod):
+    """The reused schedule measured here beside the unscheduled kernel, and committed with that time: its
+    source's time was measured on another machine, thread count or day, and would compete unfairly with this
+    machine's records. The row, or None when the schedule does not build or run here."""
+    (default_secs, default_args), (secs, args_info) = measure_modules(builder, runner, target, [task.mod, mod])
+    if secs is None:
+        log.warning("%s: %s does not build or run here; its other candidates are tried instead", task.name, reused.describe())
+        return None
+    folder.commit(task.mod, reused.record.trace, secs, target, args_info)
+    log.debug("%s: reused %s, %.1f us at its source, %.1f us here", task.name, reused.describe(), mean_seconds(reused.record) * 1e6, _mean(secs) * 1e6)
+    row = attrs.evolve(row, valid=row.valid + 1, status="reused", best_source=reused.describe(), seconds=_mean(secs),
+                       default_seconds=_mean(default_secs))
     return _keep_default_if_faster(row, task.mod, default_secs, default_args, target, folder)
 
 
