@@ -554,7 +554,10 @@ def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
     (task,) = report.tasks
     assert task.name == "fused_matmul_add2" and task.converged and task.trials < 40
     assert len(record_lines(records)) - before == task.measured == report.measured > 0
-    assert task.final_seconds <= task.start_seconds and len(task.moves) <= task.trials
+    # start and final are measured at different moments (the first control, the last move's confirmation):
+    # on a shared machine the later one can be slower with no worse schedule, so they are not compared here.
+    # What a move guarantees is checked below: a winner significantly faster than its incumbent beside it.
+    assert len(task.moves) <= task.trials
     assert task.final_seconds == (task.moves[-1].after if task.moves else task.start_seconds)
     database = ms.database.JSONDatabase(work_dir=records)  # plain TVM reads droplet's records
     workload = database.commit_workload(extract_tasks(model, target)[index].mod)

@@ -2,6 +2,8 @@
 and on which device (``--device``)."""
 
 import os
+import socket
+import time
 
 import attrs
 
@@ -29,6 +31,7 @@ class Remote:
     tracker: str
     key: str
     timeout: int = 120  # seconds the tracker session may live
+    wait: float = 10.0  # seconds a refused connection is retried (a tracker restarting); TVM alone waits 60
 
     def __attrs_post_init__(self):
         parse_tracker(self.tracker)
@@ -41,6 +44,7 @@ class Remote:
 
         host, port = parse_tracker(self.tracker)
         try:
+            _wait_for_listener(host, port, self.wait)
             tracker = rpc.connect_tracker(host, port)
             return tracker.request(self.key, priority=1, session_timeout=self.timeout)
         except Exception as err:  # TVM raises RuntimeError/TVMError with multi-line text
@@ -48,6 +52,20 @@ class Remote:
             raise TVMCException(
                 f"cannot get a '{self.key}' device from the tracker at {host}:{port}: {(last[-1] if last else type(err).__name__)[:200]}"
             ) from None
+
+
+def _wait_for_listener(host: str, port: int, wait: float) -> None:
+    """Return once something listens at ``host:port``; retry a refused connection for ``wait`` seconds.
+    Other socket errors (an unknown host, an unreachable network) raise at once."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=max(1.0, wait)).close()
+            return
+        except ConnectionRefusedError:
+            if time.monotonic() >= deadline:
+                raise ConnectionRefusedError(f"connection refused for {wait:g} s: is the tracker running?") from None
+            time.sleep(1.0)
 
 
 def open_device(package, device: str | None = None, remote: Remote | None = None) -> tuple:

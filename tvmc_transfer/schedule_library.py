@@ -17,6 +17,8 @@ there than design-space samples picked by the cost model (ResNet-50 on generic x
 ``bench/build_schedule_library.py`` rebuilds a library from records folders (``write_library``).
 """
 
+import collections.abc
+import functools
 import glob
 import json
 import lzma
@@ -91,11 +93,17 @@ def find_library(target, paths: list | None = None) -> tuple:
 
 
 def read_library(path: str) -> Library:
-    """Read a library file: one header line, then one line per workload."""
-    import tvm  # pylint: disable=import-outside-toplevel
-    from tvm.s_tir import meta_schedule as ms
+    """Read a library file: one header line, then one line per workload. Read once per process (per file
+    version): a compile, the tuner's default start and transfer share it. A workload's records are parsed when
+    first used (``LazyRecords``): a kernel uses a few of the hundreds a library holds."""
+    stat = os.stat(path)
+    return _read_library(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
 
-    from .records.database import mean_seconds
+
+@functools.lru_cache(maxsize=4)
+def _read_library(path: str, mtime_ns: int, size: int) -> Library:  # pylint: disable=unused-argument
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
     from .transfer.classes import kernel_class
     from .transfer.sources import Source, SourceWorkload
 
@@ -104,11 +112,54 @@ def read_library(path: str) -> Library:
         header = json.loads(f.readline())
         for index, line in enumerate(f):
             entry = json.loads(line)
-            workload = ms.database.Workload(tvm.ir.load_json(entry["mod"]))
-            records = sorted((ms.database.TuningRecord.from_json(r, workload) for r in entry["records"]), key=mean_seconds)
-            workloads.append(SourceWorkload(index, workload.mod, kernel_class(workload.mod), tuple(records)))
-    source = Source(os.path.abspath(path), tuple(workloads), 0, 0)
+            workload = ms.database.Workload(_load_mod(entry["mod"]))
+            records = LazyRecords(workload, entry["records"])
+            workloads.append(SourceWorkload(index, workload.mod, kernel_class(workload.mod), records))
+    source = Source(path, tuple(workloads), 0, 0)
     return Library(path, header["family"], header["arch"], header["tuned_on"], tuple(header["requires"]), header["version"], source)
+
+
+def _load_mod(text: str):
+    """A workload's IRModule from its ``save_json`` text. TVM's ``load_json`` first upgrades the text from older
+    TVM versions in Python (most of the cost); text written by this very version needs no upgrade."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm.ir.base import from_json_graph_str
+
+    if text.endswith(f'"metadata":{{"tvm_version":"{tvm.__version__}"}}}}'):
+        return from_json_graph_str(text)
+    return tvm.ir.load_json(text)
+
+
+class LazyRecords(collections.abc.Sequence):
+    """A library workload's records, fastest first, each parsed into a ``TuningRecord`` when first read:
+    parsing one costs about 8 ms (its trace), and a library holds hundreds. ``seconds(i)`` reads a record's
+    mean time without parsing it."""
+
+    def __init__(self, workload, raw: list):
+        self._workload = workload
+        self._raw = sorted(raw, key=_raw_mean)
+        self._parsed = [None] * len(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        if self._parsed[i] is None:
+            from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+            self._parsed[i] = ms.database.TuningRecord.from_json(self._raw[i], self._workload)
+        return self._parsed[i]
+
+    def seconds(self, i: int) -> float:
+        return _raw_mean(self._raw[i])
+
+
+def _raw_mean(raw: list) -> float:
+    """The mean of a record's times in its JSON form ``[trace, run_secs, target, args_info]``."""
+    secs = raw[1]
+    return sum(float(s) for s in secs) / len(secs) if secs else float("inf")
 
 
 def write_library(path: str, folders: list, family: str, arch: str, requires: list, version: str, top_k: int = 3) -> dict:

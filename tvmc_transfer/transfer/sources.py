@@ -19,11 +19,11 @@ class SourceWorkload:
     index: int  # position in the folder's workload file (stable, for reports)
     mod: object  # the workload IRModule
     kernel_class: object  # classes.KernelClass
-    records: tuple  # TuningRecord, fastest first
+    records: tuple  # TuningRecord, fastest first (a library's: schedule_library.LazyRecords)
 
     @property
     def best_seconds(self) -> float:
-        return mean_seconds(self.records[0])
+        return record_seconds(self.records, 0)
 
     def describe(self) -> str:
         """``#3 1x64x56x56,64x64x3x3->1x64x56x56``: the workload's place in its folder and its buffer shapes."""
@@ -250,11 +250,16 @@ def candidates_for(task_class, task_extents, sources: list, options) -> list:
         deepest = max((len(w.records) for w, _ in used), default=0)
         while depth < deepest and sum(min(depth, len(w.records)) for w, _ in used) < options.measure_top:
             depth += 1
-    found = []
+    found = []  # ranked before any record is read: a library's records are parsed when first read
     for workload, source in used:
         distance = _extent_distance(iter_extents(workload.mod), task_extents)
-        records = workload.records if depth is None else workload.records[:depth]
-        found += [(distance, rank, mean_seconds(r), Candidate(source, workload, r, distance, how[id(workload)])) for rank, r in enumerate(records)]
+        count = len(workload.records) if depth is None else min(depth, len(workload.records))
+        found += [(distance, rank, record_seconds(workload.records, rank), workload, source) for rank in range(count)]
     found.sort(key=lambda item: item[:3])
-    chosen = [c for *_, c in found]
-    return chosen if options.max_per_kernel is None else chosen[: options.max_per_kernel]
+    chosen = found if options.max_per_kernel is None else found[: options.max_per_kernel]
+    return [Candidate(source, w, w.records[rank], distance, how[id(w)]) for distance, rank, _, w, source in chosen]
+
+
+def record_seconds(records, i: int) -> float:
+    """The mean time of ``records[i]``, without parsing it when ``records`` can say (a library's)."""
+    return records.seconds(i) if hasattr(records, "seconds") else mean_seconds(records[i])
