@@ -158,8 +158,9 @@ class LazyRecords(collections.abc.Sequence):
 
 def _raw_mean(raw: list) -> float:
     """The mean of a record's times in its JSON form ``[trace, run_secs, target, args_info]``."""
-    secs = raw[1]
-    return sum(float(s) for s in secs) / len(secs) if secs else float("inf")
+    from .records.database import mean_of_secs  # pylint: disable=import-outside-toplevel
+
+    return mean_of_secs(raw[1])
 
 
 def write_library(path: str, folders: list, family: str, arch: str, requires: list, version: str, top_k: int = 3) -> dict:

@@ -121,7 +121,13 @@ def is_measured(record) -> bool:
 
 
 def mean_seconds(record) -> float:
-    return sum(float(s) for s in record.run_secs) / len(record.run_secs) if record.run_secs else float("inf")
+    """The mean of a record's (or a runner result's) times; infinite when it has none."""
+    return mean_of_secs(record.run_secs)
+
+
+def mean_of_secs(secs) -> float:
+    """The mean of measured times, as TVM objects or as JSON numbers; infinite for none."""
+    return sum(float(s) for s in secs) / len(secs) if secs else float("inf")
 
 
 def copy_records(source, destination, target=None, measured_only: bool = False) -> tuple:

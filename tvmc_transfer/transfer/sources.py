@@ -23,7 +23,11 @@ class SourceWorkload:
 
     @property
     def best_seconds(self) -> float:
-        return record_seconds(self.records, 0)
+        return self.seconds(0)
+
+    def seconds(self, rank: int) -> float:
+        """The mean time of ``records[rank]``, without parsing it when the records can say (a library's)."""
+        return self.records.seconds(rank) if hasattr(self.records, "seconds") else mean_seconds(self.records[rank])
 
     def describe(self) -> str:
         """``#3 1x64x56x56,64x64x3x3->1x64x56x56``: the workload's place in its folder and its buffer shapes."""
@@ -254,12 +258,7 @@ def candidates_for(task_class, task_extents, sources: list, options) -> list:
     for workload, source in used:
         distance = _extent_distance(iter_extents(workload.mod), task_extents)
         count = len(workload.records) if depth is None else min(depth, len(workload.records))
-        found += [(distance, rank, record_seconds(workload.records, rank), workload, source) for rank in range(count)]
+        found += [(distance, rank, workload.seconds(rank), workload, source) for rank in range(count)]
     found.sort(key=lambda item: item[:3])
     chosen = found if options.max_per_kernel is None else found[: options.max_per_kernel]
     return [Candidate(source, w, w.records[rank], distance, how[id(w)]) for distance, rank, _, w, source in chosen]
-
-
-def record_seconds(records, i: int) -> float:
-    """The mean time of ``records[i]``, without parsing it when ``records`` can say (a library's)."""
-    return records.seconds(i) if hasattr(records, "seconds") else mean_seconds(records[i])

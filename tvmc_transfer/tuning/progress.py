@@ -9,6 +9,8 @@ import time
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
+from ..records.database import mean_seconds
+
 
 def _clock(seconds: float) -> str:
     seconds = int(max(seconds, 0))
@@ -36,7 +38,7 @@ class ProgressCallback(PyMeasureCallback):
         self.done += len(runner_results)
         for result in runner_results:
             if result.run_secs and not result.error_msg:
-                seconds = sum(float(s) for s in result.run_secs) / len(result.run_secs)
+                seconds = mean_seconds(result)
                 self.best[task_id] = min(self.best.get(task_id, float("inf")), seconds)
         self.draw(task_id)
 
