@@ -28,6 +28,7 @@ from common import RECORDS_LOWERING, add_folder_arguments, model_file, onnxrunti
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
+from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, open_database  # noqa: E402
 from tvmc_transfer.records.folder import CONTROLS, RecordsFolder  # noqa: E402
@@ -182,11 +183,14 @@ class Start:
         self.work = os.path.join(args.work, os.path.basename(name).removesuffix(".onnx"))
         os.makedirs(self.work, exist_ok=True)
         self.model, self.target = load_model(model_file(name, self.work)), parse_target(args.target)
-        all_tasks = extract_tasks(self.model, self.target, RECORDS_LOWERING)
+        # "records": the committed zoo records' lowering (NCHW, no prepacking), as earlier runs in BENCHMARKS;
+        # "product": what `tvmc tune` does by default (NHWC and prepacked weights on x86 CPUs with AVX2)
+        self.lowering = RECORDS_LOWERING if args.lowering == "records" else Lowering()
+        all_tasks = extract_tasks(self.model, self.target, self.lowering)
         self.spec = task_spec(all_tasks, args)
         self.tasks = select_tasks(all_tasks, self.spec)
         self.measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
-        self.tune_options = dict(tasks=self.spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=self.measure, lowering=RECORDS_LOWERING)
+        self.tune_options = dict(tasks=self.spec, population=args.population, trials_per_iter=args.trials_per_iter, measure=self.measure, lowering=self.lowering)
         base = self.folder("base")
         self.base = run_arm(base, lambda: {"new_trials": tune_model(self.model, self.target, base, TuneOptions(trials=args.base_trials, **self.tune_options)).new_trials})
         self.base_trials = {t.name: t.trials for t in task_results(self.tasks, open_database(base))}
@@ -206,7 +210,7 @@ class Start:
         options = options or DropletOptions(trials=self.args.trials)
 
         def tune():
-            report = refine_with_droplet(self.model, self.target, self.copy(arm), options, measure=self.measure, tasks=self.spec, lowering=RECORDS_LOWERING)
+            report = refine_with_droplet(self.model, self.target, self.copy(arm), options, measure=self.measure, tasks=self.spec, lowering=self.lowering)
             print(report.summary())
             per_task = {t.name: {"trials": t.trials, "measured": t.measured, "converged": t.converged, "moves": len(t.moves)} for t in report.tasks}
             return {"new_trials": report.measured, "tasks": per_task}
@@ -214,8 +218,9 @@ class Start:
         return run_arm(self.copy(arm), tune)
 
     def evolutionary(self, arm: str = "evolutionary") -> dict:
-        """More evolutionary search: ``--trials`` more per task, from the copied start (resumable)."""
-        total = sum(self.base_trials.values()) + self.args.trials * len(self.tasks)
+        """More evolutionary search: ``--evolutionary-trials`` (by default ``--trials``) more per task, from the
+        copied start (resumable)."""
+        total = sum(self.base_trials.values()) + (self.args.evolutionary_trials or self.args.trials) * len(self.tasks)
         folder = self.copy(arm)
         return run_arm(folder, lambda: {"new_trials": tune_model(self.model, self.target, folder, TuneOptions(trials=total, **self.tune_options)).new_trials})
 
@@ -234,7 +239,7 @@ class Start:
             packages[arm] = os.path.join(self.work, f"{arm}.tar")
             # the kernels no arm tuned get their default schedules, the same in every arm, as a user's compile
             # gives them (unscheduled, they would bury the tuned kernels' differences)
-            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=RECORDS_LOWERING)
+            compile_model(self.model, self.target, packages[arm], records=folders[arm], lowering=self.lowering)
         return kernels, time_packages(packages, self.model, self.args.rounds)
 
     def save(self, result: dict) -> None:
@@ -294,6 +299,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--target", default="llvm -num-cores=2")
     parser.add_argument("--base-trials", type=int, default=48, help="evolutionary trials of the common start")
     parser.add_argument("--trials", type=int, default=32, help="trials per task given to each arm")
+    parser.add_argument("--evolutionary-trials", type=int, metavar="N",
+                        help="trials per task for more evolutionary search (default --trials): a long run against droplet's short one")
+    parser.add_argument("--lowering", choices=("records", "product"), default="records",
+                        help="records: NCHW without prepacking, as the committed zoo records (default); product: as tvmc tune by default")
     parser.add_argument("--tasks", help="which tasks (0,2-5); default all")
     parser.add_argument("--heaviest", type=int, help="only the N heaviest tasks (FLOPs x weight)")
     parser.add_argument("--population", type=int, default=64)

@@ -28,6 +28,8 @@ import random
 import statistics
 import sys
 
+import attrs
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import WORK  # noqa: E402
 from droplet_bench import Start, add_arguments, first_reaching, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
@@ -37,11 +39,18 @@ from tvmc_transfer.tuning.task_logs import tune_contexts  # noqa: E402
 
 ARMS = ("base", "droplet", "tvm-droplet", "evolutionary")
 PATIENT = "tvm-droplet-60s"  # TVM's droplet with a 60 s build timeout (--patient-tvm-droplet)
+# our droplet's variants (--variants), each an arm of its own beside the default droplet: what the original's
+# diagonal moves buy, and what the cost model's order of the neighbours buys
+VARIANTS = {"diagonal": ("droplet-diagonal2", {"diagonal": 2}), "axis-order": ("droplet-axis-order", {"model_order": False})}
+LETTERS = {"droplet": "d", "tvm-droplet": "t", "evolutionary": "e", PATIENT: "t60", "droplet-diagonal2": "d2", "droplet-axis-order": "da"}
 
 
 def arms_run(keys) -> tuple:
-    """``ARMS``, and the patient TVM droplet when ``keys`` (a result's or the runs') hold it."""
-    return ARMS + ((PATIENT,) if PATIENT in keys else ())
+    """The base, then those of ``ARMS`` and the patient TVM droplet that ``keys`` (a result's or the runs') hold."""
+    variants = tuple(arm for arm, _ in VARIANTS.values())
+    return ("base",) + tuple(a for a in ARMS[1:] + (PATIENT,) + variants if a in keys)
+
+
 KEPT = ".kept"
 
 
@@ -122,6 +131,9 @@ def to_evolutionary(start: Start) -> dict:
               if own and min(own) < min(start_series or [1e30])}
     result = {"evolutionary": trials_to_reach(start.folder("evolutionary"), start.tasks, start.base_lines, levels),
               "droplet": trials_to_reach(start.folder("droplet"), start.tasks, start.base_lines, levels)}
+    # and the other way round: evolutionary search's extra trials to record droplet's best time
+    ours = {name: min(own) for name, (_, own) in own_series(start.folder("droplet"), start.tasks, start.base_lines).items() if own}
+    result["evolutionary_to_droplet"] = trials_to_reach(start.folder("evolutionary"), start.tasks, start.base_lines, ours)
     for arm in ("tvm-droplet", PATIENT):
         if os.path.isdir(start.folder(arm)):
             series = kept_series(start.folder(arm), start.tasks)
@@ -138,19 +150,23 @@ def _records(start: Start):
 def format_result(result: dict, tasks) -> str:
     shown = arms_run(result)
     arms = shown[1:]
-    order = "d/t/e" + ("/t60" if PATIENT in result else "")
-    rows = [f"== {result['model']} (tasks {result['tasks'] or 'all'}), {result['trials']} extra trials per task",
-            f"{'task':<28} " + " ".join(f"{a + ' us':>15}" for a in shown) + f"  {'to final latency (' + order + ')':>25}  {'to evo best (' + order + ')':>20}"]
+    order = "/".join(LETTERS[a] for a in arms)
+    evolutionary = result.get("evolutionary_trials", result["trials"])
+    per_task = f"{result['trials']} extra trials per task" + (f" ({evolutionary} for evolutionary search)" if evolutionary != result["trials"] else "")
+    rows = [f"== {result['model']} (tasks {result['tasks'] or 'all'}, {result.get('lowering', 'records')} lowering), {per_task}",
+            f"{'task':<28} " + " ".join(f"{a + ' us':>15}" for a in shown) + f"  {'to final latency (' + order + ')':>25}  {'to evo best (' + order + ')':>20}  {'evo to droplet best':>19}"]
     kernels, to_best, to_evo = result["kernels_us"], result["trials_to_best"], result.get("to_evolutionary", {})
     for t in tasks:
         cells = " ".join(f"{kernels[f'{t.name}|{a}']:15.2f}" if f"{t.name}|{a}" in kernels else f"{'-':>15}" for a in shown)
         best = "/".join(str(to_best[a].get(t.name, 0)) for a in arms)
         evo = "/".join(str(to_evo.get(a, {}).get(t.name, "-")) for a in arms) if t.name in to_evo.get("evolutionary", {}) else "-"
-        rows.append(f"{t.name[:28]:<28} {cells}  {best:>25}  {evo:>20}")
+        back = str(to_evo.get("evolutionary_to_droplet", {}).get(t.name, "-"))
+        rows.append(f"{t.name[:28]:<28} {cells}  {best:>25}  {evo:>20}  {back:>19}")
     tried = {a: f" of {result[a]['attempted']} tried" if "attempted" in result[a] else "" for a in arms}
     rows.append("schedules measured (wall time): " + ", ".join(f"{a} {result[a]['new_trials']}{tried[a]} ({result[a]['wall_seconds']:.0f} s)" for a in arms))
     rows.append("(droplet's include its controls, re-measurements that are no trials; to final latency counts trials only;")
-    rows.append(" to evo best: extra trials until an arm recorded evolutionary search's best time, None: never; records' own times)")
+    rows.append(" to evo best: extra trials until an arm recorded evolutionary search's best time, None: never;")
+    rows.append(" evo to droplet best: evolutionary search's extra trials until it recorded droplet's best time; records' own times)")
     rows.append("end to end (median ms): " + ", ".join(f"{a} {ms:.3f}" for a, ms in result["end_to_end_ms"].items()))
     return "\n".join(rows)
 
@@ -158,10 +174,17 @@ def format_result(result: dict, tasks) -> str:
 def bench_model(name: str, args) -> dict:
     start = Start(name, args)
     ours = DropletOptions(trials=args.trials, diagonal=args.droplet_diagonal, model_order=not args.droplet_axis_order)
-    runs = {"droplet": start.droplet(options=ours), "tvm-droplet": tvm_droplet(start), "evolutionary": start.evolutionary()}
+    runs = {"droplet": start.droplet(options=ours)}
+    if not args.no_tvm_droplet:
+        runs["tvm-droplet"] = tvm_droplet(start)
+    runs["evolutionary"] = start.evolutionary()
     if args.patient_tvm_droplet:
         runs[PATIENT] = tvm_droplet(start, PATIENT, build_timeout=60.0)
-    to_best = {arm: trials_to_best(start.folder(arm), start.tasks, start.base_lines) for arm in ("droplet", "evolutionary")}
+    for variant in args.variants:
+        arm, change = VARIANTS[variant]
+        runs[arm] = start.droplet(arm, attrs.evolve(ours, **change))
+    ours_arms = ["droplet", *(VARIANTS[v][0] for v in args.variants)]
+    to_best = {arm: trials_to_best(start.folder(arm), start.tasks, start.base_lines) for arm in (*ours_arms, "evolutionary")}
     for arm in {"tvm-droplet", PATIENT} & set(runs):
         to_best[arm] = tvm_trials_to_best(start, start.folder(arm))
     kernels, end_to_end = start.timed(arms_run(runs))
@@ -169,6 +192,8 @@ def bench_model(name: str, args) -> dict:
         "model": name,
         "tasks": start.spec,
         "trials": args.trials,
+        "evolutionary_trials": args.evolutionary_trials or args.trials,
+        "lowering": args.lowering,
         "droplet_options": {"diagonal": args.droplet_diagonal, "model_order": not args.droplet_axis_order},
         "base": start.base,
         **runs,
@@ -188,6 +213,9 @@ def main(argv=None) -> int:
     parser.set_defaults(work=os.path.join(WORK, "droplet-vs-peers"))
     parser.add_argument("--droplet-diagonal", type=int, default=0, metavar="K", help="our droplet's --droplet-diagonal")
     parser.add_argument("--droplet-axis-order", action="store_true", help="our droplet without the cost model's order")
+    parser.add_argument("--variants", nargs="*", default=[], choices=sorted(VARIANTS),
+                        help="also our droplet with diagonal moves (2 directions) or with the axis order, each an arm of its own")
+    parser.add_argument("--no-tvm-droplet", action="store_true", help="leave TVM's droplet out (for example against a long evolutionary run)")
     parser.add_argument("--patient-tvm-droplet", action="store_true",
                         help=f"also TVM's droplet with a 60 s build timeout ('{PATIENT}'): as it ships, its 10 s timeout expires while its fresh build workers import tensor intrinsics")
     args = parser.parse_args(argv)

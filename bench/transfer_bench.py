@@ -48,9 +48,10 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, threads, write_state  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, records_folder, threads, write_state  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
+from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
@@ -77,6 +78,9 @@ class Bench:
         self.start = time.time()
         self.target = parse_target(args.target)
         self.measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
+        # the lowering the records were tuned with: the committed NCHW 1000-trial records (default), or the
+        # prepacked NHWC ones (--records-tag znver3-nhwc --lowering product), which tvmc tune makes by default
+        self.lowering = RECORDS_LOWERING if args.lowering == "records" else Lowering()
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def save(self):
@@ -93,11 +97,12 @@ class Bench:
         return model_file(name, self.work)
 
     def records(self, name):
-        return os.path.join(self.args.records, f"{name}-records")
+        tag = f"-{self.args.records_tag}" if self.args.records_tag else ""
+        return records_folder(os.path.join(self.args.records, f"{name}{tag}-records"))
 
     def full_folder(self, name):
         """Where the full-tuning records actually are (after ``full_records``)."""
-        own = os.path.join(self.folder, "full", f"{name}-records")
+        own = os.path.join(self.folder, "full", os.path.basename(self.records(name)))
         return own if os.path.exists(os.path.join(own, TUNING_RECORDS)) else self.records(name)
 
     # -- full tuning ------------------------------------------------------------------------------------------
@@ -108,7 +113,7 @@ class Bench:
         given = self.records(name)
         if _lines(os.path.join(given, TUNING_RECORDS)) >= self.args.full_trials:
             return given
-        folder = os.path.join(self.folder, "full", f"{name}-records")
+        folder = os.path.join(self.folder, "full", os.path.basename(given))
         if not os.path.exists(folder) and os.path.exists(os.path.join(given, TUNING_RECORDS)):
             shutil.copytree(given, folder)  # logs included: they time the trials done before
         path = os.path.join(folder, TUNING_RECORDS)
@@ -117,7 +122,7 @@ class Bench:
             self.need(300, f"full tuning of {name} ({count} of {self.args.full_trials} trials)")
             step = min(self.args.full_trials, count + max(32, int((self.left() - 120) / 6)))  # ~5 s a trial here
             start = time.time()
-            tune_model(load_model(self.model_path(name)), self.target, folder, TuneOptions(trials=step, measure=self.measure, lowering=RECORDS_LOWERING), progress=False)
+            tune_model(load_model(self.model_path(name)), self.target, folder, TuneOptions(trials=step, measure=self.measure, lowering=self.lowering), progress=False)
             self.state.setdefault("tuned_here", {})[name] = self.state.get("tuned_here", {}).get(name, 0.0) + time.time() - start
             self.save()
             count = _lines(path)
@@ -155,7 +160,7 @@ class Bench:
 
     def _options(self) -> TransferOptions:
         return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel or None, measure_top=self.args.measure_top or None,
-                               e2e=False, measure=attrs.evolve(self.measure, passes=self.args.passes), lowering=RECORDS_LOWERING)
+                               e2e=False, measure=attrs.evolve(self.measure, passes=self.args.passes), lowering=self.lowering)
 
     def _follow_up(self, kind, source, target_model, suffix, options, plan) -> dict:
         """A step after the transfer, run on a copy of its output: the copy's journal says every kernel is
@@ -183,7 +188,7 @@ class Bench:
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self.need(240, f"compile {model} {label}")
-            compile_model(load_model(self.model_path(model)), self.target, path, records=records, lowering=RECORDS_LOWERING, default_schedules=False)
+            compile_model(load_model(self.model_path(model)), self.target, path, records=records, lowering=self.lowering, default_schedules=False)
         return path
 
     def prefix_records(self, model, n) -> str:
@@ -395,6 +400,9 @@ def main():
     parser.add_argument("--pairs", nargs="*", default=[], metavar="SOURCE:TARGET")
     parser.add_argument("--all-pairs", action="store_true", help="every ordered pair of ResNet-50, GoogLeNet, AlexNet")
     add_folder_arguments(parser, "", records=True)
+    parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<model>-TAG-records (unpacked from .tar.xz), for example znver3-nhwc")
+    parser.add_argument("--lowering", choices=("records", "product"), default="records",
+                        help="records: NCHW without prepacking, as the committed <model>-records (default); product: as tvmc tune by default (NHWC, prepacked), for the -nhwc records")
     parser.add_argument("--folder", default="transfer-bench", help="this run's state, outputs and packages, under WORK")
     parser.add_argument("--target", default="native")
     parser.add_argument("--full-trials", type=int, default=1000)

@@ -18,8 +18,8 @@ from tvm.s_tir import meta_schedule as ms
 from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
 from tvmc_transfer import load_model, parse_target
 from tvmc_transfer.droplet import DropletOptions, refine_with_droplet
-from tvmc_transfer.records.folder import STARTS
-from tvmc_transfer.tuning.droplet_search import DropletSearch
+from tvmc_transfer.records.folder import CONTROLS, STARTS
+from tvmc_transfer.tuning.droplet_search import CLOSE_FINAL, CLOSE_START, DropletSearch
 from tvmc_transfer.tuning.droplet_space import COMPUTE_LOCATION, CATEGORICAL, TILE, DecisionSpace, factorizations
 from tvmc_transfer.tuning.droplet_walk import Walk, significantly_faster, welch_less
 from tvmc_transfer.intrinsics import load_tensor_intrinsics
@@ -295,12 +295,18 @@ def test_planted_faster_neighbour_is_accepted_and_noise_is_refused(matmul_task):
     (first,) = strategy.generate_measure_candidates()
     strategy.notify_runner_results([first], [ms.runner.RunnerResult(start_samples, None)])
 
+    closing = ([9 * US, 9.05 * US, 8.95 * US], [6.6 * US, 6.65 * US, 6.55 * US])
+
     def feed(samples_of, control):
         """One batch: ``samples_of(i, point)`` for the neighbours, ``control`` for the incumbent's control."""
         candidates = strategy.generate_measure_candidates()
         if candidates is None:
             return None
         points = [entry[0] for entry in strategy.pending]
+        if points == [CLOSE_START, CLOSE_FINAL]:  # the walk ended: its start and its end, side by side
+            assert DecisionSpace.module_hash(candidates[0].sch) == DecisionSpace.module_hash(first.sch)
+            strategy.notify_runner_results(candidates, [ms.runner.RunnerResult(s, None) for s in closing])
+            return None
         assert points[-1] is None and None not in points[:-1]  # one control per batch, last
         samples = [samples_of(i, p) for i, p in enumerate(points[:-1])] + [control]
         strategy.notify_runner_results(candidates, [ms.runner.RunnerResult(s, None) for s in samples])
@@ -322,12 +328,14 @@ def test_planted_faster_neighbour_is_accepted_and_noise_is_refused(matmul_task):
     batches = 1
     while feed(lambda i, p: [1 * US, 9 * US, 5 * US] if i == 0 else [7 * US, 7.05 * US, 6.95 * US], confirm) is not None:
         batches += 1
+    assert strategy.generate_measure_candidates() is None
     outcome = strategy.shared.results[strategy.key]
     first_samples, last, moves, trials, measured, converged = outcome
-    assert len(moves) == 1 and tuple(last) == pytest.approx(tuple(confirm), rel=1e-6)
-    assert moves[0].after == pytest.approx(6.5 * US, rel=1e-6) and moves[0].gain == pytest.approx(10 / 6.5, rel=1e-6)
-    # The start and each batch's control were measured but are not trials.
-    assert converged and trials == measured - 1 - batches < 50
+    assert len(moves) == 1 and moves[0].after == pytest.approx(6.5 * US, rel=1e-6) and moves[0].gain == pytest.approx(10 / 6.5, rel=1e-6)
+    # The walk reports its start and its end as measured side by side in the closing batch.
+    assert tuple(first_samples) + tuple(last) == pytest.approx(tuple(closing[0]) + tuple(closing[1]), rel=1e-6)
+    # The start, each batch's control and the closing batch were measured but are not trials.
+    assert converged and trials == measured - 1 - batches - 2 < 50
 
 
 def start_strategy(ctx, options, database=None, shared=None):
@@ -344,7 +352,10 @@ def results(*samples):
     return [ms.runner.RunnerResult(list(s), None) for s in samples]
 
 
-def test_a_walk_that_ends_right_after_a_move_measures_the_new_incumbent_once_more(matmul_task):
+def test_a_walk_that_moved_ends_with_its_start_and_end_measured_side_by_side(matmul_task):
+    """A walk that ends right after a move measures its start and the new incumbent in one closing batch: the
+    incumbent's time confirms the move, and the walk's start and final times are that batch's (one moment);
+    a rerun replays the batch from the journal."""
     start = [10 * US, 10.1 * US, 9.9 * US]
     strategy = start_strategy(matmul_task, DropletOptions(trials=4, batch=64, model_order=False))
     (first,) = strategy.generate_measure_candidates()
@@ -353,15 +364,19 @@ def test_a_walk_that_ends_right_after_a_move_measures_the_new_incumbent_once_mor
     assert len(candidates) == 5  # the whole budget, and the control
     strategy.notify_runner_results(candidates, results([6 * US, 6.05 * US, 5.95 * US], *[[12 * US, 12.1 * US, 11.9 * US]] * 3, start))
     assert strategy.walk.left == 0 and strategy.walk.unconfirmed
-    (again,) = strategy.generate_measure_candidates()  # no trial: the new incumbent, measured once more
-    assert DecisionSpace.module_hash(again.sch) == DecisionSpace.module_hash(candidates[0].sch)
-    strategy.notify_runner_results([again], results([7 * US, 7.05 * US, 6.95 * US]))
+    closing = strategy.generate_measure_candidates()  # no trials: the start and the new incumbent
+    assert [entry[0] for entry in strategy.pending] == [CLOSE_START, CLOSE_FINAL]
+    assert [DecisionSpace.module_hash(c.sch) for c in closing] == [DecisionSpace.module_hash(c.sch) for c in (first, candidates[0])]
+    strategy.notify_runner_results(closing, results([11 * US, 11.05 * US, 10.95 * US], [7 * US, 7.05 * US, 6.95 * US]))
     assert strategy.generate_measure_candidates() is None
-    _, last, moves, trials, measured, converged = strategy.shared.results[strategy.key]
-    assert (trials, measured, converged, len(moves)) == (4, 1 + 5 + 1, False, 1)
+    first_samples, last, moves, trials, measured, converged = strategy.shared.results[strategy.key]
+    assert (trials, measured, converged, len(moves)) == (4, 1 + 5 + 2, False, 1)
     assert moves[0].selected == pytest.approx(6 * US) and moves[0].after == pytest.approx(7 * US)
-    assert tuple(last) == pytest.approx((7 * US, 7.05 * US, 6.95 * US))  # where it ended, as re-measured
-    assert len(strategy.shared.controls[strategy.walk_key]) == 2  # journaled, so a rerun replays it
+    assert tuple(last) == pytest.approx((7 * US, 7.05 * US, 6.95 * US))  # where it ended, beside its start
+    assert tuple(first_samples) == pytest.approx((11 * US, 11.05 * US, 10.95 * US))
+    # journaled, so a rerun replays it and measures nothing
+    assert strategy.shared.closing(strategy.walk_key) == [pytest.approx([11 * US, 11.05 * US, 10.95 * US]), pytest.approx([7 * US, 7.05 * US, 6.95 * US])]
+    assert len(strategy.shared.controls[strategy.walk_key]) == 1  # the one batch's control
 
 
 def test_diagonal_moves_on_a_real_kernel(matmul_task):
@@ -542,6 +557,12 @@ def test_a_replayed_walk_tests_the_numbers_it_first_tested(matmul_task, tmp_path
 # ---- real measurements -------------------------------------------------------------------------------------
 
 
+def pinned_walk(records) -> str:
+    """The key of the one walk pinned in ``records`` (task:start), as droplet's journals name it."""
+    ((task, start),) = json.load(open(os.path.join(records, STARTS))).items()
+    return f"{task}:{start}"
+
+
 def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
     model_path, tuned = tuned_cnn
     records = str(tmp_path / "records")
@@ -554,11 +575,14 @@ def test_real_run_converges_records_and_resumes(tuned_cnn, tmp_path):
     (task,) = report.tasks
     assert task.name == "fused_matmul_add2" and task.converged and task.trials < 40
     assert len(record_lines(records)) - before == task.measured == report.measured > 0
-    # start and final are measured at different moments (the first control, the last move's confirmation):
-    # on a shared machine the later one can be slower with no worse schedule, so they are not compared here.
-    # What a move guarantees is checked below: a winner significantly faster than its incumbent beside it.
+    # A walk that moved measured its start and its end side by side at the end (the closing batch), and
+    # reports both from there; one that did not move reports its first control as both.
     assert len(task.moves) <= task.trials
-    assert task.final_seconds == (task.moves[-1].after if task.moves else task.start_seconds)
+    closing = json.load(open(os.path.join(records, CONTROLS))).get(f"{pinned_walk(records)}:closing")
+    if task.moves:
+        assert [statistics.fmean(s) for s in closing] == pytest.approx([task.start_seconds, task.final_seconds], rel=1e-9)
+    else:
+        assert closing is None and task.final_seconds == task.start_seconds
     database = ms.database.JSONDatabase(work_dir=records)  # plain TVM reads droplet's records
     workload = database.commit_workload(extract_tasks(model, target)[index].mod)
     means = [statistics.fmean(float(s) for s in r.run_secs) for r in database.get_top_k(workload, 1000)]

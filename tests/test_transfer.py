@@ -583,8 +583,7 @@ def test_a_kernel_past_the_time_limit_measures_only_its_first_batch(tuned_cnn, m
 
 
 def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, models):
-    """The check of a batch overlaps its build; a candidate found wrong is not run (no measurement, no record),
-    and the unscheduled kernel measured beside it is measured all the same."""
+    """The check of a batch overlaps its build; a candidate found wrong is not run (no measurement, no record)."""
     from tvmc_transfer.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.measure import MeasureOptions
     from tvmc_transfer.transfer import KernelTransfer, TransferOptions
@@ -604,14 +603,43 @@ def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, m
     measure = MeasureOptions(number=2, min_repeat_ms=5)
     builder, runner = measure.make_builder(target), measure.make_runner()
     try:
-        right = _measure(task, batch, check, builder, runner, target, with_default=True)
+        right = _measure(task, batch, check, builder, runner, target)
         check.reference = [r + 1.0 for r in check.reference]  # now every candidate computes "wrong" numbers
-        wrong = _measure(task, batch, check, builder, runner, target, with_default=True)
+        wrong = _measure(task, batch, check, builder, runner, target)
     finally:
         builder.shutdown()
-    assert len(batch) >= 2 and len(right) == len(wrong) == len(batch) + 1
+    assert len(batch) >= 2 and len(right) == len(wrong) == len(batch)
     assert all(secs not in (None, WRONG) for secs, _ in right)
-    assert wrong[0][0] not in (None, WRONG) and all(secs == WRONG for secs, _ in wrong[1:])
+    assert all(secs == WRONG for secs, _ in wrong)
+
+
+def test_the_unscheduled_kernel_is_measured_only_when_it_could_win(tuned_cnn, models):
+    """Beside a transferred schedule twice as fast or more, an unscheduled kernel whose one run in the check took
+    10 ms or more keeps that run as its time (measuring it again cannot change the outcome); a faster one, or one
+    near the best schedule, is measured with the protocol, and recorded when it wins."""
+    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.measure import MeasureOptions
+    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.transfer.kernel import ROUGH_DEFAULT, _default_time
+
+    target = parse_target(TARGET)
+    load_tensor_intrinsics(target)
+    task = next(t for t in extract_tasks(load_model(models["tiny-cnn-b"]), target) if "conv2d1" in t.name)
+    check = KernelCheck(task.mod, target, rtol=1e-3)
+    assert 0 < check.seconds < ROUGH_DEFAULT  # a tiny kernel: its one run says little
+    measure = MeasureOptions(number=2, min_repeat_ms=5)
+    builder, runner = measure.make_builder(target), measure.make_runner()
+    try:
+        measured, args = _default_time(task, check, 1e-9, builder, runner, target)
+        assert len(measured) >= 2 and args is not None  # measured: its one run was too short to tell
+        check.seconds = 0.05  # as an unscheduled ResNet-50 convolution's run
+        assert _default_time(task, check, 0.001, builder, runner, target) == ([0.05], None)  # 50x the best: kept
+        secs, args = _default_time(task, check, 0.03, builder, runner, target)  # within 2x of the best: measured
+        assert args is not None and secs != [0.05]
+        secs, args = _default_time(task, check, None, builder, runner, target)  # nothing ran: measured
+        assert args is not None
+    finally:
+        builder.shutdown()
 
 
 def test_a_kernel_with_fewer_candidates_than_a_batch_takes_the_next_records_of_its_source_workloads(tuned_cnn, models):

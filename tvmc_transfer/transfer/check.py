@@ -1,10 +1,14 @@
 """``KernelCheck``: is a scheduled kernel correct? Its outputs against the unscheduled kernel's on random inputs."""
 
+import time
+
 import numpy as np
 
 
 class KernelCheck:
-    """The unscheduled kernel's outputs on random inputs, to compare every candidate with."""
+    """The unscheduled kernel's outputs on random inputs, to compare every candidate with; ``seconds``: how long
+    one more run took, after the reference run (which warms up: a process's first kernel starts the thread
+    pool, 0.1 s here). One run, no repeats: an estimate, good for kernels that take milliseconds."""
 
     def __init__(self, mod, target, rtol: float, seed: int = 0):
         import tvm  # pylint: disable=import-outside-toplevel
@@ -14,11 +18,11 @@ class KernelCheck:
         self.shapes = [(tuple(int(d) for d in p.shape), str(p.dtype)) for p in params]
         reference = tvm.compile(mod, target)
         self.inputs = self._inputs(np.random.default_rng(seed), positive=False)
-        self.reference = self._run(reference)
+        self.reference = self._run(reference, timed=True)
         if not all(np.all(np.isfinite(r)) for r in self.reference if r.dtype.kind == "f"):
             # e.g. sqrt of a random "variance": positive inputs keep every value finite
             self.inputs = self._inputs(np.random.default_rng(seed), positive=True)
-            self.reference = self._run(reference)
+            self.reference = self._run(reference, timed=True)
 
     def _inputs(self, rng, positive: bool) -> list:
         arrays = []
@@ -30,11 +34,16 @@ class KernelCheck:
                 arrays.append(np.zeros(shape, dtype))
         return arrays
 
-    def _run(self, lib) -> list:
+    def _run(self, lib, timed: bool = False) -> list:
         device = self.tvm.cpu()
         tensors = [self.tvm.runtime.tensor(a, device) for a in self.inputs]
         lib["main"](*tensors)
-        return [t.numpy() for t in tensors]
+        outputs = [t.numpy() for t in tensors]
+        if timed:  # once more, warm, on the same inputs (the outputs are kept above)
+            start = time.perf_counter()
+            lib["main"](*tensors)
+            self.seconds = time.perf_counter() - start
+        return outputs
 
     def error(self, scheduled_mod) -> float:
         """Largest error of the scheduled kernel, relative to the largest reference value (inf when it fails)."""

@@ -4,11 +4,14 @@ correct ones.
 Building, checking and measuring are what a candidate costs, replaying and ranking next to nothing. So every
 candidate is replayed and post-processed, the distinct schedules are ranked by the shipped cost model
 (``default_picks.predicted_order``; nearest shapes first without it), and they are built, checked and measured in
-that order, ``measure_top`` at a time: the first batch beside the unscheduled kernel, each next one only while the
-last beat everything measured before it with a candidate from its lower-ranked half (while the cost model's
-order still misplaces the best). A candidate's check (a compile and a run here) overlaps the build of its batch,
-and only a correct one is run. The unscheduled kernel is committed instead when it is
-faster than every schedule measured."""
+that order, ``measure_top`` at a time, each next batch only while the last beat everything measured before it
+with a candidate from its lower-ranked half (while the cost model's order still misplaces the best). A
+candidate's check (a compile and a run here) overlaps the build of its batch, and only a correct one is run.
+The unscheduled kernel is committed instead when it is faster than every schedule measured. It is measured
+with the same protocol only when it could be: when its one run in the check took under ``ROUGH_DEFAULT``
+seconds or under ``DEFAULT_MARGIN`` times the best schedule's time. Otherwise that one run is its reported
+time: an unscheduled ResNet-50 convolution takes 60-650 ms against 1-2 ms scheduled, and measuring it 9 times
+in each of two passes was a fifth of a transfer's search time."""
 
 import logging
 import time
@@ -25,6 +28,9 @@ from .replay import ReplayError, replay
 from .report import KernelTransfer
 
 log = logging.getLogger("tvmc")
+
+ROUGH_DEFAULT = 0.01  # seconds: an unscheduled kernel's one run that long is its time within a few percent
+DEFAULT_MARGIN = 2.0  # an unscheduled kernel this many times slower than the best schedule cannot win
 
 
 def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, model=None, deadline=None) -> KernelTransfer:
@@ -54,10 +60,10 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
     top = options.measure_top or len(replayed)
     queue = [replayed[i] for i in _ranking(task, context, model, replayed, top)]
     batch, queue = queue[:top], queue[top:]
-    (default_secs, default_args), *measured = _measure(task, batch, check, builder, runner, target, with_default=True)
+    measured = _measure(task, batch, check, builder, runner, target)
     best, ran, sent, wrong = None, 0, 0, 0
     while True:
-        before = min((t for t in (_mean(default_secs), best and best[0]) if t is not None), default=None)
+        before = best and best[0]
         batch_best = None  # (mean, position in the batch)
         for position, ((sch, candidate), (secs, args_info)) in enumerate(zip(batch, measured)):
             if secs == WRONG:
@@ -80,6 +86,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
             break  # the ranking still found better ones low in the batch: the next ranked ones may be better yet
         batch, queue = queue[:top], queue[top:]
         measured = _measure(task, batch, check, builder, runner, target)
+    default_secs, default_args = _default_time(task, check, best and best[0], builder, runner, target)
     row = attrs.evolve(
         row,
         wrong=row.wrong + wrong,
@@ -102,20 +109,28 @@ def _dropped_wrong(task, candidate) -> None:
     log.info("%s: %s computes wrong results; dropped", task.name, candidate.describe())
 
 
-def _measure(task, batch, check, builder, runner, target, with_default: bool = False) -> list:
-    """Build ``batch`` (after the unscheduled kernel, ``with_default``), check each candidate's numbers and run the
-    correct ones: per module ``(run_secs, args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong
-    candidate. The check compiles each candidate here, in a thread, while the builder's workers build the batch
+def _default_time(task, check, best, builder, runner, target) -> tuple:
+    """``(run_secs, args_info)`` of the unscheduled kernel: measured as the candidates were when it could beat
+    ``best`` (seconds; None: nothing ran), else its one run in the check (``args_info`` None: never committed)."""
+    rough = check.seconds
+    if best is not None and rough >= ROUGH_DEFAULT and rough > DEFAULT_MARGIN * best:
+        return [rough], None
+    ((secs, args),) = measure_modules(builder, runner, target, [task.mod])
+    return secs, args
+
+
+def _measure(task, batch, check, builder, runner, target) -> list:
+    """Build ``batch``, check each candidate's numbers and run the correct ones: per module ``(run_secs,
+    args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong candidate. The check compiles each candidate here, in a thread, while the builder's workers build the batch
     (the builder's libraries take prepacked weights, which the check's reference inputs are not): the two
     overlap, and every check is done before any candidate runs, so no measurement shares the CPU with it."""
-    offset = 1 if with_default else 0
-    mods = [task.mod] * offset + [sch.mod for sch, _ in batch]
+    mods = [sch.mod for sch, _ in batch]
     wrong = set()
     with ThreadPoolExecutor(max_workers=1) as pool:
         verdicts = [pool.submit(check.is_correct, sch.mod) for sch, _ in batch]
 
         def accept(i, _path):
-            if i < offset or verdicts[i - offset].result():
+            if verdicts[i].result():
                 return True
             wrong.add(i)
             return False

@@ -33,7 +33,7 @@ class KernelTransfer:
     match: str | None = None  # "class" (same class) or "epilogue" (same anchor, other epilogue); None: unmatched
     best_source: str | None = None  # records folder and source workload of the fastest candidate
     seconds: float | None = None  # fastest correct candidate (mean of the runner's samples)
-    default_seconds: float | None = None  # the unscheduled kernel, measured the same way
+    default_seconds: float | None = None  # the unscheduled kernel: measured the same way when it could win, else one run (kernel.py)
     search_seconds: float = 0.0
 
     @property

@@ -9,7 +9,9 @@ the repeated measurements, Holm-corrected over the batch, says is faster (``pval
 move per batch). With ``diagonal`` K, a batch without a move is followed by combinations of its K fastest
 directions. It stops when a whole neighbourhood, widest step included, brings no significant improvement, or
 when the budget is spent. A move's gain is reported from the new incumbent's next control (one more
-measurement when the walk ends right after a move), not from the batch that chose it.
+measurement when the walk ends right after a move), not from the batch that chose it. A walk that moved ends
+with a closing batch: its start and its final schedule measured side by side, which is where the walk's start
+and final times are reported from (else they would be measured minutes apart, under other loads).
 
 Every batch also re-measures the incumbent (its *control*; not counted as a trial), and a neighbour must be
 significantly faster than both the incumbent's earlier measurement and that control, measured in the same
@@ -20,9 +22,9 @@ batch under the same load. Testing against the earlier samples alone made false 
 MetaSchedule's and its records are ordinary tuning records. A point whose scheduled module is already in the
 database is not measured again: its recorded times are used, and it still counts as a trial of the walk. The
 start of each task's walk is kept in ``droplet_starts.json`` in the records folder and the controls of its
-batches in ``droplet_controls.json`` (and its neighbour orders in ``droplet_orders.json``), so running the
-same command again replays the same walk from the database and measures nothing. ``droplet.py`` runs it on a
-model's tasks (``tvmc tune --droplet``).
+batches (and its closing batch) in ``droplet_controls.json`` (and its neighbour orders in
+``droplet_orders.json``), so running the same command again replays the same walk from the database and
+measures nothing. ``droplet.py`` runs it on a model's tasks (``tvmc tune --droplet``).
 """
 
 import math
@@ -64,6 +66,10 @@ class DropletOptions:
             raise TVMCException("--droplet-diagonal must be 0 (off) or 2 or more (directions to combine)")
 
 
+CLOSING = ":closing"  # the journal key of a walk's closing batch, after the walk's own key
+CLOSE_START, CLOSE_FINAL = "closing start", "closing final"  # the closing batch's two entries (points are tuples)
+
+
 class Shared:
     """What every task's strategy (MetaSchedule clones one per task) shares: the pinned starts, the controls
     of each walk's batches (by task and start), the neighbour orders of each walk, the results."""
@@ -92,6 +98,15 @@ class Shared:
         if batch == len(known):
             known.append(list(samples) if samples else None)
             self._write(CONTROLS, self.controls)
+
+    def add_closing(self, walk: str, start, final) -> None:
+        """Keep the closing batch of ``walk``: its start and final schedule measured side by side."""
+        self.controls[walk + CLOSING] = [list(s) if s else None for s in (start, final)]
+        self._write(CONTROLS, self.controls)
+
+    def closing(self, walk: str):
+        """The journaled closing batch of ``walk`` (start, final), or None."""
+        return self.controls.get(walk + CLOSING)
 
     def order_journal(self, walk: str) -> list:
         """The neighbour orders of ``walk``, a list ``ModelOrder`` extends; ``save_orders`` writes them."""
@@ -245,8 +260,8 @@ class DropletSearch(PySearchStrategy):
             if self.walk.batch:
                 self._conclude()
                 continue
-            if self.walk.unconfirmed:  # ended right after a move: measure the new incumbent once more
-                self.pending = self._control()
+            if self.walk.moves and not self.walk.closed:  # the start and where it ended, side by side
+                self.pending = self._closing()
                 if self.pending:
                     return self._candidates()
                 continue
@@ -265,6 +280,26 @@ class DropletSearch(PySearchStrategy):
         sch, _ = self.space.realize(self.walk.incumbent)
         return [(None, sch, DecisionSpace.module_hash(sch), self.space)]
 
+    def _closing(self) -> list:
+        """The closing batch: the walk's start and its final incumbent; nothing when an earlier run measured it."""
+        known = self.shared.closing(self.walk_key)
+        if known is not None:
+            self._close(*known)
+            return []
+        batch = []
+        for point, label in ((self.walk.start, CLOSE_START), (self.walk.incumbent, CLOSE_FINAL)):
+            sch, _ = self.space.realize(point)
+            batch.append((label, sch, DecisionSpace.module_hash(sch), self.space))
+        return batch
+
+    def _close(self, start, final) -> None:
+        confirming = self.walk.unconfirmed
+        self.walk.close(start, final)
+        if confirming and final:
+            self.shared.say(self.key, f"move {len(self.walk.moves)} re-measured: {_us(self.walk.moves[-1].after)}")
+        if self.walk.closing:
+            self.shared.say(self.key, f"start and final side by side: {_us(mean_of(start))} -> {_us(mean_of(final))}")
+
     def _candidates(self) -> list:
         from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
@@ -273,9 +308,13 @@ class DropletSearch(PySearchStrategy):
 
     def notify_runner_results(self, measure_candidates, results) -> None:
         pending, self.pending = self.pending, []
+        closing = {}
         for (point, sch, key, _), result in zip(pending, results):
             samples = None if result.error_msg else run_samples(result.run_secs)
             self.measured += 1
+            if point in (CLOSE_START, CLOSE_FINAL):
+                closing[point] = samples
+                continue
             if point is None:  # the incumbent's control
                 confirming = self.walk.unconfirmed
                 self.walk.control(samples)
@@ -288,6 +327,10 @@ class DropletSearch(PySearchStrategy):
                 self.walk.observe(point, samples)
             if self.order is not None:
                 self.order.add(sch, samples)
+        if closing:
+            self.shared.add_closing(self.walk_key, closing.get(CLOSE_START), closing.get(CLOSE_FINAL))
+            self._close(closing.get(CLOSE_START), closing.get(CLOSE_FINAL))
+            return
         if self.walk is not None:
             if any(point is not None for point, *_ in pending):  # not a lone confirmation of the last move
                 self._conclude()

@@ -127,7 +127,8 @@ class Walk:
     old samples alone, a slowdown of the machine since then passes for a faster neighbour; against the control
     alone, a spike during the control does. The neighbours of a batch are one family: Holm's correction keeps
     the chance of any false move per batch at ``pvalue``. After a move the next control confirms it; a walk
-    that ends right after a move wants one more (``unconfirmed``).
+    that ends right after a move wants one more (``unconfirmed``). A walk that moved ends with its start and
+    its final incumbent measured side by side (``close``), so its reported gain compares one moment's times.
 
     ``order(points)``, if given, returns a neighbourhood's points in the order to try them (a cost model's).
     ``diagonal`` K > 1: after a batch without a move, the K fastest neighbours seen around the incumbent that
@@ -137,8 +138,9 @@ class Walk:
     def __init__(self, space, start, samples, budget: int, pvalue: float, max_step: int | None = None, order=None, diagonal: int = 0):
         self.space, self.budget, self.pvalue, self.max_step = space, budget, pvalue, max_step
         self.order, self.diagonal = order, diagonal
-        self.incumbent, self.samples = start, tuple(samples)
+        self.start, self.incumbent, self.samples = start, start, tuple(samples)
         self.start_samples = self.samples
+        self.closing, self.closed = None, False  # (start, final) measured side by side once the walk ended
         self.trials, self.moves, self.batch = 0, [], []
         self.batches, self.reference = 0, None  # batches concluded; this batch's control samples
         self.confirmed, self.unconfirmed = None, False  # the last move's confirming samples; one is wanted
@@ -221,12 +223,25 @@ class Walk:
                 self.confirmed = self.reference
                 self.moves[-1] = attrs.evolve(self.moves[-1], after=statistics.fmean(self.reference))
 
+    def close(self, start, final) -> None:
+        """The start and the final incumbent measured side by side, in one batch after the last move (``None``:
+        a measurement failed). The walk then reports both from that batch: the same moment, the same load. A
+        walk that ended right after a move takes ``final`` as that move's confirmation."""
+        if self.unconfirmed:
+            self.control(final)
+        self.closed = True
+        if start and final:
+            self.closing = (tuple(start), tuple(final))
+            self.start_samples = self.closing[0]
+
     @property
     def final_samples(self) -> tuple:
-        """Where the walk ended, as measured apart from the test that chose it: the last move's confirming
-        control (its winning samples if that failed), or the start's."""
+        """Where the walk ended, as measured apart from the test that chose it: beside the start in the closing
+        batch; else the last move's confirming control (its winning samples if that failed), or the start's."""
         if not self.moves:
             return self.start_samples
+        if self.closing:
+            return self.closing[1]
         return self.confirmed if self.moves[-1].after is not None else self.samples
 
     def conclude(self) -> Move | None:
