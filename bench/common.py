@@ -14,6 +14,18 @@ from tvmc_transfer.lowering import Lowering
 # stay comparable with BENCHMARKS.
 RECORDS_LOWERING = Lowering(weight_prepack=False, layout="NCHW")
 
+
+def add_lowering_argument(parser) -> None:
+    """``--lowering``: the committed NCHW records' (``records``, the default) or ``tvmc tune``'s own (``product``)."""
+    parser.add_argument("--lowering", choices=("records", "product"), default="records",
+                        help="records: NCHW without prepacking, as the committed <model>-records (default); "
+                             "product: as tvmc tune by default (NHWC and prepacked weights on x86 CPUs with AVX2)")
+
+
+def lowering_of(args) -> Lowering:
+    """The ``Lowering`` that ``--lowering`` names."""
+    return RECORDS_LOWERING if args.lowering == "records" else Lowering()
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 # The zoo's tuned records (<model>-records: hours of tuning, committed) and the results BENCHMARKS.md cites.
 RECORDS = os.path.join(BENCH, "work")

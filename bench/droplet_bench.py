@@ -24,11 +24,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RECORDS_LOWERING, add_folder_arguments, model_file, onnxruntime_runner, random_inputs, threads  # noqa: E402
+from common import add_folder_arguments, add_lowering_argument, lowering_of, model_file, onnxruntime_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
-from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, open_database  # noqa: E402
 from tvmc_transfer.records.folder import CONTROLS, RecordsFolder  # noqa: E402
@@ -183,9 +182,7 @@ class Start:
         self.work = os.path.join(args.work, os.path.basename(name).removesuffix(".onnx"))
         os.makedirs(self.work, exist_ok=True)
         self.model, self.target = load_model(model_file(name, self.work)), parse_target(args.target)
-        # "records": the committed zoo records' lowering (NCHW, no prepacking), as earlier runs in BENCHMARKS;
-        # "product": what `tvmc tune` does by default (NHWC and prepacked weights on x86 CPUs with AVX2)
-        self.lowering = RECORDS_LOWERING if args.lowering == "records" else Lowering()
+        self.lowering = lowering_of(args)
         all_tasks = extract_tasks(self.model, self.target, self.lowering)
         self.spec = task_spec(all_tasks, args)
         self.tasks = select_tasks(all_tasks, self.spec)
@@ -301,8 +298,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--trials", type=int, default=32, help="trials per task given to each arm")
     parser.add_argument("--evolutionary-trials", type=int, metavar="N",
                         help="trials per task for more evolutionary search (default --trials): a long run against droplet's short one")
-    parser.add_argument("--lowering", choices=("records", "product"), default="records",
-                        help="records: NCHW without prepacking, as the committed zoo records (default); product: as tvmc tune by default")
+    add_lowering_argument(parser)
     parser.add_argument("--tasks", help="which tasks (0,2-5); default all")
     parser.add_argument("--heaviest", type=int, help="only the N heaviest tasks (FLOPs x weight)")
     parser.add_argument("--population", type=int, default=64)

@@ -48,10 +48,9 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RECORDS_LOWERING, add_folder_arguments, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, records_folder, threads, write_state  # noqa: E402
+from common import add_folder_arguments, add_lowering_argument, lowering_of, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, records_folder, threads, write_state  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
-from tvmc_transfer.lowering import Lowering  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
@@ -79,8 +78,8 @@ class Bench:
         self.target = parse_target(args.target)
         self.measure = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
         # the lowering the records were tuned with: the committed NCHW 1000-trial records (default), or the
-        # prepacked NHWC ones (--records-tag znver3-nhwc --lowering product), which tvmc tune makes by default
-        self.lowering = RECORDS_LOWERING if args.lowering == "records" else Lowering()
+        # prepacked NHWC ones (--records-tag znver3-nhwc --lowering product)
+        self.lowering = lowering_of(args)
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def save(self):
@@ -401,8 +400,7 @@ def main():
     parser.add_argument("--all-pairs", action="store_true", help="every ordered pair of ResNet-50, GoogLeNet, AlexNet")
     add_folder_arguments(parser, "", records=True)
     parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<model>-TAG-records (unpacked from .tar.xz), for example znver3-nhwc")
-    parser.add_argument("--lowering", choices=("records", "product"), default="records",
-                        help="records: NCHW without prepacking, as the committed <model>-records (default); product: as tvmc tune by default (NHWC, prepacked), for the -nhwc records")
+    add_lowering_argument(parser)
     parser.add_argument("--folder", default="transfer-bench", help="this run's state, outputs and packages, under WORK")
     parser.add_argument("--target", default="native")
     parser.add_argument("--full-trials", type=int, default=1000)

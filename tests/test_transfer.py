@@ -603,9 +603,9 @@ def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, m
     measure = MeasureOptions(number=2, min_repeat_ms=5)
     builder, runner = measure.make_builder(target), measure.make_runner()
     try:
-        right = _measure(task, batch, check, builder, runner, target)
+        right = _measure(batch, check, builder, runner, target)
         check.reference = [r + 1.0 for r in check.reference]  # now every candidate computes "wrong" numbers
-        wrong = _measure(task, batch, check, builder, runner, target)
+        wrong = _measure(batch, check, builder, runner, target)
     finally:
         builder.shutdown()
     assert len(batch) >= 2 and len(right) == len(wrong) == len(batch)

@@ -60,7 +60,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
     top = options.measure_top or len(replayed)
     queue = [replayed[i] for i in _ranking(task, context, model, replayed, top)]
     batch, queue = queue[:top], queue[top:]
-    measured = _measure(task, batch, check, builder, runner, target)
+    measured = _measure(batch, check, builder, runner, target)
     best, ran, sent, wrong = None, 0, 0, 0
     while True:
         before = best and best[0]
@@ -85,7 +85,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
         if not queue or not improved or not late or (deadline is not None and time.time() > deadline):
             break  # the ranking still found better ones low in the batch: the next ranked ones may be better yet
         batch, queue = queue[:top], queue[top:]
-        measured = _measure(task, batch, check, builder, runner, target)
+        measured = _measure(batch, check, builder, runner, target)
     default_secs, default_args = _default_time(task, check, best and best[0], builder, runner, target)
     row = attrs.evolve(
         row,
@@ -119,11 +119,12 @@ def _default_time(task, check, best, builder, runner, target) -> tuple:
     return secs, args
 
 
-def _measure(task, batch, check, builder, runner, target) -> list:
+def _measure(batch, check, builder, runner, target) -> list:
     """Build ``batch``, check each candidate's numbers and run the correct ones: per module ``(run_secs,
-    args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong candidate. The check compiles each candidate here, in a thread, while the builder's workers build the batch
-    (the builder's libraries take prepacked weights, which the check's reference inputs are not): the two
-    overlap, and every check is done before any candidate runs, so no measurement shares the CPU with it."""
+    args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong candidate. The check compiles each
+    candidate here, in a thread, while the builder's workers build the batch (the builder's libraries take
+    prepacked weights, which the check's reference inputs are not): the two overlap, and every check is done
+    before any candidate runs, so no measurement shares the CPU with it."""
     mods = [sch.mod for sch, _ in batch]
     wrong = set()
     with ThreadPoolExecutor(max_workers=1) as pool:
