@@ -155,13 +155,15 @@ def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
 
 
 def _assert_replays_correctly(source_task, dest_task, target):
-    """Every design-space schedule of ``source_task`` replays on ``dest_task`` with the epilogues fitted, and
+    """Every design-space schedule of ``source_task`` replays on ``dest_task`` with the epilogues (or padding) fitted, and
     those the post-processors accept (at least one) compute the right numbers."""
     from tvmc_transfer.transfer.replay import replay
     from tvmc_transfer.transfer.check import KernelCheck
 
+    from tvmc_transfer.transfer.sources import matches
+
     mine, theirs = kernel_class(dest_task.mod), kernel_class(source_task.mod)
-    assert mine.takes_epilogue_of(theirs)
+    assert matches(mine, theirs) in ("epilogue", "padding")
     inline, drop = mine.epilogue_plan(theirs)
     names = dict(zip([b for b in theirs.blocks if b not in drop], [b for b in mine.blocks if b not in inline]))
     context = ms.TuneContext(mod=source_task.mod, target=target, space_generator="post-order-apply", task_name="s")
@@ -190,6 +192,34 @@ def test_a_convolution_without_bias_and_one_with_take_each_others_schedules(mode
     assert bare.epilogue_plan(full) == ((), tuple(full.blocks[-5:])) and full.epilogue_plan(bare) == ((), ())
     _assert_replays_correctly(fused, plain, target)
     _assert_replays_correctly(plain, fused, target)
+
+
+def test_a_pool_with_padding_and_one_without_take_each_others_schedules(models, tmp_path):
+    """AlexNet's max-pools pad nothing, ResNet-50's and GoogLeNet's pad their input: without the padding block
+    the two are one class (``padless``), so each takes the other's schedules, the padding inlined on the padded
+    side or left out of the padded source's schedules, and computes the right numbers. No convolution gains a
+    match this way: their padding blocks are there whether they pad or not."""
+    import onnx
+
+    from tvmc_transfer.onnx_graph import Graph
+    from tvmc_transfer.transfer.sources import matches
+
+    g = Graph(0)
+    x = g.max_pool(g.relu(g.conv("input", "conv", 3, 8, 3, pad=1)), "pool", 3, stride=2, pad=1)
+    g.linear(g.global_avg_pool_flatten(x, "avgpool"), "fc", 8, 10, output="output")
+    path = str(tmp_path / "padded-pool.onnx")
+    onnx.save(g.to_model("padded-pool", "conv, a 3x3 max-pool with padding 1, a classifier", (1, 3, 16, 16), (1, 10), False), path)
+    target = parse_target(TARGET)
+    mine = {kernel_class(t.mod).name: t for t in extract_tasks(load_model(path), target)}
+    theirs = {kernel_class(t.mod).name: t for t in extract_tasks(load_model(models["tiny-cnn"]), target)}
+    padded, bare = mine["pad+max_pool fp32"], theirs["max_pool fp32"]
+    a, b = kernel_class(padded.mod), kernel_class(bare.mod)
+    assert a.key != b.key and a.padless == b.key and a.pads == ("pad_temp",) and not b.pads
+    assert matches(a, b) == matches(b, a) == "padding" and matches(a, b, epilogues=False) is None
+    assert a.epilogue_plan(b) == (("pad_temp",), ()) and b.epilogue_plan(a) == ((), ("pad_temp",))
+    assert all(matches(kernel_class(t.mod), kernel_class(u.mod)) != "padding" for t in mine.values() for u in theirs.values() if "pool" not in kernel_class(t.mod).name)
+    _assert_replays_correctly(padded, bare, target)
+    _assert_replays_correctly(bare, padded, target)
 
 
 def test_epilogue_match_is_verified_compiles_and_matches_onnxruntime(tuned_cnn, models, tvmc, tmp_path):
@@ -359,6 +389,30 @@ def test_rerun_resumes_without_measuring_again(transferred, tvmc):
     strip = lambda ks: [{k: v for k, v in row.items() if k != "search_seconds"} for row in ks]  # noqa: E731
     assert strip(after["kernels"]) == strip(before["kernels"])
     assert after["totals"]["search_seconds"] >= before["totals"]["search_seconds"]  # every session counts
+
+
+def test_a_kernel_an_earlier_run_left_unmatched_is_transferred_on_rerun(transferred, tvmc, tmp_path):
+    """A journal written before a kind of match existed (padding, session 19) has such kernels as unmatched: a
+    rerun transfers them now, and resumes every other kernel without measuring it again."""
+    from tvmc_transfer.records.folder import JOURNAL
+
+    argv, output, report_path, _, _ = transferred
+    copy, report = tmp_path / "records", tmp_path / "report.json"
+    shutil.copytree(output, copy)
+    entries = [json.loads(line) for line in open(copy / JOURNAL)]
+    pool = next(e for e in entries if "kernel" in e and e["kernel"]["kernel_class"].startswith("max_pool"))
+    pool["kernel"]["status"] = "unmatched"
+    with open(copy / JOURNAL, "w") as f:
+        f.writelines(json.dumps(e) + "\n" for e in entries)
+    lines = record_lines(str(copy))
+    argv = [str(copy) if a == output else str(report) if a == report_path else a for a in argv]
+    result = tvmc(*argv, "--no-e2e")
+    assert result.code == 0, result.err
+    before = {k["task"]: k for k in json.load(open(report_path))["kernels"]}
+    after = {k["task"]: k for k in json.load(open(report))["kernels"]}
+    again = [name for name in after if after[name]["search_seconds"] != before[name]["search_seconds"]]
+    assert again == [pool["kernel"]["task"]] and after[again[0]]["status"] != "unmatched" and after[again[0]]["measured"] > 0
+    assert len(record_lines(str(copy))) > len(lines)
 
 
 def test_an_identical_workload_is_reused_with_the_time_measured_here(tuned_cnn, tvmc, tmp_path):
@@ -582,12 +636,24 @@ def test_a_kernel_past_the_time_limit_measures_only_its_first_batch(tuned_cnn, m
     assert row.ranked > 4 and row.measured == 2 and row.valid == 2 and row.status in ("transferred", "default"), row
 
 
+def _doubling_its_weights(mod):
+    """``mod`` with its first layout-rewrite block writing twice the weight: not a plain relayout any more."""
+    import tvm
+
+    lines = mod.script().split("\n")
+    block = next(n for n, line in enumerate(lines) if "layout_rewrite_preproc" in line)
+    lines[block + 1] += " * T.float32(2)"
+    return tvm.script.from_source("\n".join(lines))
+
+
 def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, models):
-    """The check of a batch overlaps its build; a candidate found wrong is not run (no measurement, no record)."""
+    """A candidate is checked on the library its build made, its random weights packed in NumPy as its schedule's
+    layout-rewrite blocks say; one found wrong is not run (no measurement, no record). A rewrite that is not a
+    plain relayout has no packing: such a candidate is checked by compiling it here."""
     from tvmc_transfer.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.measure import MeasureOptions
     from tvmc_transfer.transfer import KernelTransfer, TransferOptions
-    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.transfer.check import KernelCheck, weight_packing
     from tvmc_transfer.transfer.classes import iter_extents
     from tvmc_transfer.transfer.kernel import WRONG, _measure, replay_candidates
     from tvmc_transfer.transfer.sources import candidates_for, read_source
@@ -600,14 +666,28 @@ def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, m
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
     batch = replay_candidates(task, klass, candidates, target, row)[0][:3]
     check = KernelCheck(task.mod, target, rtol=1e-3)
+    packings = [weight_packing(sch.mod) for sch, _ in batch]
+    assert all(packings), "prepacked kernels: every candidate's library takes packed weights"
+    doubled = _doubling_its_weights(batch[0][0].mod)
+    assert weight_packing(doubled) is None
     measure = MeasureOptions(number=2, min_repeat_ms=5)
     builder, runner = measure.make_builder(target), measure.make_runner()
     try:
+        (built,) = builder.build([ms.builder.BuilderInput(batch[0][0].mod, target)])
+        library = check.library_error(built.artifact_path, packings[0])
+        compiled = check.error(batch[0][0].mod)
+        unpacked = check.library_error(built.artifact_path, {})  # the weights as the model has them: refused
+        misplaced = {i: (lambda w, pack=pack: np.roll(pack(w), 1)) for i, pack in packings[0].items()}
         right = _measure(batch, check, builder, runner, target)
+        doubled_error = check.error(doubled)  # TVM's builders refuse such a rewrite block; a compile here checks it
+        rolled = check.library_error(built.artifact_path, misplaced)
         check.reference = [r + 1.0 for r in check.reference]  # now every candidate computes "wrong" numbers
         wrong = _measure(batch, check, builder, runner, target)
     finally:
         builder.shutdown()
+    assert library < 1e-5 and abs(library - compiled) < 1e-7, (library, compiled)
+    assert unpacked > 1e-3 and rolled > 1e-3
+    assert doubled_error > 1e-3
     assert len(batch) >= 2 and len(right) == len(wrong) == len(batch)
     assert all(secs not in (None, WRONG) for secs, _ in right)
     assert all(secs == WRONG for secs, _ in wrong)

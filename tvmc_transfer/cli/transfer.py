@@ -36,7 +36,7 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.add_argument(
         "--exact-classes",
         action="store_true",
-        help="a kernel takes only schedules of its own class (by default one whose class no source holds also takes those of a kernel with another epilogue: conv2d+bias+relu for conv2d+bias+add+relu or conv2d+bias)",
+        help="a kernel takes only schedules of its own class (by default one whose class no source holds also takes those of a kernel with another epilogue: conv2d+bias+relu for conv2d+bias+add+relu or conv2d+bias; and a pool with padding for one without, and back)",
     )
     parser.add_argument("--tune-rest", type=int, default=0, metavar="N", help="tune the kernels no source matches with N trials of 'tvmc tune'")
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population for --tune-rest (default 512)")

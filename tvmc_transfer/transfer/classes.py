@@ -20,6 +20,12 @@ their convolutions are alike, and so do ``matmul+bias+relu`` and ``matmul+bias``
 the same anchor replays on another epilogue once the two are fitted to each other (``epilogue_plan``,
 ``replay.py``).
 
+A kernel whose input goes through a *padding* block first (a spatial copy of a parameter behind a bounds
+guard: ``pad+max_pool``, ``pad+conv2d``) also has a *padless* key: the hash of its normal form without those
+blocks, their output read as their input. A max-pool with padding and one without (AlexNet's) share it, and
+take each other's schedules: the padding block inlined on one side, or left out of the source's schedules on
+the other (``epilogue_plan``).
+
 >>> from tvmc_transfer.transfer.classes import kernel_class       # doctest: +SKIP
 >>> str(kernel_class(task.mod))                           # doctest: +SKIP
 'conv2d+bias+relu NCHW fp32 [6c1f0a9e2b]'
@@ -43,6 +49,8 @@ class KernelClass:
     blocks: tuple = attrs.field(eq=False, repr=False)  # block names in normal-form order (for replay)
     anchor: str | None = attrs.field(default=None, eq=False, repr=False)  # key of the blocks up to the last reduction
     epilogue: int = attrs.field(default=0, eq=False, repr=False)  # elementwise blocks after it (the last ones of blocks)
+    padless: str | None = attrs.field(default=None, eq=False, repr=False)  # key without the padding blocks (None: it has none)
+    pads: tuple = attrs.field(default=(), eq=False, repr=False)  # names of the padding blocks
 
     def __str__(self) -> str:
         return f"{self.name} [{self.key}]"
@@ -53,6 +61,11 @@ class KernelClass:
         a bias (the epilogue left out of them) and the other way round (the epilogue left to the post-processors,
         a loop nest of its own)."""
         return self.anchor is not None and self.anchor == other.anchor and (self.epilogue >= 1 or other.epilogue >= 1)
+
+    def takes_padding_of(self, other: "KernelClass") -> bool:
+        """Whether ``other``'s schedules replay here with the padding fitted: the two differ only in that one
+        pads its input and the other does not (``padless``)."""
+        return bool(self.pads) != bool(other.pads) and (self.padless or self.key) == (other.padless or other.key)
 
     def drops_epilogue_of(self, other: "KernelClass") -> bool:
         """Whether ``other``'s schedules lose their whole epilogue here (this kernel has none)."""
@@ -67,7 +80,10 @@ class KernelClass:
         """``(inline, drop)``: the blocks of this kernel to inline and those of ``other`` to leave out of its
         schedules, so that the two epilogues line up: the first ``n - 1`` blocks of each and the last, with
         ``n`` the shorter epilogue's length. The rest of the longer one goes (inlined here, or left out there).
-        With no epilogue here, all of ``other``'s goes."""
+        With no epilogue here, all of ``other``'s goes. A kernel that pads where ``other`` does not, or the other
+        way round (``takes_padding_of``), inlines its padding blocks, or leaves ``other``'s out."""
+        if self.takes_padding_of(other):
+            return self.pads, other.pads
         if self.drops_epilogue_of(other):
             return (), tuple(other.blocks[len(other.blocks) - other.epilogue :])
         if other.epilogue == 0:
@@ -81,7 +97,9 @@ def kernel_class(mod) -> KernelClass:
     func = main_func(mod)
     form = _NormalForm(func)
     anchor, epilogue = form.anchor()
-    return KernelClass(_hash(form.summary()), _readable_name(form), tuple(b.name_hint for b in form.block_nodes), anchor and _hash(anchor), epilogue)
+    padless, pads = form.padless()
+    names = tuple(b.name_hint for b in form.block_nodes)
+    return KernelClass(_hash(form.summary()), _readable_name(form), names, anchor and _hash(anchor), epilogue, padless and _hash(padless), tuple(names[i] for i in pads))
 
 
 def _middle(blocks: tuple, epilogue: int, keep: int) -> tuple:
@@ -163,6 +181,37 @@ class _NormalForm:
         blocks = [{**b, "init": rename(b["init"]), "body": rename(b["body"])} for b in self.blocks[:core]]
         buffers = {("out" if written is not None and b == written.group(1) else b): self.buffer_info[b] for b in sorted(used)}
         return {"anchor": blocks, "buffers": dict(sorted(buffers.items()))}, len(self.blocks) - core
+
+    def padless(self) -> tuple:
+        """``(normal form without the padding blocks, their positions)``; ``(None, ())`` without any. A padding
+        block copies a parameter into an intermediate buffer behind a bounds guard; without it the blocks read
+        the parameter itself, and the intermediate buffers are numbered again in order."""
+        pads = [i for i, b in enumerate(self.block_nodes) if self._pads(i, b)]
+        if not pads:
+            return None, ()
+        rename = {}
+        for i in pads:
+            written, read = re.match(r"(a\d+)\[[^\]]*\]=(p\d+)\[", self.blocks[i]["body"]).groups()
+            rename[written] = read
+        dropped = set(rename)
+        kept = [b for i, b in enumerate(self.blocks) if i not in pads]
+        intermediates = sorted({n for n in self.buffer_info if n.startswith("a") and n not in rename}, key=lambda n: int(n[1:]))
+        rename.update({n: f"a{j}" for j, n in enumerate(intermediates)})
+
+        def renamed(text):
+            return text and re.sub(r"\b([ap]\d+)\[", lambda m: f"{rename.get(m.group(1), m.group(1))}[", text)
+
+        blocks = [{**b, "init": renamed(b["init"]), "body": renamed(b["body"])} for b in kept]
+        buffers = {rename.get(n, n): info for n, info in self.buffer_info.items() if n not in dropped}
+        return {"buffers": dict(sorted(buffers.items())), "blocks": blocks}, tuple(pads)
+
+    def _pads(self, index, block) -> bool:
+        """Whether block ``index`` is a padding block: all spatial, ``a[...] = p[...]`` once the bounds guard
+        is left out, and the value behind a guard."""
+        signature = self.blocks[index]
+        if index == len(self.blocks) - 1 or "R" in signature["iters"] or not re.fullmatch(r"a\d+\[[^\]]*\]=p\d+\[[^\]]*\]", signature["body"] or ""):
+            return False
+        return isinstance(block.body, self.tvm.tirx.BufferStore) and _guard(self.tvm, block.body.value) is not None
 
     def _stmt(self, stmt):
         s_tir = self.tvm.s_tir

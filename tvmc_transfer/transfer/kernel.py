@@ -6,7 +6,8 @@ candidate is replayed and post-processed, the distinct schedules are ranked by t
 (``default_picks.predicted_order``; nearest shapes first without it), and they are built, checked and measured in
 that order, ``measure_top`` at a time, each next batch only while the last beat everything measured before it
 with a candidate from its lower-ranked half (while the cost model's order still misplaces the best). A
-candidate's check (a compile and a run here) overlaps the build of its batch, and only a correct one is run.
+candidate is checked by running the library its build made (no second compile), and only a correct one is
+measured.
 The unscheduled kernel is committed instead when it is faster than every schedule measured. It is measured
 with the same protocol only when it could be: when its one run in the check took under ``ROUGH_DEFAULT``
 seconds or under ``DEFAULT_MARGIN`` times the best schedule's time. Otherwise that one run is its reported
@@ -23,7 +24,7 @@ from ..errors import one_line
 from ..measure import measure_modules
 from ..records.database import mean_seconds, replayed
 from ..records.listing import workload_hash
-from .check import KernelCheck
+from .check import KernelCheck, weight_packing
 from .replay import ReplayError, replay
 from .report import KernelTransfer
 
@@ -121,17 +122,20 @@ def _default_time(task, check, best, builder, runner, target) -> tuple:
 
 def _measure(batch, check, builder, runner, target) -> list:
     """Build ``batch``, check each candidate's numbers and run the correct ones: per module ``(run_secs,
-    args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong candidate. The check compiles each
-    candidate here, in a thread, while the builder's workers build the batch (the builder's libraries take
-    prepacked weights, which the check's reference inputs are not): the two overlap, and every check is done
-    before any candidate runs, so no measurement shares the CPU with it."""
+    args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong candidate. A candidate is checked by
+    running the library the builder made of it, its random weights packed as its schedule says
+    (``check.weight_packing``), once the batch is built and before any candidate runs, so no measurement shares
+    the CPU with a check. One whose packing is not a plain relayout, or a library built for another machine, is
+    compiled here instead, in a thread, while the builder's workers build the batch."""
     mods = [sch.mod for sch, _ in batch]
+    here = getattr(builder, "cross", None) is None  # the builder's libraries run on this machine
+    packings = [weight_packing(mod) if here else None for mod in mods]
     wrong = set()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        verdicts = [pool.submit(check.is_correct, sch.mod) for sch, _ in batch]
+        verdicts = [pool.submit(check.is_correct, mod) if packing is None else None for mod, packing in zip(mods, packings)]
 
-        def accept(i, _path):
-            if verdicts[i].result():
+        def accept(i, path):
+            if verdicts[i].result() if verdicts[i] is not None else check.library_is_correct(path, packings[i]):
                 return True
             wrong.add(i)
             return False

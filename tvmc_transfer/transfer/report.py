@@ -30,7 +30,7 @@ class KernelTransfer:
     wrong: int = 0  # built and ran, but the numbers differ from the unscheduled kernel
     invalid: int = 0  # did not replay, failed a postprocessor, or failed to build or run
     remapped: int = 0  # decisions changed to fit, over all candidates tried
-    match: str | None = None  # "class" (same class) or "epilogue" (same anchor, other epilogue); None: unmatched
+    match: str | None = None  # "class" (same class), "epilogue" (same anchor, other epilogue) or "padding"; None: unmatched
     best_source: str | None = None  # records folder and source workload of the fastest candidate
     seconds: float | None = None  # fastest correct candidate (mean of the runner's samples)
     default_seconds: float | None = None  # the unscheduled kernel: measured the same way when it could win, else one run (kernel.py)

@@ -127,10 +127,11 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         for n, i in enumerate(order):
             task, klass = tasks[i], classes[i]
             key = workload_hash(task.mod)
-            if key in journal.done:
+            candidates = candidates_for(klass, iter_extents(task.mod), chosen, options)
+            # a kernel an earlier run left unmatched is tried again when this version matches it (padding)
+            if key in journal.done and not (candidates and journal.done[key]["status"] == "unmatched"):
                 results[i] = attrs.evolve(KernelTransfer(**journal.done[key]), index=task.index, task=task.name, weight=task.weight)
                 continue
-            candidates = candidates_for(klass, iter_extents(task.mod), chosen, options)
             row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "unmatched")
             if candidates and deadline is not None and time.time() > deadline:
                 results[i] = attrs.evolve(row, status="pending")  # out of time: the next run goes on here

@@ -223,10 +223,15 @@ def _extent_distance(a, b) -> float:
 
 def matches(task_class, source_class, epilogues: bool = True) -> str | None:
     """How a source kernel's schedules apply to a target kernel: ``"class"`` (the same class), ``"epilogue"``
-    (the same anchor, the epilogues fitted to each other; only with ``epilogues``) or None."""
+    (the same anchor, the epilogues fitted to each other), ``"padding"`` (the same but for a padding block on
+    one side; these two only with ``epilogues``) or None."""
     if task_class.key == source_class.key:
         return "class"
-    return "epilogue" if epilogues and task_class.takes_epilogue_of(source_class) else None
+    if not epilogues:
+        return None
+    if task_class.takes_padding_of(source_class):
+        return "padding"
+    return "epilogue" if task_class.takes_epilogue_of(source_class) else None
 
 
 def records_to_read(options) -> int | None:
