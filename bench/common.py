@@ -77,6 +77,17 @@ def records_folder(path: str) -> str:
     return path
 
 
+def add_records_tag_argument(parser) -> None:
+    """``--records-tag``: which of the zoo's records sets a script reads (``tagged_records``)."""
+    parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<model>-TAG-records (unpacked from .tar.xz), for example znver3-nhwc")
+
+
+def tagged_records(args, name: str) -> str:
+    """The records folder of zoo model ``name`` that ``--records`` and ``--records-tag`` name (``records_folder``)."""
+    tag = f"-{args.records_tag}" if args.records_tag else ""
+    return records_folder(os.path.join(args.records, f"{name}{tag}-records"))
+
+
 def _starts_with(path: str, packed, size: int, chunk: int = 1 << 20) -> bool:
     """Whether the file ``path`` begins with the ``size`` bytes of the file object ``packed``."""
     if os.path.getsize(path) < size:

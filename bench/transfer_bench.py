@@ -48,7 +48,7 @@ import attrs
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_folder_arguments, add_lowering_argument, lowering_of, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, records_folder, threads, write_state  # noqa: E402
+from common import add_folder_arguments, add_lowering_argument, add_records_tag_argument, lowering_of, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, tagged_records, threads, write_state  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
 from tvmc_transfer.frontends import load_model  # noqa: E402
 from tvmc_transfer.measure import MeasureOptions  # noqa: E402
@@ -96,8 +96,7 @@ class Bench:
         return model_file(name, self.work)
 
     def records(self, name):
-        tag = f"-{self.args.records_tag}" if self.args.records_tag else ""
-        return records_folder(os.path.join(self.args.records, f"{name}{tag}-records"))
+        return tagged_records(self.args, name)
 
     def full_folder(self, name):
         """Where the full-tuning records actually are (after ``full_records``)."""
@@ -399,7 +398,7 @@ def main():
     parser.add_argument("--pairs", nargs="*", default=[], metavar="SOURCE:TARGET")
     parser.add_argument("--all-pairs", action="store_true", help="every ordered pair of ResNet-50, GoogLeNet, AlexNet")
     add_folder_arguments(parser, "", records=True)
-    parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<model>-TAG-records (unpacked from .tar.xz), for example znver3-nhwc")
+    add_records_tag_argument(parser)
     add_lowering_argument(parser)
     parser.add_argument("--folder", default="transfer-bench", help="this run's state, outputs and packages, under WORK")
     parser.add_argument("--target", default="native")

@@ -25,7 +25,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_folder_arguments, add_lowering_argument, lowering_of, model_file, records_folder  # noqa: E402
+from common import add_folder_arguments, add_lowering_argument, add_records_tag_argument, lowering_of, model_file, tagged_records  # noqa: E402
+from tvmc_transfer.transfer.kernel import next_batch_pays  # noqa: E402
 
 ORDERS = ("model", "distance", "gflops", "rank sum")
 
@@ -47,8 +48,7 @@ def measure_pair(args, rows_path: str) -> None:
     target = tuning_target(parse_target(args.target))
     load_tensor_intrinsics(target)
     options = TransferOptions(lowering=lowering_of(args))
-    tag = f"-{args.records_tag}" if args.records_tag else ""
-    read = read_source(records_folder(os.path.join(args.records, f"{source}{tag}-records")), target, records_to_read(options))
+    read = read_source(tagged_records(args, source), target, records_to_read(options))
     done = {json.loads(line)["task"] for line in open(rows_path)} if os.path.exists(rows_path) else set()
     model = load_cost_model()
     builder, runner = options.measure.make_builder(target), options.measure.make_runner()
@@ -89,17 +89,15 @@ def orders(rows: list) -> dict:
 
 
 def stopping_rule(order: list, seconds: list, top: int = 8) -> tuple:
-    """``(best found, candidates measured)`` under transfer's rule (``transfer/kernel.py``)."""
+    """``(best found, candidates measured)`` under transfer's rule (``kernel.next_batch_pays``)."""
     best, count = None, 0
     while count < len(order):
         batch = order[count : count + top]
         count += len(batch)
-        found = [(seconds[i], k) for k, i in enumerate(batch) if seconds[i] is not None]
-        if not found:
-            break
-        batch_best = min(found)
-        go_on = (best is None or batch_best[0] < best) and batch_best[1] >= len(batch) // 2
-        best = batch_best[0] if best is None else min(best, batch_best[0])
+        batch_best = min(((seconds[i], k) for k, i in enumerate(batch) if seconds[i] is not None), default=None)
+        go_on = next_batch_pays(batch_best, best, len(batch))
+        if batch_best is not None:
+            best = batch_best[0] if best is None else min(best, batch_best[0])
         if not go_on:
             break
     return best, count
@@ -135,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pair", help="SOURCE:TARGET zoo models, e.g. googlenet:resnet50")
     parser.add_argument("--target", default="native")
-    parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<source>-TAG-records, e.g. znver3-nhwc")
+    add_records_tag_argument(parser)
     parser.add_argument("--report-only", action="store_true", help="compare the orders of the rows measured so far")
     add_lowering_argument(parser)
     add_folder_arguments(parser, "transfer-ranking", records=True)

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_folder_arguments, add_lowering_argument, lowering_of, model_file, records_folder  # noqa: E402
+from common import add_folder_arguments, add_lowering_argument, add_records_tag_argument, lowering_of, model_file, tagged_records  # noqa: E402
 
 
 def timed(owner, name: str, label: str, seconds, calls, wait=False) -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pair", help="SOURCE:TARGET zoo models, e.g. googlenet:resnet50")
     parser.add_argument("--target", default="native")
-    parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<source>-TAG-records, e.g. znver3-nhwc")
+    add_records_tag_argument(parser)
     parser.add_argument("--time-limit", type=float, default=100.0, help="no kernel is started after it (seconds)")
     add_lowering_argument(parser)
     add_folder_arguments(parser, "transfer-time-split", records=True)
@@ -69,12 +69,11 @@ def main() -> None:
         timed(owner, name, label, seconds, calls)
     timed(LocalRunner, "run", "run (every pass)", seconds, calls, wait=True)
     source, target_model = args.pair.split(":")
-    tag = f"-{args.records_tag}" if args.records_tag else ""
     output = os.path.join(args.work, f"{source}-to-{target_model}")
     shutil.rmtree(output, ignore_errors=True)
     start = time.time()
     report = transfer_tune(load_model(model_file(target_model, args.work)), parse_target(args.target),
-                           [records_folder(os.path.join(args.records, f"{source}{tag}-records"))], output,
+                           [tagged_records(args, source)], output,
                            TransferOptions(e2e=False, time_limit=args.time_limit, lowering=lowering_of(args)))
     wall = time.time() - start
     done = [k for k in report.kernels if k.search_seconds]

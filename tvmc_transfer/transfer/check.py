@@ -108,12 +108,12 @@ def weight_packing(scheduled_mod):
     modulo, sums and products of its axes: such a candidate is checked by compiling it instead."""
     import tvm  # pylint: disable=import-outside-toplevel
 
-    from .classes import main_func
+    from .classes import main_func, sblocks
 
     func = main_func(scheduled_mod)
     params = list(func.params)
     packing = {}
-    for block in _blocks(tvm, func.body):
+    for block in sblocks(func.body):
         if PREPROC not in block.annotations:
             continue
         plan = _relayout(tvm, block, params)
@@ -121,19 +121,6 @@ def weight_packing(scheduled_mod):
             return None
         packing[plan[0]] = plan[1]
     return packing
-
-
-def _blocks(tvm, stmt):
-    if isinstance(stmt, tvm.s_tir.SBlockRealize):
-        yield from _blocks(tvm, stmt.block)
-    elif isinstance(stmt, tvm.s_tir.SBlock):
-        yield stmt
-        yield from _blocks(tvm, stmt.body)
-    elif isinstance(stmt, tvm.tirx.SeqStmt):
-        for s in stmt.seq:
-            yield from _blocks(tvm, s)
-    elif hasattr(stmt, "body"):
-        yield from _blocks(tvm, stmt.body)
 
 
 def _relayout(tvm, block, params):

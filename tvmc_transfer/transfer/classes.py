@@ -130,6 +130,33 @@ def main_func(mod):
     return funcs[0]
 
 
+def sblocks(stmt):
+    """The blocks of a kernel's TIR in program order: the root block, then those in it, through loops,
+    sequences and attributes (not blocks inside other blocks: TVM's kernels have none)."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    if isinstance(stmt, tvm.s_tir.SBlockRealize):
+        yield from sblocks(stmt.block)
+    elif isinstance(stmt, tvm.s_tir.SBlock):
+        yield stmt
+        if _is_root(stmt):
+            yield from sblocks(stmt.body)
+    elif isinstance(stmt, tvm.tirx.SeqStmt):
+        for child in stmt.seq:
+            yield from sblocks(child)
+    elif stmt is not None and hasattr(stmt, "body"):  # a loop, attribute, let, allocation, ...: look through it
+        yield from sblocks(stmt.body)
+
+
+def _is_root(block) -> bool:
+    return block.name_hint == "root" and not block.iter_vars
+
+
+# A block's normal-form body that copies a parameter into an intermediate buffer (once a bounds guard is left
+# out: padding, reshapes, copies); groups: the buffer written, the parameter read.
+_COPY = re.compile(r"(a\d+)\[[^\]]*\]=(p\d+)\[[^\]]*\]")
+
+
 def strip_digits(name: str) -> str:
     """``T_add_1`` -> ``T_add``, ``conv2d_nchw`` stays: trailing and embedded counters are not structure."""
     return re.sub(r"_+$", "", re.sub(r"(?<=[A-Za-z_])\d+(?=_|$)", "", name)) or name
@@ -150,7 +177,11 @@ class _NormalForm:
         self.blocks = []
         self.block_buffers = []  # per block, the ids of the buffers it reads or writes
         self._allocs = 0
-        self._stmt(func.body)
+        for block in sblocks(func.body):
+            for buffer in block.alloc_buffers:
+                self._buffer(buffer)
+            if not _is_root(block):
+                self._block(block)
 
     # -- buffers and blocks ------------------------------------------------------------------------------------
     def _name_buffer(self, buffer, name: str) -> str:
@@ -191,7 +222,7 @@ class _NormalForm:
             return None, ()
         rename = {}
         for i in pads:
-            written, read = re.match(r"(a\d+)\[[^\]]*\]=(p\d+)\[", self.blocks[i]["body"]).groups()
+            written, read = _COPY.fullmatch(self.blocks[i]["body"]).groups()
             rename[written] = read
         dropped = set(rename)
         kept = [b for i, b in enumerate(self.blocks) if i not in pads]
@@ -209,31 +240,9 @@ class _NormalForm:
         """Whether block ``index`` is a padding block: all spatial, ``a[...] = p[...]`` once the bounds guard
         is left out, and the value behind a guard."""
         signature = self.blocks[index]
-        if index == len(self.blocks) - 1 or "R" in signature["iters"] or not re.fullmatch(r"a\d+\[[^\]]*\]=p\d+\[[^\]]*\]", signature["body"] or ""):
+        if index == len(self.blocks) - 1 or "R" in signature["iters"] or not _COPY.fullmatch(signature["body"] or ""):
             return False
         return isinstance(block.body, self.tvm.tirx.BufferStore) and _guard(self.tvm, block.body.value) is not None
-
-    def _stmt(self, stmt):
-        s_tir = self.tvm.s_tir
-        tirx = self.tvm.tirx
-        if stmt is None:
-            return
-        if isinstance(stmt, s_tir.SBlockRealize):
-            self._stmt(stmt.block)
-        elif isinstance(stmt, s_tir.SBlock):
-            for buffer in stmt.alloc_buffers:
-                self._buffer(buffer)
-            if stmt.name_hint == "root" and not stmt.iter_vars:
-                self._stmt(stmt.body)
-            else:
-                self._block(stmt)
-        elif isinstance(stmt, tirx.SeqStmt):
-            for s in stmt.seq:
-                self._stmt(s)
-        elif isinstance(stmt, tirx.For):
-            self._stmt(stmt.body)
-        elif hasattr(stmt, "body"):  # attribute, let, allocation, ...: look through it
-            self._stmt(stmt.body)
 
     def _block(self, block):
         self.block_nodes.append(block)
@@ -369,7 +378,7 @@ def _block_word(tvm, block, form, index) -> str | None:
     if name == "pad_temp":
         following = [strip_digits(b.name_hint) for b in form.block_nodes[index + 1 : index + 2]]
         return None if following and following[0].startswith("conv") else "pad"
-    if (bare in ("reshape", "multiply") and re.fullmatch(r"a\d+\[[^\]]*\]=p\d+\[[^\]]*\]", signature["body"])):
+    if (bare in ("reshape", "multiply") and _COPY.fullmatch(signature["body"])):
         return None  # padding, parameter reshapes and copies belong to the op they feed
     if "R" in signature["iters"]:
         if bare.endswith("_red"):

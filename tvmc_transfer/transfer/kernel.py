@@ -81,10 +81,8 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
                 best = (mean, candidate)
             if batch_best is None or mean < batch_best[0]:
                 batch_best = (mean, position)
-        improved = batch_best is not None and (before is None or batch_best[0] < before)
-        late = batch_best is not None and batch_best[1] >= len(batch) // 2
-        if not queue or not improved or not late or (deadline is not None and time.time() > deadline):
-            break  # the ranking still found better ones low in the batch: the next ranked ones may be better yet
+        if not queue or not next_batch_pays(batch_best, before, len(batch)) or (deadline is not None and time.time() > deadline):
+            break
         batch, queue = queue[:top], queue[top:]
         measured = _measure(batch, check, builder, runner, target)
     default_secs, default_args = _default_time(task, check, best and best[0], builder, runner, target)
@@ -101,6 +99,14 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
         default_seconds=_mean(default_secs),
     )
     return _keep_default_if_faster(row, task.mod, default_secs, default_args, target, folder)
+
+
+def next_batch_pays(batch_best, before, size: int) -> bool:
+    """Transfer's stopping rule: measure the next ranked batch only when the last one (``size`` candidates; its
+    best ``(seconds, position)``, None when none ran) beat ``before`` (the best before it, None: nothing) with
+    a candidate from its lower-ranked half. Then the ranking still found better ones low in the batch, and the
+    next ranked ones may be better yet."""
+    return batch_best is not None and (before is None or batch_best[0] < before) and batch_best[1] >= size // 2
 
 
 WRONG = "wrong"  # in place of run_secs: the candidate computed wrong numbers (and was not run)

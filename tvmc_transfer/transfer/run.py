@@ -127,10 +127,11 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         for n, i in enumerate(order):
             task, klass = tasks[i], classes[i]
             key = workload_hash(task.mod)
-            candidates = candidates_for(klass, iter_extents(task.mod), chosen, options)
+            done = journal.done.get(key)
             # a kernel an earlier run left unmatched is tried again when this version matches it (padding)
-            if key in journal.done and not (candidates and journal.done[key]["status"] == "unmatched"):
-                results[i] = attrs.evolve(KernelTransfer(**journal.done[key]), index=task.index, task=task.name, weight=task.weight)
+            candidates = [] if done and done["status"] != "unmatched" else candidates_for(klass, iter_extents(task.mod), chosen, options)
+            if done and not candidates:
+                results[i] = attrs.evolve(KernelTransfer(**done), index=task.index, task=task.name, weight=task.weight)
                 continue
             row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "unmatched")
             if candidates and deadline is not None and time.time() > deadline:
