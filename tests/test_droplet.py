@@ -640,6 +640,9 @@ def test_cli_refines_existing_records_only_and_resumes(tuned_cnn, tvmc, tmp_path
     model, prior = tuned_cnn
     records = str(tmp_path / "refined")
     args = ["tune", model, "-o", records, "--tuning-records", prior, "--trials", "0", "--droplet", "--droplet-trials", "3", *FAST_TUNE]
+    late = tvmc(*args, "--time-budget", "0.001")  # --time-budget covers droplet's batches: past it, none starts
+    assert late.code == 0 and "; 0 new trials in" in summary_rows(late.out)[1] and "the time limit stopped it" in late.out, late.out + late.err
+    assert len(record_lines(records)) == len(record_lines(prior))
     first = tvmc(*args)
     assert first.code == 0, first.err
     assert "; 0 new trials in" in first.out  # no evolutionary trial

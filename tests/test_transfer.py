@@ -527,6 +527,26 @@ def test_droplet_refines_the_transferred_schedules(tuned_cnn, models, tvmc, tmp_
     assert run.code == 0 and ": ok" in run.out, run.out + run.err
 
 
+def test_time_limit_covers_the_droplet_phase_and_a_rerun_goes_on(tuned_cnn, models, tvmc, tmp_path):
+    """``--time-limit`` counts droplet's batches too: past it a ``--droplet`` run starts none (the report says
+    the time limit stopped it, and nothing is half-written), and the same command without the limit goes on."""
+    _, records = tuned_cnn
+    output, report_path = tmp_path / "records", tmp_path / "report.json"
+    argv = ["transfer", models["tiny-cnn-b"], "--from", records, "-o", output, "--no-e2e", "--target", TARGET, *MEASURE]
+    assert tvmc(*argv).code == 0
+    lines = record_lines(output)
+    droplet = ["--droplet", "--droplet-trials", "4", "--report", report_path]
+    late = tvmc(*argv, *droplet, "--time-limit", "0.001")
+    assert late.code == 0, late.err
+    (phase,) = json.load(open(report_path))["phases"]
+    assert phase["out_of_time"] and phase["measured"] == 0 and record_lines(output) == lines
+    assert "the time limit stopped it" in late.out and "time limit" in late.out.split("droplet search (p < 0.05):")[1]
+    more = tvmc(*argv, *droplet)
+    assert more.code == 0, more.err
+    (phase,) = json.load(open(report_path))["phases"]
+    assert not phase["out_of_time"] and phase["measured"] > 0 and len(record_lines(output)) == len(lines) + phase["measured"]
+
+
 def test_time_limit_stops_between_kernels_and_writes_nothing_partial(tuned_cnn, models, tvmc, tmp_path):
     _, records = tuned_cnn
     output = tmp_path / "records"

@@ -20,12 +20,15 @@ from .target import tuning_target
 from .tuning.droplet_search import DropletOptions, DropletSearch, Shared, mean_of
 
 
-def refine_tasks(tasks, target, folder, options: DropletOptions, measure: MeasureOptions, progress=True) -> DropletReport:
-    """Refine each task's best schedule in the open ``RecordsFolder`` ``folder`` with droplet search."""
+def refine_tasks(tasks, target, folder, options: DropletOptions, measure: MeasureOptions, progress=True, deadline: float | None = None) -> DropletReport:
+    """Refine each task's best schedule in the open ``RecordsFolder`` ``folder`` with droplet search. The
+    walks take their first batches costliest kernel first (best record times uses), so that a ``deadline``
+    (``time.monotonic()``; no batch starts after it) cuts the light kernels' walks, not the heavy ones'."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
     from tvm_ffi import structural_hash
 
     from .intrinsics import load_tensor_intrinsics
+    from .tasks import costliest_first
     from .tuning.task_logs import tune_contexts
     from .tuning.scheduler import CommittingGradientScheduler
 
@@ -33,14 +36,16 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
         raise TVMCException("droplet search compares repeated measurements with a t-test: use --repeat 2 or more")
     start = time.time()
     load_tensor_intrinsics(target)
+    tasks = costliest_first(tasks, {t.index: folder.best_seconds(t.mod) for t in tasks})
     keys = {str(structural_hash(t.mod)): t for t in tasks}
     names = {k: f"#{t.index} {t.name}" for k, t in keys.items()}
     shared = Shared(options, folder, names, sys.stderr if progress else None)
     batch = options.batch or max(16, measure.parallel)
     with tune_contexts([t.extracted for t in tasks], folder.path, DropletSearch(options, shared), measure.parallel, seed=0) as (contexts, weights):
         if not contexts:
-            return DropletReport((), options.pvalue, time.time() - start)
+            return DropletReport((), options.pvalue, time.time() - start, options.trials)
         builder = measure.make_builder(target)
+        scheduler = CommittingGradientScheduler(seed=0, deadline=deadline, measure_alone=not measure.rpc_tracker)
         try:
             ms.tune_tasks(
                 tasks=contexts,
@@ -58,7 +63,7 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
                 measure_callbacks=[ms.measure_callback.AddToDatabase(), ms.measure_callback.RemoveBuildArtifact()],
                 # Commits each batch at once, as tune does; a local runner measures alone, so the t-tests compare
                 # samples no search slowed.
-                task_scheduler=CommittingGradientScheduler(seed=0, measure_alone=not measure.rpc_tracker),
+                task_scheduler=scheduler,
             )
         finally:
             builder.shutdown()
@@ -66,7 +71,7 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
     for key, task in keys.items():
         first, last, moves, trials, measured, converged = shared.results.get(key, (None, None, (), 0, 0, False))
         results.append(DropletTaskResult(task.index, task.name, task.weight, mean_of(first), mean_of(last), moves, trials, measured, converged))
-    return DropletReport(tuple(sorted(results, key=lambda r: r.index)), options.pvalue, time.time() - start)
+    return DropletReport(tuple(sorted(results, key=lambda r: r.index)), options.pvalue, time.time() - start, options.trials, scheduler.out_of_time)
 
 
 def refine_with_droplet(model, target, records: str, options: DropletOptions = DropletOptions(), measure: MeasureOptions = MeasureOptions(), tasks: str | None = None, progress=True, lowering=None) -> DropletReport:
@@ -90,6 +95,6 @@ def droplet_phase(options: DropletOptions):
     its best record, or from the fastest of its design spaces when it has none)."""
 
     def phase(session) -> DropletReport:
-        return refine_tasks(session.tasks, session.target, session.folder, options, session.options.measure)
+        return refine_tasks(session.tasks, session.target, session.folder, options, session.options.measure, deadline=session.deadline)
 
     return phase

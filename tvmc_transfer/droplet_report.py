@@ -30,6 +30,8 @@ class DropletReport:
     tasks: tuple  # of DropletTaskResult
     pvalue: float
     wall_seconds: float
+    trials_per_task: int = 0  # each walk's budget (0: not known)
+    out_of_time: bool = False  # the command's time limit stopped the walks that had not ended
 
     @property
     def measured(self) -> int:
@@ -44,11 +46,12 @@ class DropletReport:
             start = f"{t.start_seconds * 1e6:11.2f}" if t.start_seconds else f"{'-':>11}"
             final = f"{t.final_seconds * 1e6:11.2f}" if t.final_seconds else f"{'-':>11}"
             p = f"{t.p_value:8.1e}" if t.p_value is not None else f"{'-':>8}"
-            stop = "converged" if t.converged else "budget"
+            stop = "converged" if t.converged else "time limit" if self.out_of_time and t.trials < self.trials_per_task else "budget"
             rows.append(f"{t.index:>3}  {t.name[:32]:<32} {start} {final} {len(t.moves):>5} {p} {t.trials:>6}  {stop}")
         before, after = self.weighted("start_seconds"), self.weighted("final_seconds")
         gain = f"{before * 1e3:.3f} ms -> {after * 1e3:.3f} ms ({before / after:.2f}x)" if after else "nothing to compare"
-        rows.append(f"droplet: sum of weighted times {gain}; {self.measured} new trials in {self.wall_seconds:.1f} s")
+        late = "; the time limit stopped it (costliest kernels were visited first; run again to go on)" if self.out_of_time else ""
+        rows.append(f"droplet: sum of weighted times {gain}; {self.measured} new trials in {self.wall_seconds:.1f} s{late}")
         return "\n".join(rows)
 
     def to_json(self) -> dict:
@@ -80,4 +83,5 @@ class DropletReport:
             "speedup": before / after if after else None,
             "measured": self.measured,
             "wall_seconds": self.wall_seconds,
+            "out_of_time": self.out_of_time,
         }

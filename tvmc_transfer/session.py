@@ -27,13 +27,15 @@ class PhaseReport(Protocol):
 class Session:
     """What a command and its later phases work on: the model, the target, the kernels to work on (for
     transfer's phases, those with a measured record), the open records folder (``records.RecordsFolder``) and
-    the command's options (``options.measure`` is the measurement protocol every phase uses)."""
+    the command's options (``options.measure`` is the measurement protocol every phase uses), and when the
+    command's time is up (``time.monotonic()``; None: no limit): a phase starts no batch after it."""
 
     model: object
     target: object
     tasks: list
     folder: object
     options: object
+    deadline: float | None = None
 
     @property
     def database(self):

@@ -159,7 +159,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
         finally:
             builder.shutdown()
     new_trials = sum(t.trials for t in task_results(tasks, database)) - already  # the measured defaults included
-    phases = session.run(plan)
+    phases = attrs.evolve(session, deadline=deadline).run(plan)  # --time-budget covers the phases too
     stopped = tuple(sorted(tuned[i].index for i in scheduler.stalled())) if tuned else ()
     wall = time.time() - start
     return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, wall, phases, clock.time(wall), stopped, scheduler.out_of_time, seeds)

@@ -44,7 +44,7 @@ class TransferOptions:
     rtol: float = 1e-3
     e2e: bool = True
     e2e_repeat: int = 10
-    time_limit: float | None = None  # seconds; no new kernel or batch is started after it (the next run goes on)
+    time_limit: float | None = None  # seconds; no new kernel or batch (droplet's too) is started after it (the next run goes on)
     exact_classes: bool = False
     measure: MeasureOptions = attrs.field(factory=lambda: MeasureOptions(passes=2))  # a batch measured twice: the stopping rule compares
     lowering: Lowering = attrs.field(factory=Lowering)  # of the target's kernels (the sources' records match it)

@@ -162,7 +162,8 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     if plan is not None and plan.phases and complete:
         phase_start = time.time()
         with_records = [t for t in tasks if folder.best_seconds(t.mod) is not None]
-        phases = Session(model, target, with_records, folder, options).run(plan)
+        left = None if deadline is None else time.monotonic() + deadline - time.time()  # --time-limit covers the phases
+        phases = Session(model, target, with_records, folder, options, left).run(plan)
         final = tuple(folder.best_seconds(t.mod) for t in tasks)
         journal.session(time.time() - phase_start)
     search_seconds = journal.sessions  # this session's and earlier ones' on this output
