@@ -108,16 +108,17 @@ def _features(target) -> set:
 
 
 def layout_passes(target, lowering: Lowering = Lowering()) -> list:
-    """The conversion of the convolutions to the lowering's layout for ``target``, when it has one (the clamps
-    rewritten first, so that the new layout goes through them: ``clamps.py``)."""
-    from tvm import relax  # pylint: disable=import-outside-toplevel
-
-    from .clamps import clamps_as_binary_ops
-
+    """The conversion of the convolutions to the lowering's layout for ``target``, when it is not the model's own
+    NCHW (the clamps rewritten first, so that the new layout goes through them: ``clamps.py``). A model the
+    conversion fails on keeps its own layout, with one warning (``layout_conversion.py``)."""
+    from .clamps import clamps_as_binary_ops  # pylint: disable=import-outside-toplevel
+    from .layout_conversion import convert_layout_or_keep
     from .winograd import winograd_convolutions
 
     layout = lowering.layout_for(target)
-    passes = [clamps_as_binary_ops(), relax.transform.ConvertLayout({"relax.nn.conv2d": LAYOUTS[layout]})] if layout else []
+    passes = [clamps_as_binary_ops()] if layout else []  # (with NCHW too: records tuned under it saw them rewritten)
+    if layout and layout != "NCHW":  # the model's own layout: nothing to convert
+        passes.append(convert_layout_or_keep(layout, LAYOUTS[layout]))
     return passes + [winograd_convolutions()] if lowering.winograd_for(target) else passes
 
 
