@@ -55,6 +55,9 @@ def load_tensor_intrinsics(target) -> None:
     Call it before creating MetaSchedule tune contexts; afterwards their own ``import
     tvm.s_tir.tensor_intrin`` finds the package already in ``sys.modules`` and costs nothing.
     """
+    from .pool_rules import register_pool_rules  # pylint: disable=import-outside-toplevel
+
+    register_pool_rules()  # also what tune contexts look up: the pooling kernels' schedule rules
     if _PACKAGE not in sys.modules:
         _register_lean_package()
     for name in intrinsic_modules(target):

@@ -70,7 +70,9 @@ def convert_layout_or_keep(layout: str, layouts: list):
 def _convert(mod, layouts):
     from tvm import relax  # pylint: disable=import-outside-toplevel
 
-    return relax.transform.ConvertLayout({"relax.nn.conv2d": layouts})(mod)
+    # A transposed convolution would follow its input into NHWC, where TVM 0.27 has no kernel for it (it legalizes
+    # NCHW only, and the build then fails in code generation): it keeps NCHW, with a transpose on each side.
+    return relax.transform.ConvertLayout({"relax.nn.conv2d": layouts, "relax.nn.conv2d_transpose": ["NCHW", "IOHW"]})(mod)
 
 
 def _report(fallback: LayoutFallback, mod) -> None:

@@ -38,7 +38,7 @@ def add_tune_parser(subparsers, main_parser, json_config):
 
 
 def drive_tune(args) -> int:
-    from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
+    from ..errors import TVMCException, lowering_hint, tvm_errors  # pylint: disable=import-outside-toplevel
     from ..tasks import extract_tasks, format_task_table
     from ..tune import TuneOptions, tune_model
 
@@ -46,8 +46,10 @@ def drive_tune(args) -> int:
         raise TVMCException("give the records folder to write with -o RECORDS")
     target = target_from_args(args)
     model = load_model_from_args(args)
+    what_to_try = lowering_hint(target, lowering_from_args(args))
     if args.tasks == "list":
-        print(format_task_table(extract_tasks(model, target, lowering_from_args(args))))
+        with tvm_errors("task extraction", what_to_try):
+            print(format_task_table(extract_tasks(model, target, lowering_from_args(args))))
         return 0
     check_output_folder(args.output, "records")
     options = TuneOptions(
@@ -63,7 +65,8 @@ def drive_tune(args) -> int:
         measure=measure_options_from_args(args),
         lowering=lowering_from_args(args),
     )
-    report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan_from_args("tune", args))
+    with tvm_errors("tuning", what_to_try):
+        report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan_from_args("tune", args))
     print(report.table())
     for phase in report.phases:
         print(phase.summary())
