@@ -158,7 +158,7 @@ class Bench:
 
     def _options(self) -> TransferOptions:
         return TransferOptions(max_candidates=self.args.max_candidates, max_per_kernel=self.args.max_per_kernel or None, measure_top=self.args.measure_top or None,
-                               e2e=False, measure=attrs.evolve(self.measure, passes=self.args.passes), lowering=self.lowering)
+                               e2e=False, measure=attrs.evolve(self.measure, passes=self.args.passes), lowering=self.lowering, use_library=False)
 
     def _follow_up(self, kind, source, target_model, suffix, options, plan) -> dict:
         """A step after the transfer, run on a copy of its output: the copy's journal says every kernel is

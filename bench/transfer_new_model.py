@@ -104,7 +104,7 @@ def main():
 
     transferred = os.path.join(args.work, "transfer-records")
     if "transfer" not in state:
-        report = transfer_tune(model, target, sources, transferred, TransferOptions(time_limit=args.time_limit, e2e=False))
+        report = transfer_tune(model, target, sources, transferred, TransferOptions(time_limit=args.time_limit, e2e=False, use_library=False))
         print(report.table())
         totals = report.totals()
         if not totals["complete"]:

@@ -22,7 +22,7 @@ for spec in $PAIRS; do
   IFS=: read -r src dst limit <<< "$spec"
   [ -f "$OUT/$dst.onnx" ] || tvmc zoo "$dst" -o "$OUT/$dst.onnx" > /dev/null
   echo "=== $src -> $dst, --time-limit $limit ($(date +%T))"
-  tvmc transfer "$OUT/$dst.onnx" --from "$RECORDS/$src-$TAG-records" -o "$OUT/$src-to-$dst-records" --droplet \
+  tvmc transfer "$OUT/$dst.onnx" --from "$RECORDS/$src-$TAG-records" -o "$OUT/$src-to-$dst-records" --no-library --droplet \
     --droplet-trials "$TRIALS" --time-limit "$limit" --target native --no-e2e --report "$OUT/$src-to-$dst.json" 2>&1 \
     | grep -v "^droplet #\|^transfer: \["
   tvmc compile "$OUT/$dst.onnx" --tuning-records "$OUT/$src-to-$dst-records" --no-default-schedules --target native \

@@ -74,7 +74,7 @@ def main() -> None:
     start = time.time()
     report = transfer_tune(load_model(model_file(target_model, args.work)), parse_target(args.target),
                            [tagged_records(args, source)], output,
-                           TransferOptions(e2e=False, time_limit=args.time_limit, lowering=lowering_of(args)))
+                           TransferOptions(e2e=False, time_limit=args.time_limit, lowering=lowering_of(args), use_library=False))
     wall = time.time() - start
     done = [k for k in report.kernels if k.search_seconds]
     print(f"{args.pair}: {len(done)} kernels, {sum(k.measured for k in done)} candidates measured in {wall:.1f} s "

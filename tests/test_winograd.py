@@ -122,7 +122,7 @@ def test_winograd_schedules_transfer_to_other_shapes(tuned_convs, tmp_path):
     another image size, checked and measured, and the package matches ONNX Runtime."""
     other = four_convs(str(tmp_path / "wider.onnx"), channels=32, size=20)
     output, report = tmp_path / "transferred", tmp_path / "report.json"
-    result = run_cli("transfer", other, "--from", tuned_convs, "-o", output, "--report", report, "--desired-layout", "NHWC", "--winograd", "--no-e2e",
+    result = run_cli("transfer", other, "--from", tuned_convs, "-o", output, "--report", report, "--desired-layout", "NHWC", "--winograd", "--no-e2e", "--no-library",
                      "--target", TARGET, "--min-repeat-ms", "5", "--number", "2")
     assert result.code == 0, result.err
     kernels = {k["task"]: k for k in json.load(open(report))["kernels"]}

@@ -3,8 +3,9 @@
 A library file (``tvmc_transfer/data/schedules-<family>.json.xz``) holds, for every workload of the records
 folders it was built from, its best few measured tuning records: the workload's TIR and each record's trace,
 times, target and argument info, in MetaSchedule's own JSON forms, compressed with xz. ``tvmc compile`` without
-tuning records transfers these schedules onto the model's kernels (``default_schedules.py``); nothing in a
-library is applied without being replayed and checked on the kernel first.
+tuning records transfers these schedules onto the model's kernels (``default_schedules.py``), and ``tvmc
+transfer`` transfers from it as from a records folder, measuring them here (``transfer/sources.library_source``);
+nothing in a library is applied without being replayed and checked on the kernel first.
 
 A family says which processors its schedules are meant for: the target kind and architecture, the LLVM CPU
 features every one of them has (``requires``) and the processor it was tuned on. A target whose features include
@@ -45,6 +46,13 @@ class Library:
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
+
+    def describe(self, target=None) -> str:
+        """``x86-64 AVX2+FMA (schedules-x86-avx2.json.xz 2026.12-5, tuned on llvm -mcpu=znver3)``; for a ``target``
+        that lacks features the family requires (a library used outside its family), also what it lacks."""
+        label = f"{self.family} ({self.name} {self.version}, tuned on {self.tuned_on})"
+        missing = sorted(set(self.requires) - target_features(target)) if target is not None else []
+        return label + (f"; outside its family: the target lacks {', '.join(missing)}" if missing else "")
 
 
 def library_paths() -> list:
@@ -90,6 +98,17 @@ def find_library(target, paths: list | None = None) -> tuple:
     if fitting:
         return max(fitting)[1], True
     return (min(other)[1], False) if other else (None, False)
+
+
+def library_for(target) -> Library | None:
+    """The library ``find_library`` picks for ``target``, read; None when no library is for its architecture."""
+    path, _ = find_library(target)
+    return read_library(path) if path else None
+
+
+def families() -> list:
+    """The families of the shipped libraries, e.g. ``["x86-64 AVX-512", "x86-64 AVX2+FMA"]`` (for messages)."""
+    return sorted(_header(path)["family"] for path in library_paths())
 
 
 def read_library(path: str) -> Library:
@@ -166,21 +185,25 @@ def _raw_mean(raw: list) -> float:
 def write_library(path: str, folders: list, family: str, arch: str, requires: list, version: str, top_k: int = 3) -> dict:
     """Write the best ``top_k`` measured records of every workload in the records ``folders`` as a library file.
 
-    The records may come from several processors of the family (``tuned_on`` names them all). Returns the
-    header written."""
+    The records may come from several processors of the family (``tuned_on`` names them all). A workload that
+    several folders hold (a model tuned on two processors, a kernel two models share) is written once, with the
+    fastest ``top_k`` of all its records. Returns the header written."""
     import tvm  # pylint: disable=import-outside-toplevel
 
     from .errors import TVMCException
-    from .records.database import mean_seconds, open_database, target_label
-    from .transfer.sources import records_by_workload
+    from .records.database import mean_seconds, target_label
+    from .transfer.sources import best_records
 
-    entries, targets = [], set()
+    groups = {}  # workload hash -> (mod, records of every folder), in the order first met
     for folder in folders:
-        groups, _, _, _, _ = records_by_workload(open_database(folder))
-        for mod, records in groups.values():
-            best = sorted(records, key=mean_seconds)[:top_k]
-            targets.update(target_label(r.target) for r in best)
-            entries.append({"mod": tvm.ir.save_json(mod), "records": [_record_json(r) for r in best]})
+        found, _, _, _, _ = best_records(folder, None, top_k)  # each workload's fastest, read as plain JSON
+        for key, (mod, records) in found.items():
+            groups.setdefault(key, (mod, []))[1].extend(records)
+    entries, targets = [], set()
+    for mod, records in groups.values():
+        best = sorted(records, key=mean_seconds)[:top_k]
+        targets.update(target_label(r.target) for r in best)
+        entries.append({"mod": tvm.ir.save_json(mod), "records": [_record_json(r) for r in best]})
     if not targets:
         raise TVMCException(f"the records folders {', '.join(folders)} hold no measured records")
     first = entries[0]["records"][0]

@@ -15,12 +15,16 @@ def add_transfer_parser(subparsers, main_parser, json_config):
         "transfer",
         help="transfer-tune a model with the tuning records of other models",
         description="For every kernel of MODEL, replay the tuned schedules of kernels of the same class (same "
-        "computation, other shapes) from the source records, check each one numerically, measure it, and write "
-        "the correct ones as ordinary tuning records for 'tvmc compile --tuning-records'. Running the same "
-        "command again resumes.",
+        "computation, other shapes) from the sources, check each one numerically, measure it, and write "
+        "the correct ones as ordinary tuning records for 'tvmc compile --tuning-records'. The sources are the "
+        "schedule library shipped for the target's CPU family (the zoo's tuned records) and the --from records "
+        "folders. Running the same command again resumes.",
     )
     add_model_arguments(parser)
-    parser.add_argument("--from", dest="sources", action="append", required=True, metavar="RECORDS", help="records folder to transfer from (repeatable)")
+    parser.add_argument("--from", dest="sources", action="append", default=[], metavar="RECORDS",
+                        help="records folder to transfer from, besides the schedule library (repeatable)")
+    parser.add_argument("--no-library", action="store_true",
+                        help="leave out the schedule library shipped for the target's CPU family: transfer from the --from folders only (a held-out experiment)")
     parser.add_argument("-o", "--output", required=True, metavar="RECORDS", help="records folder to write (and resume)")
     parser.add_argument("--sources", dest="source_mode", choices=("auto", "all"), default="all", help="'auto': the best-ranked sources until coverage stops growing; 'all' (default): every source")
     parser.add_argument("--max-candidates", type=int, default=1, metavar="K", help="best K records of each matching source kernel (default 1; 0: every record)")
@@ -64,7 +68,8 @@ def _measure_top(text: str) -> int | None:
 
 
 def drive_transfer(args) -> int:
-    from ..transfer import TransferOptions, transfer_tune  # pylint: disable=import-outside-toplevel
+    from ..errors import lowering_hint, tvm_errors  # pylint: disable=import-outside-toplevel
+    from ..transfer import TransferOptions, transfer_tune
 
     check_output_folder(args.output, "records")
     if args.report:
@@ -74,6 +79,7 @@ def drive_transfer(args) -> int:
         max_per_kernel=args.max_per_kernel,
         measure_top=args.measure_top,
         sources=args.source_mode,
+        use_library=not args.no_library,
         tune_rest=args.tune_rest,
         population=args.population,
         seed=args.seed,
@@ -87,7 +93,8 @@ def drive_transfer(args) -> int:
     )
     plan = plan_from_args("transfer", args)
     target = target_from_args(args)
-    report = transfer_tune(load_model_from_args(args), target, args.sources, args.output, options, plan=plan)
+    with tvm_errors("transfer", lowering_hint(target, options.lowering)):
+        report = transfer_tune(load_model_from_args(args), target, args.sources, args.output, options, plan=plan)
     print(report.table())
     if report.tune_rest is not None:
         print(report.tune_rest.table())

@@ -32,12 +32,15 @@ class TransferOptions:
     model (``default_picks.py``; nearest shapes first without it), then built, checked and measured in that
     order, K at a time: the first K with the unscheduled kernel, and the next K only while the last batch beat
     everything measured before it with one of its lower-ranked half (None: every candidate, unranked).
+    ``use_library``: the schedule library shipped for the target's CPU family (``schedule_library.py``) is a
+    source besides the records folders given; False leaves it out (a held-out experiment, say).
     """
 
     max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
     max_per_kernel: int | None = attrs.field(default=None, validator=_positive_or_none("max-per-kernel"))
     measure_top: int | None = attrs.field(default=8, validator=_positive_or_none("measure-top", "'all'"))
     sources: str = "all"
+    use_library: bool = True
     tune_rest: int = 0
     population: int = 512  # evolutionary search population for --tune-rest
     seed: int = 0

@@ -61,6 +61,8 @@ class TransferReport:
     final_seconds: tuple = ()
     # how each kernel's candidates were ordered before checking and measuring (--measure-top): RANKINGS
     ranked_by: str = "the cost model"
+    # the schedule library used as a source (``Library.describe``), or why none: "left out", "none for ..."
+    library: str | None = None
 
     def _weighted(self, statuses) -> float:
         total = sum(k.flops * k.weight for k in self.kernels)
@@ -116,7 +118,8 @@ class TransferReport:
         }
 
     def table(self) -> str:
-        rows = format_ranking(self.sources, "sources (by weighted-FLOP coverage of the target):").split("\n")
+        rows = [f"schedule library: {self.library}"] if self.library else []
+        rows += format_ranking(self.sources, "sources (by weighted-FLOP coverage of the target):").split("\n")
         rows.append("")
         rows.append(f"{'#':>3}  {'task':<26} {'class':<40} {'w':>2} {'cand':>4} {'rank':>4} {'meas':>4} {'ok':>3} {'wrong':>5} {'inv':>3}  {'best (us)':>10} {'default':>10} {'x':>6}  {'status':<11} best source")
         for k in self.kernels:
@@ -166,6 +169,7 @@ class TransferReport:
             "kernels": [{**plain(k), "speedup": k.speedup, **self._final(i)} for i, k in enumerate(self.kernels)],
             "totals": self.totals(),
             "ranked_by": self.ranked_by,
+            "library": self.library,
         }
         if self.tune_rest is not None:
             seeds = self.tune_rest.seeds

@@ -9,7 +9,9 @@ fail anywhere are counted and dropped. Before any is checked, a kernel's replaye
 shipped cost model, and only the best ranked are checked and measured (``--measure-top``, ``kernel.py``). The survivors are written as ordinary MetaSchedule tuning records, so
 ``tvmc compile --tuning-records`` (or plain TVM) applies the fastest.
 
-Sources are read and ranked in ``sources.py``, one kernel is transferred in ``kernel.py``. A second run with
+The sources are the schedule library shipped for the target's CPU family (``schedule_library.py``: the zoo's
+tuned records; ``TransferOptions.use_library=False`` leaves it out) and the records folders given, all read
+and ranked alike in ``sources.py``; one kernel is transferred in ``kernel.py``. A second run with
 the same output folder resumes: finished kernels are read back from the folder's journal (``journal.py``) and not
 measured again.
 
@@ -20,6 +22,9 @@ have records, in the same open records folder and with the same measurement prot
 >>> report = transfer_tune(load_model("b.onnx"), parse_target("llvm"), ["a-records"], "b-records",
 ...                        TransferOptions(max_candidates=2))                              # doctest: +SKIP
 >>> print(report.table())                                                                  # doctest: +SKIP
+>>> report = transfer_tune(load_model("b.onnx"), parse_target("native"), [], "b-records")  # doctest: +SKIP
+>>> report.library                         # the library alone                              # doctest: +SKIP
+'x86-64 AVX-512 (schedules-x86-avx512.json.xz 2026.12-4, tuned on llvm -mcpu=znver4, llvm -mcpu=znver5)'
 """
 
 import json
@@ -46,7 +51,7 @@ from .journal import Journal
 from .kernel import transfer_kernel
 from .options import TransferOptions
 from .report import RANKINGS, KernelTransfer, TransferReport
-from .sources import candidates_for, format_ranking, rank_sources, read_source, records_to_read
+from .sources import candidates_for, format_ranking, library_source, nothing_to_transfer_from, rank_sources, read_source, records_to_read
 
 log = logging.getLogger("tvmc")
 
@@ -64,7 +69,8 @@ def _progress(enabled: bool, text: str) -> None:
 
 
 def transfer_tune(model, target, sources, output: str, options: TransferOptions = TransferOptions(), progress: bool = True, plan: Plan | None = None) -> TransferReport:
-    """Transfer-tune ``model`` for ``target`` from the records folders ``sources`` into the folder ``output``.
+    """Transfer-tune ``model`` for ``target`` from the schedule library of its CPU family and the records folders
+    ``sources`` (may be empty) into the folder ``output``.
 
     Returns a ``TransferReport``; the records in ``output`` are ordinary MetaSchedule tuning records. The
     phases of ``plan`` run afterwards on ``output`` (what ``tvmc transfer --droplet`` does):
@@ -81,13 +87,14 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     from .classes import iter_extents, kernel_class
 
     start = time.time()
-    sources = [sources] if isinstance(sources, str) else list(sources)
-    if not sources:
-        raise TVMCException("give at least one records folder to transfer from (--from RECORDS)")
+    sources = [sources] if isinstance(sources, str) else list(sources or ())
     out = os.path.abspath(output)
     if any(os.path.abspath(s) == out for s in sources):
         raise TVMCException(f"the output '{output}' is also a source; write the transferred records to a new folder")
     target = tuning_target(target)
+    library, library_label = library_source(target, options.use_library)
+    if not sources and library is None:
+        raise TVMCException(nothing_to_transfer_from(target, options.use_library))
     read = [read_source(path, target, records_to_read(options)) for path in sources]  # fail on a bad source before writing anything
     for source in read:
         if source.other_target:
@@ -100,6 +107,8 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             f"no source has records for {target_label(target)}: they are for {', '.join(theirs)}; "
             f"pass --target '{theirs[0]}' to transfer for that processor, or tune the sources for this one"
         )
+    read += [library.source] if library is not None else []
+    _progress(progress, f"schedule library: {library_label}")  # (after the checks: an error is one line)
     tasks = extract_tasks(model, target, options.lowering)
     if not tasks:
         raise TVMCException(f"{model.path} has no kernels to tune")
@@ -108,12 +117,16 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     _progress(progress, format_ranking(ranks).replace("\n", "\ntransfer: "))
     chosen_paths = {r.path for r in ranks if r.chosen}
     chosen = [s for s in read if s.path in chosen_paths]
+    if library is not None and library.source.path not in chosen_paths:
+        library_label += " (not used: it holds no class of this model's kernels)"
+    # the library by name and version, not by where the package is installed: a rerun resumes wherever it is
+    identity = {library.source.path: f"library {library.name} {library.version}"} if library is not None else {}
 
     folder = RecordsFolder(output, create=True)
     # (journals written before epilogue matching existed hold exact-class results: --exact-classes resumes them)
     # (and those written before --measure-top existed measured every candidate: --measure-top all resumes them)
     top = [] if options.measure_top is None else [f"measure-top {options.measure_top}"]
-    fingerprint = json.dumps([sorted(chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)] + ([] if options.exact_classes else ["epilogues"]) + top)
+    fingerprint = json.dumps([sorted(identity.get(p, p) for p in chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)] + ([] if options.exact_classes else ["epilogues"]) + top)
     journal = Journal(folder, fingerprint)
     load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
     cost_model, ranked_by = _ranking_model(options)
@@ -180,6 +193,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         phases,
         final,
         ranked_by,
+        library_label,
     )
 
 

@@ -94,7 +94,8 @@ def read_source(path: str, target, keep: int | None = None) -> Source:
 
 
 def best_records(path: str, target, keep: int) -> tuple:
-    """``records_by_workload`` of the folder ``path`` with only each workload's ``keep`` fastest measured records.
+    """``records_by_workload`` of the folder ``path`` with only each workload's ``keep`` fastest measured records
+    (for ``target``; every target's when it is None).
 
     The records file is read as plain JSON and only the records kept become TVM objects; MetaSchedule's
     ``JSONDatabase`` parses every trace, which takes minutes for thousands of prepacked records (15 kB each)."""
@@ -121,7 +122,7 @@ def best_records(path: str, target, keep: int) -> tuple:
                 key = json.dumps(record[2], sort_keys=True)
                 if key not in targets:
                     parsed = tvm.target.Target(record[2])
-                    targets[key] = (target_label(parsed), same_target(parsed, target))
+                    targets[key] = (target_label(parsed), target is None or same_target(parsed, target))
                 label, same = targets[key]
                 if not same:
                     other += 1
@@ -145,6 +146,39 @@ def best_records(path: str, target, keep: int) -> tuple:
     except Exception as err:  # pylint: disable=broad-except  # a line JSON or TVM cannot parse
         raise corrupt_records(path, err) from None
     return groups, order, other, unmeasured, tuple(sorted(labels))
+
+
+def library_source(target, use: bool = True) -> tuple:
+    """``(Library or None, label)``: the schedule library shipped for ``target``'s CPU family, a transfer source
+    like a records folder (its ``source``), and how a report names it; ``use=False`` leaves it out."""
+    from ..schedule_library import library_for  # pylint: disable=import-outside-toplevel
+
+    if not use:
+        return None, "left out"
+    library = library_for(target)
+    if library is None:
+        return None, f"none for {_processor(target)}"
+    return library, library.describe(target)
+
+
+def nothing_to_transfer_from(target, use_library: bool) -> str:
+    """The error when no records folder is given and no library is used: what is missing and what to do."""
+    from ..schedule_library import families  # pylint: disable=import-outside-toplevel
+
+    if not use_library:
+        return "--no-library leaves nothing to transfer from: give records folders with --from RECORDS"
+    return (
+        f"no schedule library ships for {_processor(target)}: the package has them for {' and '.join(families())} "
+        "only; give records to transfer from with --from RECORDS, a folder that 'tvmc tune' wrote for this target"
+    )
+
+
+def _processor(target) -> str:
+    """``aarch64 (llvm -mcpu=neoverse-n1)``: the architecture and processor of a target, for messages."""
+    from ..schedule_library import target_arch  # pylint: disable=import-outside-toplevel
+
+    arch = target_arch(target) if target.kind.name == "llvm" else target.kind.name
+    return f"{arch} ({target_label(target)})"
 
 
 @attrs.frozen
