@@ -8,7 +8,8 @@ the inference graph, in few kernels. Run on every model, in this order:
    initializer: shape operators on constants are computed in NumPy, so weights are constants that the folds
    below and weight prepacking see (TVM's ``FoldConstant`` compiled a kernel for each: 52 s on DenseNet-121).
    ``Dropout`` is the identity at inference. ONNX ``Sum`` is imported as ``stack`` then ``sum`` over a new
-   5-D axis, which no layout conversion can carry: it becomes a chain of ``add``. A per-channel constant of
+   5-D axis, which no layout conversion can carry: it becomes a chain of ``add`` (``Max``, ``Min`` and ``Mean``
+   likewise). A per-channel constant of
    fewer dimensions than the 4-D tensor it meets (``[C,1,1]``) is given the same rank, so that converting the
    tensor to NHWC converts the constant with it instead of wrapping the operator in transposes.
 2. **Batch norms after a convolution** (``_fold_batch_norms``) are folded into its weights and a bias, as
@@ -47,7 +48,8 @@ def _rewrite(mod, fold_affine: bool):
         if isinstance(func, relax.Function):
             rewriter = _rewriter_class()(mod, _use_counts(func), fold_affine)
             updated[gvar] = rewriter.visit_expr(func)
-    return relax.transform.DeadCodeElimination()(updated)
+    # a rule that returns an operand leaves ``y = x``: ConvertLayout would wrap such an alias in transposes
+    return relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(updated))
 
 
 def _use_counts(func) -> dict:
@@ -114,8 +116,8 @@ def _rewriter_class():
                 return call
             if name in _SHAPE_OPS:
                 return _or(self.shape_op(call, name), call)
-            if name == "relax.sum":
-                return _or(self.stacked_sum(call), call)
+            if name in ("relax.sum", "relax.mean", "relax.max", "relax.min"):
+                return _or(self.stacked_reduction(call, name), call)
             if name in _BINARY_OPS:
                 return _or(self.same_rank(call), call)
             return call
@@ -124,8 +126,8 @@ def _rewriter_class():
         def shape_op(self, call, name):
             shape = _static_shape(call)
             data = self.constant(call.args[0])
-            if shape is not None and name == "relax.broadcast_to" and tuple(_static_shape(call.args[0]) or ()) == shape:
-                return call.args[0]  # broadcast to its own shape
+            if shape is not None and name in ("relax.broadcast_to", "relax.reshape") and _static_shape(call.args[0]) == shape:
+                return call.args[0]  # to its own shape
             if data is None or shape is None:
                 return None
             if name == "relax.broadcast_to":
@@ -136,8 +138,9 @@ def _rewriter_class():
                 folded = data.reshape(shape)
             return relax.const(np.ascontiguousarray(folded), str(data.dtype))
 
-        def stacked_sum(self, call):
-            """``sum(stack([a, b, ...]), axis=0)`` (ONNX ``Sum``) as ``a + b + ...``."""
+        def stacked_reduction(self, call, name):
+            """``sum(stack([a, b, ...]), axis=0)`` (how ONNX's variadic ``Sum``, ``Max``, ``Min`` and ``Mean`` are
+            imported) as ``a + b + ...`` (``maximum``, ``minimum``; the mean divided by the count)."""
             axes = [int(a) for a in call.attrs.axis] if call.attrs.axis is not None else None
             stack = self.value_of(call.args[0])
             if axes != [0] or bool(call.attrs.keepdims) or not _is_call(stack, "relax.stack") or int(stack.attrs.axis) != 0:
@@ -145,11 +148,14 @@ def _rewriter_class():
             items = self.value_of(stack.args[0])
             if not isinstance(items, relax.Tuple) or len(items.fields) < 2:
                 return None
+            binary = {"relax.sum": relax.op.add, "relax.mean": relax.op.add, "relax.max": relax.op.maximum, "relax.min": relax.op.minimum}[name]
             terms = [_unbroadcast(self, item) for item in items.fields]
             total = terms[0]
             for term in terms[1:]:
-                total = relax.op.add(total, term)
-            return total if tuple(_static_shape(call) or ()) == tuple(_static_shape(self.builder_.normalize(total)) or (None,)) else None
+                total = binary(total, term)
+            if name == "relax.mean":
+                total = relax.op.divide(total, relax.const(len(terms), _dtype(call)))
+            return total if _static_shape(call) == _static_shape(self.builder_.normalize(total)) else None
 
         def same_rank(self, call):
             """A constant operand of fewer dimensions than a 4-D tensor operand gets its rank (leading 1s)."""
@@ -320,6 +326,10 @@ def _static_shape(expr):
         return tuple(int(v) for v in values)
     except TypeError:
         return None
+
+
+def _dtype(expr) -> str:
+    return str(expr.ty.dtype)
 
 
 def _rank(expr):
