@@ -45,6 +45,23 @@ def run_cli(*argv, env=None, cwd=None):
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_defaults_cache(tmp_path_factory):
+    """The session's fixtures (a tuning run chooses defaults) cache default schedules here, not in the home."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TVMC_TRANSFER_CACHE", str(tmp_path_factory.mktemp("session-defaults-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def defaults_cache(tmp_path_factory, monkeypatch):
+    """Each test its own, empty cache of default schedules (``defaults_cache.py``): no test reads another's
+    choices."""
+    folder = tmp_path_factory.mktemp("defaults-cache")
+    monkeypatch.setenv("TVMC_TRANSFER_CACHE", str(folder))
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """The tiny zoo models as ONNX files, written once per session."""

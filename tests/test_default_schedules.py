@@ -93,10 +93,10 @@ def test_shipped_libraries_cover_avx2_and_avx512_processors_and_rebuild(tuned_cn
     assert find_library(parse_target("llvm -mcpu=znver5 -mattr=-avx512f")) == (shipped, True)  # AVX-512 turned off
     assert find_library(parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1")) == (None, False)
     library = read_library(shipped)
-    assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 225  # the zoo in NCHW and in NHWC
+    assert library.tuned_on == "llvm -mcpu=znver3" and len(library.source.workloads) == 252  # the zoo in NCHW and (MobileNetV2 too) in NHWC
     wide = read_library(avx512)
     assert wide.tuned_on == "llvm -mcpu=znver4, llvm -mcpu=znver5" and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(wide.requires)
-    assert len(wide.source.workloads) == 114  # the zoo's three models in NHWC, the default layout there
+    assert len(wide.source.workloads) == 179  # the zoo's four models in NHWC, the default layout there, and two in NCHW
     for lib in (library, wide):
         assert all(1 <= len(w.records) <= 3 for w in lib.source.workloads)
     assert os.path.getsize(shipped) < 2_000_000 and os.path.getsize(avx512) < 2_000_000
@@ -180,3 +180,88 @@ def test_native_compile_takes_the_layout_and_library_of_this_cpu(models, tmp_pat
         assert [k.kind for k in only.kernels if k.kernel_class.startswith("conv2d")] == ["library"] * 2
         _outputs_match(models["tiny-resnet"], str(tmp_path / "library.tar"), (1, 3, 16, 16))
     _outputs_match(models["tiny-resnet"], package, (1, 3, 16, 16))
+
+
+def _kernels_by_how(report) -> dict:
+    found = {}
+    for k in report.defaults.kernels:
+        found.setdefault(k.how, []).append(k)
+    return found
+
+
+def test_a_second_compile_takes_every_default_from_the_cache(models, tmp_path, defaults_cache):
+    """The first compile chooses and remembers; the second builds and checks nothing, and gets the same."""
+    model, target = load_model(models["tiny-cnn-b"]), parse_target(AVX2)
+    first = compile_model(model, target, str(tmp_path / "first.tar")).defaults
+    assert first.cache.startswith(defaults_cache) and first.count_how("cached") == 0
+    chosen = [k for k in first.kernels if k.kind != "tuned"]
+    assert all(k.builds >= 2 for k in chosen if k.how == "picked")  # the unscheduled kernel and a candidate
+    assert len([f for f in os.listdir(first.cache) if f != "context.json"]) == len(chosen)
+    second = compile_model(model, target, str(tmp_path / "second.tar")).defaults
+    assert [k.how for k in second.kernels] == ["cached"] * len(chosen)
+    assert sum(k.builds + k.tried for k in second.kernels) == 0
+    assert [(k.kind, k.source) for k in second.kernels] == [(k.kind, k.source) for k in first.kernels]
+    assert f"0 chosen, 0 shared in their shape family, {len(chosen)} from the cache" in second.summary()
+    _outputs_match(models["tiny-cnn-b"], str(tmp_path / "second.tar"), (1, 3, 24, 24))
+    # another target (or library, cost model, options, TVM) is another cache: nothing of this one is read
+    other = compile_model(model, parse_target(GENERIC), str(tmp_path / "generic.tar"), default_schedules=DefaultOptions(samples=0)).defaults
+    assert other.count_how("cached") == 0 and other.cache != first.cache
+
+
+def test_a_damaged_cache_file_is_chosen_again(models, tmp_path):
+    """A file that does not parse, or holds a schedule that does not replay on its kernel, is ignored and rewritten."""
+    model, target = load_model(models["tiny-cnn-b"]), parse_target(AVX2)
+    first = compile_model(model, target, str(tmp_path / "first.tar")).defaults
+    conv = next(k for k in first.kernels if k.kernel_class.startswith("conv2d"))
+    dense = next(k for k in first.kernels if k.kernel_class.startswith("matmul"))
+    files = _cache_files(first, model, target)
+    with open(files[conv.index], encoding="utf-8") as f:
+        conv_entry = f.read()
+    with open(files[conv.index], "w", encoding="utf-8") as f:
+        f.write(conv_entry[:20])  # cut short
+    with open(files[dense.index], "w", encoding="utf-8") as f:
+        f.write(conv_entry)  # a convolution's schedule for the dense layer
+    second = compile_model(model, target, str(tmp_path / "second.tar")).defaults
+    again = {k.index for k in second.kernels if k.how != "cached"}
+    assert again == {conv.index, dense.index} and all(second.kernels[i].builds >= 2 for i in again)
+    _outputs_match(models["tiny-cnn-b"], str(tmp_path / "second.tar"), (1, 3, 24, 24))
+    third = compile_model(model, target, str(tmp_path / "third.tar")).defaults
+    assert third.count_how("cached") == len(third.kernels)  # rewritten by the second compile
+
+
+def _cache_files(report, model, target) -> dict:
+    """Task index -> its cache file."""
+    from tvmc_transfer.records.listing import workload_hash
+    from tvmc_transfer.tasks import extract_tasks
+
+    return {t.index: os.path.join(report.cache, f"{workload_hash(t.mod)}.json") for t in extract_tasks(model, target)}
+
+
+def test_kernels_of_one_shape_family_share_a_checked_choice(tmp_path, monkeypatch):
+    """Two convolutions whose loops are alike (16 -> 16 channels onto 16x16 outputs, one with stride 1, one with
+    stride 2 from a 32x32 input): the first is chosen for, the other takes its schedule replayed and checked,
+    and the package matches ONNX Runtime. Without the cache (``TVMC_TRANSFER_CACHE=off``) nothing is written."""
+    import onnx
+
+    from tvmc_transfer.onnx_graph import Graph
+
+    g = Graph(seed=5)
+    x = g.relu(g.conv("input", "stem", 3, 16, 3, pad=1))
+    x = g.relu(g.conv(x, "down", 16, 16, 3, stride=2, pad=1))
+    x = g.relu(g.conv(x, "conv", 16, 16, 3, pad=1))
+    g.linear(g.global_avg_pool_flatten(x, "pool"), "fc", 16, 10, output="output")
+    path = str(tmp_path / "family.onnx")
+    onnx.save(g.to_model("family", "two convolutions of one shape family", (1, 3, 32, 32), (1, 10), False), path)
+    monkeypatch.setenv("TVMC_TRANSFER_CACHE", "off")
+    package = str(tmp_path / "family.tar")
+    d = compile_model(load_model(path), parse_target(AVX2), package).defaults
+    assert d.cache is None
+    convs = [k for k in d.kernels if k.kernel_class.startswith("conv2d+bias+relu")]
+    (shared,) = [k for k in convs if k.how == "shared"]
+    picked = next(k for k in convs if shared.source.startswith(f"shared with #{k.index}: "))
+    assert shared.source == f"shared with #{picked.index}: {picked.source}" and (picked.how, picked.kind) == ("picked", shared.kind)
+    assert shared.flops == picked.flops and shared.builds == 2  # one check: its unscheduled kernel and the schedule
+    _outputs_match(path, package, (1, 3, 32, 32))
+    # chosen for on its own, each kernel is built and checked as often as any
+    alone = compile_model(load_model(path), parse_target(AVX2), str(tmp_path / "alone.tar"), default_schedules=DefaultOptions(share=False)).defaults
+    assert alone.count_how("shared") == 0 and alone.count_how("picked") == len(alone.kernels)
