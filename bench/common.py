@@ -42,11 +42,21 @@ def add_folder_arguments(parser, work: str, records: bool = False) -> None:
 
 
 def model_file(name: str, folder: str) -> str:
-    """``name`` when it is an ONNX file, else the zoo model ``name`` saved as ``folder/<name>.onnx`` (once)."""
-    from tvmc_transfer import zoo  # pylint: disable=import-outside-toplevel
+    """``name`` when it is an ONNX file; ``onnx-zoo:NAME`` the onnx wheel's light model NAME with seeded random
+    weights (``tvmc_transfer.onnx_zoo``), saved as ``folder/onnx-zoo-NAME.onnx``; else the zoo model ``name``
+    saved as ``folder/<name>.onnx`` (once)."""
+    import onnx  # pylint: disable=import-outside-toplevel
+
+    from tvmc_transfer import onnx_zoo, zoo
 
     if os.path.isfile(name):
         return name
+    if name.startswith("onnx-zoo:"):
+        light = name.split(":", 1)[1]
+        path = os.path.join(folder, f"onnx-zoo-{light}.onnx")
+        if not os.path.isfile(path):
+            onnx.save(onnx_zoo.with_random_weights(onnx.load(onnx_zoo.light_path(light))), path)
+        return path
     path = os.path.join(folder, f"{name}.onnx")
     return path if os.path.isfile(path) else zoo.save(name, path)
 
@@ -122,6 +132,19 @@ def onnxruntime_runner(model_path: str, inputs: dict, threads: int):
     return lambda: session.run(None, inputs)
 
 
+def openvino_runner(model_path: str, inputs: dict, threads: int):
+    """OpenVINO on the CPU as its users run it for latency (``pip install openvino``), or None when it is not
+    installed: the other engine a CPU user would pick."""
+    try:
+        import openvino as ov  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = ov.Core().compile_model(model_path, "CPU", config)
+    request = compiled.create_infer_request()
+    return lambda: request.infer(inputs)
+
+
 def package_runner(package_path: str, inputs: dict):
     """A callable that runs the package once (inputs already on the device), and its metadata."""
     import tvm  # pylint: disable=import-outside-toplevel
@@ -136,18 +159,21 @@ def package_runner(package_path: str, inputs: dict):
     return (lambda: main(*args)), package
 
 
-def against_onnxruntime(model_path: str, model, packages: dict, repeat: int, slow=()) -> tuple:
+def against_onnxruntime(model_path: str, model, packages: dict, repeat: int, slow=(), with_openvino: bool = False) -> tuple:
     """``(median ms, relative error)``, each by label, of the ``packages`` (label -> package file) and of ONNX
-    Runtime (label ``onnxruntime``) on the same random inputs, timed in 3 interleaved rounds so that drift on a
+    Runtime (label ``onnxruntime``; with ``with_openvino``, OpenVINO too when installed) on the same random inputs, timed in 3 interleaved rounds so that drift on a
     shared machine hits all alike; the ``slow`` labels (unscheduled packages) get fewer runs per round."""
     inputs = random_inputs(model)
     runs = {label: package_runner(package, inputs)[0] for label, package in packages.items()}
     run_ort = onnxruntime_runner(model_path, inputs, threads())
     reference = run_ort()[0]
     errors = {label: float(np.max(np.abs(run().numpy() - reference)) / np.max(np.abs(reference))) for label, run in runs.items()}
-    times = {"onnxruntime": [], **{label: [] for label in runs}}
+    run_openvino = openvino_runner(model_path, inputs, threads()) if with_openvino else None
+    times = {"onnxruntime": [], **({"openvino": []} if run_openvino else {}), **{label: [] for label in runs}}
     for _ in range(3):
         times["onnxruntime"].append(median_ms(run_ort, repeat))
+        if run_openvino:
+            times["openvino"].append(median_ms(run_openvino, repeat))
         for label, run in runs.items():
             times[label].append(median_ms(run, max(3, repeat // 10), warmup=1) if label in slow else median_ms(run, repeat))
     return {k: float(np.median(v)) for k, v in times.items()}, errors
