@@ -24,6 +24,8 @@ the inference graph, in few kernels. Run on every model, in this order:
 Every constant is computed in NumPy (in float64 where it combines two, then cast back).
 """
 
+import functools
+
 import numpy as np
 
 _SHAPE_OPS = ("relax.broadcast_to", "relax.reshape", "relax.expand_dims", "relax.squeeze", "relax.permute_dims")
@@ -43,13 +45,23 @@ def simplify_for_inference(mod):
 def _rewrite(mod, fold_affine: bool):
     from tvm import relax  # pylint: disable=import-outside-toplevel
 
+    rewriter = _rewriter_class()
+    # a rule that returns an operand leaves ``y = x``: ConvertLayout would wrap such an alias in transposes
+    return _each_function(mod, lambda func: rewriter(mod, _use_counts(func), fold_affine).visit_expr(func), relax.transform.CanonicalizeBindings())
+
+
+def _each_function(mod, rewrite, *then):
+    """``mod`` with each Relax function replaced by ``rewrite(function)``, the passes ``then`` run, and the
+    bindings nothing uses any more removed."""
+    from tvm import relax  # pylint: disable=import-outside-toplevel
+
     updated = mod.clone() if hasattr(mod, "clone") else mod
     for gvar, func in list(mod.functions.items()):
         if isinstance(func, relax.Function):
-            rewriter = _rewriter_class()(mod, _use_counts(func), fold_affine)
-            updated[gvar] = rewriter.visit_expr(func)
-    # a rule that returns an operand leaves ``y = x``: ConvertLayout would wrap such an alias in transposes
-    return relax.transform.DeadCodeElimination()(relax.transform.CanonicalizeBindings()(updated))
+            updated[gvar] = rewrite(func)
+    for step in then:
+        updated = step(updated)
+    return relax.transform.DeadCodeElimination()(updated)
 
 
 def _use_counts(func) -> dict:
@@ -67,6 +79,7 @@ def _use_counts(func) -> dict:
     return counts
 
 
+@functools.cache
 def _rewriter_class():
     """The mutator, made on first use: ``tvm.relax`` is imported only when a model is loaded."""
     import tvm  # pylint: disable=import-outside-toplevel
@@ -374,8 +387,4 @@ def _fold_batch_norms(mod):
         out = relax.Call(conv_call.op, [conv_call.args[0], relax.const(folded)], ca)
         return relax.op.add(out, relax.const(bias))
 
-    updated = mod.clone() if hasattr(mod, "clone") else mod
-    for gvar, func in list(mod.functions.items()):
-        if isinstance(func, relax.Function):
-            updated[gvar] = rewrite_call(pattern, rewrite, func)
-    return relax.transform.DeadCodeElimination()(updated)
+    return _each_function(mod, lambda func: rewrite_call(pattern, rewrite, func))
