@@ -19,7 +19,7 @@ import attrs
 log = logging.getLogger("tvmc")
 
 _COLLECTOR: contextvars.ContextVar = contextvars.ContextVar("tvmc_layout_fallbacks", default=None)
-_WARNED: set = set()  # one warning per model and layout in a process: tasks and the build both convert
+_FOUND: dict = {}  # (model's hash, layout) -> LayoutFallback: tasks and the build both convert, one warning a process
 
 
 @attrs.frozen
@@ -60,8 +60,7 @@ def convert_layout_or_keep(layout: str, layouts: list):
         try:
             return _convert(mod, layouts)
         except Exception as err:  # pylint: disable=broad-except  # TVM's InternalError, ValueError, ...
-            fallback = LayoutFallback(layout, _failing_operator(mod, layouts), _reason(err))
-            _report(fallback, mod)
+            _report(mod, layout, layouts, err)
             return mod
 
     return tvm.transform.module_pass(convert, opt_level=0, name="ConvertLayoutOrKeep")
@@ -75,13 +74,16 @@ def _convert(mod, layouts):
     return relax.transform.ConvertLayout({"relax.nn.conv2d": layouts, "relax.nn.conv2d_transpose": ["NCHW", "IOHW"]})(mod)
 
 
-def _report(fallback: LayoutFallback, mod) -> None:
+def _report(mod, layout: str, layouts: list, err) -> None:
+    """Warn of the fallback once per model and layout (the bisection that names its operator runs once too), and
+    hand it to the compile that collects them."""
     from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
 
-    key = (structural_hash(mod), fallback)
-    if key not in _WARNED:
-        _WARNED.add(key)
-        log.warning("%s", fallback)
+    key = (structural_hash(mod), layout)
+    if key not in _FOUND:
+        _FOUND[key] = LayoutFallback(layout, _failing_operator(mod, layouts), _reason(err))
+        log.warning("%s", _FOUND[key])
+    fallback = _FOUND[key]
     found = _COLLECTOR.get()
     if found is not None and fallback not in found:
         found.append(fallback)
