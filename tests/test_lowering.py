@@ -62,6 +62,36 @@ def test_prepacked_package_folds_its_weights_matches_onnxruntime_and_loads_with_
     assert "_prepacked" not in plain.script()
 
 
+def test_weight_layouts_are_folded_in_numpy_as_tvm_folds_them(tuned_cnn):
+    """The build's weight rewrites (split out of the tuned kernels) are computed in NumPy, not compiled: every
+    call is gone before FoldConstant runs, and the packed weights are exactly those TVM's FoldConstant makes."""
+    from tvmc_transfer.lowering import fuse
+    from tvmc_transfer.weight_layouts import fold_weight_layouts
+
+    model_path, records = tuned_cnn
+    target = parse_target("llvm -num-cores=2")
+    database, _ = _records_for(records, target)
+    with target, database, tvm.transform.PassContext(opt_level=3):
+        split = relax.transform.SplitLayoutRewritePreproc()(relax.transform.MetaScheduleApplyDatabase()(fuse(load_model(model_path).mod, target)))
+        ours, theirs = fold_weight_layouts()(split), relax.transform.FoldConstant()(split)
+    assert "_weight_prepack" in split["main"].script() and "_weight_prepack" not in ours["main"].script()
+    assert _prepacked_constants(ours) and len(_prepacked_constants(ours)) == len(_prepacked_constants(theirs))
+    for mine, tvms in zip(_prepacked_constants(ours), _prepacked_constants(theirs)):
+        assert mine.shape == tvms.shape and np.array_equal(mine, tvms)
+
+
+def _prepacked_constants(mod) -> list:
+    """The constants the prepacked kernels take, in call order."""
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir" and "_prepacked" in expr.args[0].name_hint:
+            found.extend(a.value.numpy() for a in expr.args[1].fields if isinstance(a, tvm.ir.Constant))
+
+    relax.analysis.post_order_visit(relax.transform.CanonicalizeBindings()(mod)["main"], visit)
+    return found
+
+
 def test_records_of_another_lowering_are_counted_and_the_matching_flag_named(tuned_cnn, models, tvmc, tmp_path):
     model_path, records = tuned_cnn  # tuned with prepacking
     result = run_cli("compile", model_path, "-o", tmp_path / "plain.tar", "--tuning-records", records, "--no-weight-prepack", *TARGET)

@@ -113,12 +113,13 @@ def layout_passes(target, lowering: Lowering = Lowering()) -> list:
     conversion fails on keeps its own layout, with one warning (``layout_conversion.py``)."""
     from .clamps import clamps_as_binary_ops  # pylint: disable=import-outside-toplevel
     from .layout_conversion import convert_layout_or_keep
+    from .simplify import fold_constant_shapes
     from .winograd import winograd_convolutions
 
     layout = lowering.layout_for(target)
     passes = [clamps_as_binary_ops()] if layout else []  # (with NCHW too: records tuned under it saw them rewritten)
     if layout and layout != "NCHW":  # the model's own layout: nothing to convert
-        passes.append(convert_layout_or_keep(layout, LAYOUTS[layout]))
+        passes += [convert_layout_or_keep(layout, LAYOUTS[layout]), fold_constant_shapes()]  # the weights' transposes
     return passes + [winograd_convolutions()] if lowering.winograd_for(target) else passes
 
 
@@ -187,10 +188,13 @@ def after_database_passes(target, lowering: Lowering = Lowering()) -> list:
     from tvm import relax  # pylint: disable=import-outside-toplevel
     from tvm.relax import pipeline
 
+    from .weight_layouts import fold_weight_layouts
+
     after = []
     if lowering.prepacks(target):
         # The weights are constants: the split-out rewrites fold into new constants, main keeps its inputs.
-        after = [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
+        # The rewrites are relayouts: computed in NumPy (``weight_layouts.py``), FoldConstant would compile each one.
+        after = [relax.transform.SplitLayoutRewritePreproc(), fold_weight_layouts(), relax.transform.FoldConstant()]
     if pipeline.BackendDispatcher.is_gpu_target(target):  # as compile_relax does
         from tvm.s_tir import dlight as dl  # pylint: disable=import-outside-toplevel
 

@@ -6,10 +6,11 @@ weights (``RemoveWeightLayoutRewriteBlock``), so the check packs the random weig
 schedule's layout-rewrite blocks say (``weight_packing``). That saves a second compile of every candidate:
 a third of a transfer's search time on two cores."""
 
-import operator
 import time
 
 import numpy as np
+
+from ..weight_layouts import relayout_plan
 
 PREPROC = "meta_schedule.layout_rewrite_preproc"
 
@@ -106,9 +107,7 @@ def weight_packing(scheduled_mod):
     weight array to the packed one}``, one per layout-rewrite block (none: the library takes the parameters as
     they are). None when a rewrite block is not a plain relayout of a whole parameter by floor-division,
     modulo, sums and products of its axes: such a candidate is checked by compiling it instead."""
-    import tvm  # pylint: disable=import-outside-toplevel
-
-    from .classes import main_func, sblocks
+    from .classes import main_func, sblocks  # pylint: disable=import-outside-toplevel
 
     func = main_func(scheduled_mod)
     params = list(func.params)
@@ -116,51 +115,8 @@ def weight_packing(scheduled_mod):
     for block in sblocks(func.body):
         if PREPROC not in block.annotations:
             continue
-        plan = _relayout(tvm, block, params)
+        plan = relayout_plan(block, params)
         if plan is None:
             return None
         packing[plan[0]] = plan[1]
     return packing
-
-
-def _relayout(tvm, block, params):
-    """``(parameter index, pack function)`` of one rewrite block ``packed[f(v)] = weight[v]``, or None."""
-    store, tirx = block.body, tvm.tirx
-    if not isinstance(store, tirx.BufferStore) or not isinstance(store.value, tvm.ir.TensorLoad):
-        return None
-    load = store.value  # TVM 0.27: a load names its buffer (a parameter here) as its source
-    index = next((i for i, p in enumerate(params) if p.same_as(load.source)), None)
-    axes = [iv.var for iv in block.iter_vars]
-    if index is None or len(load.indices) != len(axes) or not all(i.same_as(v) for i, v in zip(load.indices, axes)):
-        return None
-    try:
-        extents = [int(iv.dom.extent) for iv in block.iter_vars]
-        if [int(iv.dom.min) for iv in block.iter_vars] != [0] * len(axes) or extents != [int(d) for d in params[index].shape]:
-            return None
-        shape = tuple(int(d) for d in store.buffer.shape)
-        env = {v: np.arange(n).reshape([-1 if k == j else 1 for k in range(len(axes))]) for j, (v, n) in enumerate(zip(axes, extents))}
-        where = tuple(_evaluate(tirx, e, env) for e in store.indices)
-    except (TypeError, ValueError, KeyError):
-        return None
-
-    def pack(weight):
-        packed = np.zeros(shape, weight.dtype)
-        packed[where] = weight
-        return packed
-
-    return index, pack
-
-
-_OPERATORS = ("Add", operator.add), ("Sub", operator.sub), ("Mul", operator.mul), ("FloorDiv", operator.floordiv), ("FloorMod", operator.mod)
-
-
-def _evaluate(tirx, expr, env):
-    """An index expression over the block's axes, evaluated on ``env``'s (broadcastable) index arrays."""
-    if isinstance(expr, tirx.IntImm):
-        return int(expr.value)
-    if isinstance(expr, tirx.Var):
-        return env[expr]
-    for name, op in _OPERATORS:
-        if isinstance(expr, getattr(tirx, name)):
-            return op(_evaluate(tirx, expr.a, env), _evaluate(tirx, expr.b, env))
-    raise TypeError(f"not a relayout index: {type(expr).__name__}")
