@@ -189,6 +189,32 @@ def _kernels_by_how(report) -> dict:
     return found
 
 
+def test_the_costliest_kernels_take_the_fastest_of_their_candidates_timed_here(models, tmp_path):
+    """Where the target runs here (AVX2: any x86-64 the suite runs on), each family's pick is timed, and the
+    costliest families get more correct candidates timed; the package stays correct. ``timed=1`` times none."""
+    from tvmc_transfer.default_checks import runs_here
+
+    model, target = load_model(models["tiny-cnn-b"]), parse_target(AVX2)
+    assert runs_here(target) and not runs_here(parse_target("llvm -mtriple=aarch64-linux-gnu"))
+    report = compile_model(model, target, str(tmp_path / "timed.tar"), default_schedules=DefaultOptions(cache=False, timed=4))
+    timed = [k for k in report.defaults.kernels if k.timed]
+    assert timed and all(2 <= k.timed <= 4 and k.how == "picked" for k in timed)
+    assert any(k.kernel_class.startswith("conv2d") for k in timed)  # the convolutions cost the most
+    assert f"({len(timed)} of them timed)" in report.defaults.summary()
+    assert sorted(k["index"] for k in report.to_json()["kernels"] if k["timed"]) == sorted(k.index for k in timed)
+    _outputs_match(models["tiny-cnn-b"], str(tmp_path / "timed.tar"), (1, 3, 24, 24))
+    untimed = compile_model(model, target, str(tmp_path / "untimed.tar"), default_schedules=DefaultOptions(cache=False, timed=1)).defaults
+    assert not any(k.timed for k in untimed.kernels)
+
+
+def test_the_timed_share_picks_the_costliest_families():
+    from tvmc_transfer.default_schedules import _costliest
+
+    assert _costliest({"a": 1.0, "b": 8.0, "c": 1.0}, 0.8) == ["b"]
+    assert _costliest({"a": 1.0, "b": 8.0, "c": 1.0}, 0.85) == ["b", "a"]
+    assert _costliest({"a": 1.0, "b": float("inf")}, 0.5) == ["b", "a"]  # one that did not build is timed again
+
+
 def test_a_second_compile_takes_every_default_from_the_cache(models, tmp_path, defaults_cache):
     """The first compile chooses and remembers; the second builds and checks nothing, and gets the same."""
     model, target = load_model(models["tiny-cnn-b"]), parse_target(AVX2)
@@ -201,7 +227,7 @@ def test_a_second_compile_takes_every_default_from_the_cache(models, tmp_path, d
     assert [k.how for k in second.kernels] == ["cached"] * len(chosen)
     assert sum(k.builds + k.tried for k in second.kernels) == 0
     assert [(k.kind, k.source) for k in second.kernels] == [(k.kind, k.source) for k in first.kernels]
-    assert f"0 chosen, 0 shared in their shape family, {len(chosen)} from the cache" in second.summary()
+    assert f"0 chosen (0 of them timed), 0 shared in their shape family, {len(chosen)} from the cache" in second.summary()
     _outputs_match(models["tiny-cnn-b"], str(tmp_path / "second.tar"), (1, 3, 24, 24))
     # another target (or library, cost model, options, TVM) is another cache: nothing of this one is read
     other = compile_model(model, parse_target(GENERIC), str(tmp_path / "generic.tar"), default_schedules=DefaultOptions(samples=0)).defaults

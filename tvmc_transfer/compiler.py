@@ -125,6 +125,7 @@ def _kernel_json(row) -> dict:
         "scheduled": SCHEDULED_BY[row.kind],
         "source": row.source,
         "how": getattr(row, "how", None),  # picked for it, shared from its family's, or cached (default_schedules.py)
+        "timed": getattr(row, "timed", 0),  # its candidates timed here, the fastest taken (0: ranked by the cost model alone)
     }
 
 

@@ -9,10 +9,18 @@ vectors, 50-180x slower than ONNX Runtime on the zoo. ``add_default_schedules`` 
    of its anchor with another epilogue), nearest shapes first, are replayed on the kernel with their decisions
    remapped, post-processed and checked numerically against the unscheduled kernel. A record of this very
    kernel (the library's own model, same shapes) is used as it is; at other shapes the correct ones are ranked
-   with the design-space samples below by the cost model, and the best predicted is used. Nothing is measured.
+   with the design-space samples below by the cost model, and the best predicted is used.
 2. **model**: samples of the kernel's MetaSchedule design space for the target, ranked by the shipped cost
    model (``default_picks.py``) with the library's schedules at other shapes: the best predicted that is correct.
 3. **none**: the unscheduled kernel, as before (when nothing replays or checks out).
+
+**Timed** (``_Chooser._timed``), where the target's code runs on this machine: the cost model's first pick can be
+far off (SqueezeNet's classifier convolution took a GoogLeNet schedule that ran 20 ms where a sample ran 1.2
+ms; its package ran at 7.7x ONNX Runtime), so every family's pick is timed as the package builds it, and the
+families that make up ``TIMED_SHARE`` of that time get up to ``timed`` correct candidates timed: the rest of
+their ranking, then fresh samples, best predicted first. The fastest is used. On a quiet 2-core Zen 4 this took
+the five onnx-wheel networks' untuned packages from 1.2-7.7x ONNX Runtime to the figures in BENCHMARKS, and
+DenseNet-121's defaults from 33 s to 50 s the first time (nothing the next).
 
 What that costs is paid once per *shape family*, not per kernel (``shape_family``): the kernels of one class
 whose reduction blocks have the same loops but for the reduction's extents, which lie in the same power of
@@ -52,6 +60,9 @@ WRONG_SAMPLES = 3  # samples checked before the rest of the ranking's library sc
 # thread while the next ones' candidates are drawn.
 BATCH = 16
 REDUCE = 2  # tvm.tirx.IterVar.CommReduce: a reduction iterator
+# Families timed beyond their first pick: the costliest, until they make up this share of the first picks' time.
+TIMED_SHARE = 0.95
+FRESH = 3  # design-space samples drawn for each one timed beyond a kernel's ranking
 
 
 @attrs.frozen
@@ -61,10 +72,13 @@ class DefaultOptions:
     (relative to the largest reference value), ``library`` a library file instead of the one found for the
     target (``schedule_library.find_library``); ``use_library=False`` leaves every kernel to the cost model (what
     a processor outside every library's family gets). ``share=False`` chooses for every kernel on its own
-    instead of once per shape family; ``cache=False`` neither reads nor writes the cache (``defaults_cache.py``)."""
+    instead of once per shape family; ``cache=False`` neither reads nor writes the cache (``defaults_cache.py``).
+    ``timed``: correct candidates timed for each of the costliest kernels, where the target runs on this machine
+    (1: none, the best predicted is used)."""
 
     candidates: int = 3
     samples: int = 16
+    timed: int = 12
     rtol: float = 1e-3
     seed: int = 0
     library: str | None = None
@@ -89,6 +103,7 @@ class KernelDefault:
     tried: int = 0  # candidates checked numerically
     how: str | None = None  # picked, shared or cached
     builds: int = 0  # kernels built for its checks: the unscheduled one and each candidate checked
+    timed: int = 0  # correct candidates timed, the fastest taken
 
 
 @attrs.frozen
@@ -116,7 +131,8 @@ class DefaultsReport:
         library = f" ({self.library})" if self.library else " (no library for this target)"
         return (
             f"default schedules: {self.count('library')} library{library}, {self.count('model')} model-picked, "
-            f"{self.count('none')} none; {self.count('tuned')} kernels had records; {self.count_how('picked')} chosen, "
+            f"{self.count('none')} none; {self.count('tuned')} kernels had records; {self.count_how('picked')} chosen "
+            f"({sum(1 for k in self.kernels if k.timed > 1)} of them timed), "
             f"{self.count_how('shared')} shared in their shape family, {self.count_how('cached')} from the cache; {self.seconds:.1f} s"
         )
 
@@ -193,6 +209,7 @@ class _Candidate:
     source: str
     run_secs: object  # the record's times: its source's (a library record's) or a placeholder
     how: str = "picked"
+    measured: bool = False  # a library record of this very kernel: timed already, where the library was tuned
 
 
 @attrs.frozen
@@ -216,6 +233,19 @@ class _Choice:
 
 
 @attrs.frozen
+class _Picked:
+    """A kernel's default before it is committed: ``candidate`` (None: the unscheduled loops), the ``_Pending``
+    it was drawn from (None when it came from the cache: ``record`` holds it, committed already)."""
+
+    task: object
+    klass: object
+    row: KernelDefault
+    candidate: _Candidate | None = None
+    item: object = None
+    record: object = None
+
+
+@attrs.frozen
 class _Pending:
     """A kernel being chosen for: its candidates (a generator) and the first of them, drawn already."""
 
@@ -230,7 +260,7 @@ class _Chooser:
     """Chooses the defaults of one compile: its target, database, library, cost model and cache."""
 
     def __init__(self, target, database, library, options):
-        from .default_checks import check_target  # pylint: disable=import-outside-toplevel
+        from .default_checks import check_target, runs_here  # pylint: disable=import-outside-toplevel
         from .default_picks import load_cost_model
         from .defaults_cache import DefaultsCache
         from .records.listing import workload_hash
@@ -242,22 +272,26 @@ class _Chooser:
         self.exact = {workload_hash(w.mod): w for w in library.source.workloads} if library else {}
         self.cache = DefaultsCache.open(_cache_context(target, library, self.model, options)) if options.cache else None
         self.workers = len(usable_cpus())
+        self.timing = runs_here(target)
 
     def choose(self, families: list) -> dict:
         """``{task index: KernelDefault}`` of ``shape_families``: the first kernel of every family chosen for,
         then the others offered their family's choice."""
         rows, shared = {}, []
-        for task, klass, row, record in self._choose([(task, klass, None) for (task, klass), *_ in families]):
+        heads = self._choose([(task, klass, None) for (task, klass), *_ in families])
+        if self.options.timed > 1 and self.timing:
+            heads = self._timed(heads, families)
+        for task, klass, row, record in map(self._settle, heads):
             rows[task.index] = row
             shared.append(_Choice.of(task, klass, row, record) if record is not None else None)
         others = [(task, klass, choice) for family, choice in zip(families, shared) for task, klass in family[1:]]
-        for task, _, row, _ in self._choose(others):
+        for task, _, row, _ in map(self._settle, self._choose(others)):
             rows[task.index] = row
         return rows
 
     def _choose(self, members: list) -> list:
-        """``(task, class, row, record)`` of each of ``members`` (``(task, class, family's choice or None)``):
-        from the cache, else its first candidate is checked, and then its next ones until one checks out. The
+        """The ``_Picked`` of each of ``members`` (``(task, class, family's choice or None)``): from the cache,
+        else its first candidate is checked, and then its next ones until one checks out. The
         first candidates are built together with the unscheduled kernels (``build_together``), ``BATCH`` kernels
         at a time, and checked in a thread per CPU while the next ones are drawn."""
         from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
@@ -267,7 +301,7 @@ class _Chooser:
             for task, klass, shared in members:
                 row = KernelDefault(task.index, task.name, str(klass), task.weight, task.flops, "none")
                 item = self._cached(task, klass, row) or self._pending(task, klass, row, shared)
-                if not isinstance(item, _Pending):
+                if isinstance(item, _Picked):
                     done[task.index] = item
                     continue
                 pending.append(item)
@@ -276,28 +310,38 @@ class _Chooser:
             batches.append(pool.submit(self._check_firsts, pending[len(pending) - len(pending) % BATCH :]))
             firsts = dict(outcome for batch in batches for outcome in batch.result())
         for item in pending:
-            row, record = self._check_in_turn(item, firsts[item.task.index])
-            done[item.task.index] = (item.task, item.klass, row, record)
+            done[item.task.index] = self._check_in_turn(item, firsts[item.task.index])
         return [done[task.index] for task, *_ in members]
 
-    def _cached(self, task, klass, row) -> tuple | None:
-        """``(task, class, row, record)`` from the cache, its record committed; None when it holds none."""
+    def _settle(self, picked: _Picked) -> tuple:
+        """``(task, class, row, record)`` of a pick: its candidate committed and remembered in the cache."""
+        if picked.row.how == "cached":
+            return picked.task, picked.klass, picked.row, picked.record
+        record = None
+        if picked.candidate is not None:
+            record = _commit(self.database, picked.task.mod, picked.candidate.schedule.trace, self.target, picked.candidate.run_secs)
+        if self.cache is not None and picked.row.how is not None:  # a kernel that failed is tried again next time
+            self.cache.put(picked.task.mod, picked.row.kind, picked.row.source, record)
+        return picked.task, picked.klass, picked.row, record
+
+    def _cached(self, task, klass, row) -> _Picked | None:
+        """The ``_Picked`` the cache holds, its record committed; None when it holds none."""
         hit = self.cache.get(task.mod) if self.cache else None
         if hit is None:
             return None
         if hit.record is not None:
             _commit(self.database, task.mod, hit.record.trace, self.target, hit.record.run_secs)
-        return task, klass, attrs.evolve(row, kind=hit.kind, source=hit.source, how="cached"), hit.record
+        return _Picked(task, klass, attrs.evolve(row, kind=hit.kind, source=hit.source, how="cached"), record=hit.record)
 
     def _pending(self, task, klass, row, shared):
-        """The kernel's ``_Pending``, its first candidate drawn; ``(task, class, row, None)`` when drawing fails."""
+        """The kernel's ``_Pending``, its first candidate drawn; a ``_Picked`` of nothing when drawing fails."""
         candidates = self._candidates(task, klass, shared)
         try:
             return _Pending(task, klass, row, candidates, next(candidates, None))
         except Exception as err:  # pylint: disable=broad-except
             # a default is never worth a failed compile: this kernel keeps the unscheduled loops
             log.warning("%s: no default schedule (%s)", task.name, one_line(err, 200))
-            return task, klass, row, None
+            return _Picked(task, klass, row)
 
     def _check_firsts(self, pending: list) -> list:
         """``(task index, outcome)`` of ``pending``, built together (the unscheduled kernels and the first
@@ -322,15 +366,15 @@ class _Chooser:
             verdicts.append((item.task.index, True if lib is not None and check.built_error(lib) <= self.options.rtol else check))
         return verdicts
 
-    def _check_in_turn(self, item: _Pending, outcome) -> tuple:
-        """``(row, record)``: the first of ``item``'s candidates that computes what its unscheduled kernel does
-        (``outcome``: of the first, ``_check_firsts``), committed and remembered; none when none does."""
+    def _check_in_turn(self, item: _Pending, outcome) -> _Picked:
+        """The first of ``item``'s candidates that computes what its unscheduled kernel does (``outcome``: of the
+        first, ``_check_firsts``); none when none does."""
         from .default_checks import build_together  # pylint: disable=import-outside-toplevel
 
         task, row = item.task, item.row
         if isinstance(outcome, Exception):
             log.warning("%s: the unscheduled kernel does not build or run here (%s); it keeps no default", task.name, one_line(outcome, 200))
-            return row, None
+            return _Picked(task, item.klass, row)
         correct, check = outcome is True, outcome
         tried, builds, candidate = int(item.first is not None), 1 + (item.first is not None), item.first
         try:
@@ -343,15 +387,73 @@ class _Chooser:
         except Exception as err:  # pylint: disable=broad-except
             # a default is never worth a failed compile: this kernel keeps the unscheduled loops
             log.warning("%s: no default schedule (%s)", task.name, one_line(err, 200))
-            return attrs.evolve(row, tried=tried, builds=builds), None
+            return _Picked(task, item.klass, attrs.evolve(row, tried=tried, builds=builds))
         row = attrs.evolve(row, tried=tried, builds=builds, how="picked")
-        record = None
         if candidate is not None:
-            record = _commit(self.database, task.mod, candidate.schedule.trace, self.target, candidate.run_secs)
             row = attrs.evolve(row, kind=candidate.kind, source=candidate.source, how=candidate.how)
-        if self.cache is not None:
-            self.cache.put(task.mod, row.kind, row.source, record)
-        return row, record
+        return _Picked(task, item.klass, row, candidate, item)
+
+    def _timed(self, heads: list, families: list) -> list:
+        """``heads`` (the ``_Picked`` of each family's first kernel), the costliest ones given the fastest of
+        their first ``timed`` correct candidates. The cost model ranks a kernel's candidates, but its first pick
+        can be far off: SqueezeNet's classifier convolution took a library schedule of GoogLeNet's that ran 20 ms
+        where a design-space sample ran 2.8 ms. Every first pick is timed (built as the package builds it, in one
+        library), and the families costing ``TIMED_SHARE`` of that time get their other candidates timed."""
+        from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
+
+        from .default_checks import time_together
+
+        spots = [i for i, p in enumerate(heads) if p.item is not None and p.candidate is not None and not p.candidate.measured]
+        firsts = dict(zip(spots, time_together([heads[i].candidate.schedule.mod for i in spots], self.target, self.workers)))
+        costliest = _costliest({i: seconds * _uses(families[i]) for i, seconds in firsts.items()}, TIMED_SHARE)
+        drawn = [self._more_candidates(heads[i], self.options.timed - 1) for i in costliest]  # here: the cost model is not shared across threads
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            found = pool.map(lambda i, candidates: self._correct(heads[i].task, candidates), costliest, drawn)
+            more = [(i, candidate) for i, candidates in zip(costliest, found) for candidate in candidates]
+        seconds = time_together([candidate.schedule.mod for _, candidate in more], self.target, self.workers)
+        timed = {i: [(firsts[i], heads[i].candidate)] for i in costliest}
+        for (i, candidate), took in zip(more, seconds):
+            timed[i].append((took, candidate))
+        heads = list(heads)
+        for i, timings in timed.items():
+            _, best = min(timings, key=lambda timing: timing[0])
+            log.debug("%s: timed %s ms", heads[i].task.name, ", ".join(f"{took * 1e3:.3g}" for took, _ in timings))
+            row = attrs.evolve(heads[i].row, kind=best.kind, source=best.source, timed=len(timings))
+            heads[i] = attrs.evolve(heads[i], candidate=best, row=row)
+        return heads
+
+    def _more_candidates(self, picked: _Picked, wanted: int) -> list:
+        """Up to ``wanted`` more candidates for ``picked``: the rest of its ranking (the library's first), then
+        fresh design-space samples, best predicted first (drawn ``FRESH`` times as many as needed: the cost
+        model's ranking of one kernel's samples is rough, and their times spread 30x)."""
+        from itertools import islice  # pylint: disable=import-outside-toplevel
+
+        from .default_picks import predicted_order, sample_schedules
+
+        task = picked.task
+        try:
+            drawn = list(islice(picked.item.candidates, wanted))
+            more = FRESH * (wanted - len(drawn)) if self.options.samples else 0  # samples=0: the library's alone
+            fresh, context = sample_schedules(task.mod, self.target, more, self.options.seed + 1) if more else ([], None)
+            order = predicted_order(task.mod, context, self.model, fresh) if fresh else []
+            return drawn + [_Candidate(fresh[i], "model", f"fastest timed of {wanted + 1}: a sample ({len(fresh)} drawn, 0 from the library)", [1.0]) for i in order[: wanted - len(drawn)]]
+        except Exception as err:  # pylint: disable=broad-except
+            log.debug("%s: no more candidates to time (%s)", task.name, one_line(err, 200))
+            return []
+
+    def _correct(self, task, candidates: list) -> list:
+        """Those of ``candidates`` that compute what ``task``'s unscheduled kernel does, all built together."""
+        from .default_checks import BuiltCheck, build_together  # pylint: disable=import-outside-toplevel
+
+        if not candidates:
+            return []
+        try:
+            reference, *built = build_together([task.mod] + [c.schedule.mod for c in candidates], self.check_target)
+            check = BuiltCheck(task.mod, reference, self.options.rtol, self.options.seed)
+        except Exception as err:  # pylint: disable=broad-except
+            log.debug("%s: its candidates cannot be checked (%s)", task.name, one_line(err, 200))
+            return []
+        return [c for c, lib in zip(candidates, built) if lib is not None and check.built_error(lib) <= self.options.rtol]
 
     def _candidates(self, task, klass, shared):
         """What ``task`` may take, in the order its candidates are checked: the library's records of this very
@@ -363,7 +465,7 @@ class _Chooser:
 
         key = workload_hash(task.mod)
         for schedule, source in self._replayed(task, klass, self._exact_candidates(key))[0]:
-            yield _Candidate(schedule, "library", source.describe(), source.record.run_secs)
+            yield _Candidate(schedule, "library", source.describe(), source.record.run_secs, measured=True)
         if shared is not None:
             for schedule, _ in self._replayed(task, klass, [shared.candidate])[0]:
                 if _innermost_tiles(schedule.trace) == _innermost_tiles(shared.candidate.record.trace):
@@ -426,6 +528,28 @@ class _Chooser:
         except Exception as err:  # pylint: disable=broad-except
             log.debug("%s: no design space to sample (%s)", task.name, err)
             return [], None
+
+
+def _uses(family: list) -> float:
+    """How many times its first kernel's work a shape family (``[(task, class)]``) does per inference."""
+    head = family[0][0]
+    if head.flops <= 0:
+        return float(sum(task.weight for task, _ in family))
+    return sum(task.flops * task.weight for task, _ in family) / head.flops
+
+
+def _costliest(costs: dict, share: float) -> list:
+    """The keys of ``costs`` (seconds), costliest first, until they make up ``share`` of the finite total; a key
+    that could not be timed (inf) is among them."""
+    order = sorted(costs, key=lambda k: -costs[k])
+    total = sum(c for c in costs.values() if c != float("inf"))
+    chosen, spent = [], 0.0
+    for key in order:
+        if costs[key] != float("inf") and spent >= share * total:
+            break
+        chosen.append(key)
+        spent += costs[key] if costs[key] != float("inf") else 0.0
+    return chosen
 
 
 def _innermost_tiles(trace) -> list:
