@@ -63,6 +63,8 @@ class TransferReport:
     ranked_by: str = "the cost model"
     # the schedule library used as a source (``Library.describe``), or why none: "left out", "none for ..."
     library: str | None = None
+    # the kernels' default schedules measured and recorded beside the transferred ones (``tuning.seeds.Seeds``)
+    defaults: object = None
 
     def _weighted(self, statuses) -> float:
         total = sum(k.flops * k.weight for k in self.kernels)
@@ -171,6 +173,8 @@ class TransferReport:
             "ranked_by": self.ranked_by,
             "library": self.library,
         }
+        if self.defaults is not None:
+            data["measured_defaults"] = self.defaults.seeded
         if self.tune_rest is not None:
             seeds = self.tune_rest.seeds
             data["tune_rest"] = {"new_trials": self.tune_rest.new_trials, "wall_seconds": self.tune_rest.wall_seconds,

@@ -132,7 +132,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     cost_model, ranked_by = _ranking_model(options)
     builder = options.measure.make_builder(target)
     runner = options.measure.make_runner()
-    kernels = []
+    kernels, defaults = [], None
     deadline = None if options.time_limit is None else start + options.time_limit
     try:
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].flops * tasks[i].weight)
@@ -158,6 +158,8 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
             results[i] = row
             journal.finished(key, row)
         kernels = [results[i] for i in range(len(tasks))]
+        if all(k.status != "pending" for k in kernels):
+            defaults = _measure_defaults(tasks, target, folder, builder, runner, deadline, progress)
     finally:
         builder.shutdown()
         journal.session(time.time() - start)
@@ -194,7 +196,22 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
         final,
         ranked_by,
         library_label,
+        defaults,
     )
+
+
+def _measure_defaults(tasks, target, folder, builder, runner, deadline, progress):
+    """Every kernel's default schedule (what ``tvmc compile`` gives it without records) measured beside what was
+    transferred, and recorded: compiling with the transferred records is then never slower than not tuning
+    (the best record wins), and droplet search starts from the better of the two."""
+    from ..tuning.seeds import seed_with_defaults  # pylint: disable=import-outside-toplevel
+
+    if deadline is not None and time.time() > deadline:
+        _progress(progress, "default schedules not measured: out of time (--time-limit)")
+        return None
+    seeds = seed_with_defaults(tasks, target, folder, builder, runner, every=True)
+    _progress(progress, seeds.line())
+    return seeds
 
 
 def _ranking_model(options) -> tuple:

@@ -13,7 +13,7 @@ import logging
 
 import attrs
 
-from ..records.database import replayed
+from ..records.database import is_measured, mean_seconds, records_of, replayed, stored_traces
 
 log = logging.getLogger("tvmc")
 
@@ -36,10 +36,12 @@ class Seeds:
         return f"started from default schedules: {self.seeded} kernels measured ({kinds}){failed}; {self.seconds:.1f} s"
 
 
-def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int | None = None, options=None) -> Seeds:
+def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int | None = None, options=None, every: bool = False) -> Seeds:
     """Measure the default schedule of every task that has no record in ``folder`` yet and record it there;
     with ``limit``, of at most that many tasks, the heaviest (FLOPs times uses) first; ``options``: how the
-    defaults are chosen (``DefaultOptions``; by default as ``tvmc compile`` chooses them)."""
+    defaults are chosen (``DefaultOptions``; by default as ``tvmc compile`` chooses them). With ``every``, of the
+    tasks with records too (``tvmc transfer``: a transferred schedule is kept only where it beats the default
+    a compile would give the kernel), leaving out a default the folder holds already (a resumed run)."""
     import time  # pylint: disable=import-outside-toplevel
 
     from tvm.s_tir import meta_schedule as ms
@@ -49,7 +51,7 @@ def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int 
     from ..tasks import heaviest_first
 
     start = time.time()
-    todo = heaviest_first(t for t in tasks if not folder.records_of(t.mod))[:limit]
+    todo = heaviest_first(t for t in tasks if every or not folder.records_of(t.mod))[:limit]
     if not todo:
         return Seeds({}, 0, 0.0)
     memory = ms.database.MemoryDatabase()
@@ -59,7 +61,12 @@ def seed_with_defaults(tasks: list, target, folder, builder, runner, limit: int 
     for task in todo:
         if kind_of.get(task.index) not in ("library", "model"):
             continue
-        record = memory.get_top_k(memory.commit_workload(task.mod), 1)[0]
+        # (get_top_k finds no record of some data-movement kernels, e.g. a transpose, in a MemoryDatabase)
+        record = min((r for r in records_of(memory, task.mod) if is_measured(r)), key=mean_seconds, default=None)
+        if record is None:
+            continue
+        if every and str(record.trace) in stored_traces(folder.database, task.mod):
+            continue
         seeds.append((task, record.trace, replayed(task.mod, record.trace)))  # a default replays: it was checked
     results = measure_modules(builder, runner, target, [mod for _, _, mod in seeds])
     kinds, failed = {}, 0
