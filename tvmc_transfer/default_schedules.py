@@ -243,6 +243,7 @@ class _Picked:
     candidate: _Candidate | None = None
     item: object = None
     record: object = None
+    check: object = None  # its BuiltCheck, kept for a family's first kernel
 
 
 @attrs.frozen
@@ -278,7 +279,7 @@ class _Chooser:
         """``{task index: KernelDefault}`` of ``shape_families``: the first kernel of every family chosen for,
         then the others offered their family's choice."""
         rows, shared = {}, []
-        heads = self._choose([(task, klass, None) for (task, klass), *_ in families])
+        heads = self._choose([(task, klass, None) for (task, klass), *_ in families], keep_checks=True)
         if self.options.timed > 1 and self.timing:
             heads = self._timed(heads, families)
         for task, klass, row, record in map(self._settle, heads):
@@ -289,7 +290,7 @@ class _Chooser:
             rows[task.index] = row
         return rows
 
-    def _choose(self, members: list) -> list:
+    def _choose(self, members: list, keep_checks: bool = False) -> list:
         """The ``_Picked`` of each of ``members`` (``(task, class, family's choice or None)``): from the cache,
         else its first candidate is checked, and then its next ones until one checks out. The
         first candidates are built together with the unscheduled kernels (``build_together``), ``BATCH`` kernels
@@ -306,11 +307,11 @@ class _Chooser:
                     continue
                 pending.append(item)
                 if len(pending) % BATCH == 0:
-                    batches.append(pool.submit(self._check_firsts, pending[-BATCH:]))
-            batches.append(pool.submit(self._check_firsts, pending[len(pending) - len(pending) % BATCH :]))
+                    batches.append(pool.submit(self._check_firsts, pending[-BATCH:], keep_checks))
+            batches.append(pool.submit(self._check_firsts, pending[len(pending) - len(pending) % BATCH :], keep_checks))
             firsts = dict(outcome for batch in batches for outcome in batch.result())
         for item in pending:
-            done[item.task.index] = self._check_in_turn(item, firsts[item.task.index])
+            done[item.task.index] = self._check_in_turn(item, firsts[item.task.index], keep_checks)
         return [done[task.index] for task, *_ in members]
 
     def _settle(self, picked: _Picked) -> tuple:
@@ -343,11 +344,11 @@ class _Chooser:
             log.warning("%s: no default schedule (%s)", task.name, one_line(err, 200))
             return _Picked(task, klass, row)
 
-    def _check_firsts(self, pending: list) -> list:
+    def _check_firsts(self, pending: list, keep_checks: bool = False) -> list:
         """``(task index, outcome)`` of ``pending``, built together (the unscheduled kernels and the first
-        candidates): True when the first candidate is correct; else the kernel's check, for its next candidates
-        (a check holds every parameter twice: only those still needed are kept), or the error that kept it
-        from being made."""
+        candidates): ``(correct, check)``, whether the first candidate is correct and the kernel's check for its
+        next candidates (a check holds every parameter twice: kept only where still needed, a wrong first
+        candidate, or ``keep_checks``), or the error that kept it from being made."""
         from .default_checks import BuiltCheck, build_together  # pylint: disable=import-outside-toplevel
 
         mods = [p.task.mod for p in pending] + [p.first.schedule.mod for p in pending if p.first is not None]
@@ -363,10 +364,11 @@ class _Chooser:
             except Exception as err:  # pylint: disable=broad-except
                 verdicts.append((item.task.index, err))
                 continue
-            verdicts.append((item.task.index, True if lib is not None and check.built_error(lib) <= self.options.rtol else check))
+            correct = lib is not None and check.built_error(lib) <= self.options.rtol
+            verdicts.append((item.task.index, (correct, check if keep_checks or not correct else None)))
         return verdicts
 
-    def _check_in_turn(self, item: _Pending, outcome) -> _Picked:
+    def _check_in_turn(self, item: _Pending, outcome, keep_check: bool = False) -> _Picked:
         """The first of ``item``'s candidates that computes what its unscheduled kernel does (``outcome``: of the
         first, ``_check_firsts``); none when none does."""
         from .default_checks import build_together  # pylint: disable=import-outside-toplevel
@@ -375,7 +377,7 @@ class _Chooser:
         if isinstance(outcome, Exception):
             log.warning("%s: the unscheduled kernel does not build or run here (%s); it keeps no default", task.name, one_line(outcome, 200))
             return _Picked(task, item.klass, row)
-        correct, check = outcome is True, outcome
+        correct, check = outcome
         tried, builds, candidate = int(item.first is not None), 1 + (item.first is not None), item.first
         try:
             while candidate is not None and not correct:
@@ -391,7 +393,9 @@ class _Chooser:
         row = attrs.evolve(row, tried=tried, builds=builds, how="picked")
         if candidate is not None:
             row = attrs.evolve(row, kind=candidate.kind, source=candidate.source, how=candidate.how)
-        return _Picked(task, item.klass, row, candidate, item)
+        # a family's first kernel keeps its check for the candidates it may get timed: its unscheduled kernel is
+        # not run again (VGG-19's first convolution, unscheduled at -O0, runs for seconds)
+        return _Picked(task, item.klass, row, candidate, item, check=check if keep_check else None)
 
     def _timed(self, heads: list, families: list) -> list:
         """``heads`` (the ``_Picked`` of each family's first kernel), the costliest ones given the fastest of
@@ -408,7 +412,7 @@ class _Chooser:
         costliest = _costliest({i: seconds * _uses(families[i]) for i, seconds in firsts.items()}, TIMED_SHARE)
         drawn = [self._more_candidates(heads[i], self.options.timed - 1) for i in costliest]  # here: the cost model is not shared across threads
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            found = pool.map(lambda i, candidates: self._correct(heads[i].task, candidates), costliest, drawn)
+            found = pool.map(lambda i, candidates: self._correct(heads[i], candidates), costliest, drawn)
             more = [(i, candidate) for i, candidates in zip(costliest, found) for candidate in candidates]
         seconds = time_together([candidate.schedule.mod for _, candidate in more], self.target, self.workers)
         timed = {i: [(firsts[i], heads[i].candidate)] for i in costliest}
@@ -441,15 +445,19 @@ class _Chooser:
             log.debug("%s: no more candidates to time (%s)", task.name, one_line(err, 200))
             return []
 
-    def _correct(self, task, candidates: list) -> list:
+    def _correct(self, picked: _Picked, candidates: list) -> list:
         """Those of ``candidates`` that compute what ``task``'s unscheduled kernel does, all built together."""
         from .default_checks import BuiltCheck, build_together  # pylint: disable=import-outside-toplevel
 
+        task = picked.task
         if not candidates:
             return []
         try:
-            reference, *built = build_together([task.mod] + [c.schedule.mod for c in candidates], self.check_target)
-            check = BuiltCheck(task.mod, reference, self.options.rtol, self.options.seed)
+            if picked.check is not None:
+                check, built = picked.check, build_together([c.schedule.mod for c in candidates], self.check_target)
+            else:
+                reference, *built = build_together([task.mod] + [c.schedule.mod for c in candidates], self.check_target)
+                check = BuiltCheck(task.mod, reference, self.options.rtol, self.options.seed)
         except Exception as err:  # pylint: disable=broad-except
             log.debug("%s: its candidates cannot be checked (%s)", task.name, one_line(err, 200))
             return []
