@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .errors import one_line
-from .transfer.check import KernelCheck
+from .transfer.check import KernelCheck, random_array
 
 log = logging.getLogger("tvmc")
 
@@ -64,7 +64,7 @@ def time_together(mods: list, target, workers: int = 1, runs: int = 10, budget: 
     seconds = []
     for mod, lib in zip(unpacked, built):
         try:
-            args = [tvm.runtime.tensor(_random(rng, p), tvm.cpu()) for p in mod["main"].params]
+            args = [tvm.runtime.tensor(random_array(rng, tuple(int(d) for d in p.shape), str(p.dtype)), tvm.cpu()) for p in mod["main"].params]
             lib["main"](*args)
             spent, best = time.perf_counter(), float("inf")
             for run in range(runs):
@@ -78,11 +78,6 @@ def time_together(mods: list, target, workers: int = 1, runs: int = 10, budget: 
             best = float("inf")
         seconds.append(best)
     return seconds
-
-
-def _random(rng, param):
-    shape, dtype = tuple(int(d) for d in param.shape), str(param.dtype)
-    return rng.standard_normal(shape).astype(dtype) if np.dtype(dtype).kind == "f" else np.zeros(shape, dtype)
 
 
 class BuiltCheck(KernelCheck):

@@ -35,14 +35,7 @@ class KernelCheck:
             self.reference = self._run(reference, timed=True)
 
     def _inputs(self, rng, positive: bool) -> list:
-        arrays = []
-        for shape, dtype in self.shapes:
-            if np.dtype(dtype).kind == "f":
-                values = rng.uniform(0.5, 1.5, shape) if positive else rng.standard_normal(shape)
-                arrays.append(values.astype(dtype))
-            else:  # indices and flags: zeros are valid for any gather
-                arrays.append(np.zeros(shape, dtype))
-        return arrays
+        return [random_array(rng, shape, dtype, positive) for shape, dtype in self.shapes]
 
     def _run(self, lib, timed: bool = False, inputs=None) -> list:
         device = self.tvm.cpu()
@@ -100,6 +93,14 @@ class KernelCheck:
     def is_correct(self, scheduled_mod) -> bool:
         return self.error(scheduled_mod) <= self.rtol
 
+
+
+def random_array(rng, shape, dtype, positive: bool = False):
+    """A kernel's input: random floats (in [0.5, 1.5) when ``positive``), zeros of any other type (indices and
+    flags: zeros are valid for any gather)."""
+    if np.dtype(dtype).kind == "f":
+        return (rng.uniform(0.5, 1.5, shape) if positive else rng.standard_normal(shape)).astype(dtype)
+    return np.zeros(shape, dtype)
 
 
 def weight_packing(scheduled_mod):
