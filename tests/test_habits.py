@@ -95,8 +95,8 @@ def test_rpc_tracker_without_a_port_is_9090():
 
     assert parse_tracker("10.0.0.5") == ("10.0.0.5", 9090)
     assert parse_tracker("board.local:9191") == ("board.local", 9191)
-    runner = MeasureOptions(rpc_tracker="127.0.0.1", rpc_key="k").make_runner()
-    assert (runner.rpc_config.tracker_host, runner.rpc_config.tracker_port) == ("127.0.0.1", 9090)
+    config = MeasureOptions(rpc_tracker="127.0.0.1", rpc_key="k").rpc_config()
+    assert (config.tracker_host, config.tracker_port) == ("127.0.0.1", 9090)
     for bad in ("host:port", ":9090", "host:70000"):
         with pytest.raises(TVMCException, match="must be HOST or HOST:PORT"):
             parse_tracker(bad)

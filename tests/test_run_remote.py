@@ -82,7 +82,7 @@ def test_run_place_mistakes_are_one_line(package, rpc_device, tvmc):
         (["--device", "cuda"], "this machine has no 'cuda' device"),
         (["--rpc-key", "tvmc-run"], "--rpc-key needs --rpc-tracker"),
         (["--rpc-tracker", rpc_device], "--rpc-tracker needs --rpc-key"),
-        (["--rpc-tracker", "127.0.0.1:1", "--rpc-key", "tvmc-run"], "cannot get a 'tvmc-run' device from the tracker at 127.0.0.1:1"),
+        (["--rpc-tracker", "127.0.0.1:1", "--rpc-key", "tvmc-run"], "no RPC tracker answers at 127.0.0.1:1"),
     ]:
         result = tvmc("run", path, *args)
         assert result.code == 4 and message in result.err and result.err.count("\n") == 1, result.err

@@ -16,6 +16,7 @@ from .droplet_report import DropletReport, DropletTaskResult
 from .errors import TVMCException
 from .measure import MeasureOptions
 from .records.folder import RecordsFolder
+from .records.lock import writes_records
 from .target import tuning_target
 from .tuning.droplet_search import DropletOptions, DropletSearch, Shared, mean_of
 
@@ -74,6 +75,7 @@ def refine_tasks(tasks, target, folder, options: DropletOptions, measure: Measur
     return DropletReport(tuple(sorted(results, key=lambda r: r.index)), options.pvalue, time.time() - start, options.trials, scheduler.out_of_time)
 
 
+@writes_records
 def refine_with_droplet(model, target, records: str, options: DropletOptions = DropletOptions(), measure: MeasureOptions = MeasureOptions(), tasks: str | None = None, progress=True, lowering=None) -> DropletReport:
     """Refine the best schedules in the records folder ``records`` with droplet search; new records land there.
     ``lowering`` (default ``Lowering()``) must be the one the records were tuned under.

@@ -152,20 +152,29 @@ def get_frontend(path: str, model_format: str | None = None) -> Frontend:
     raise TVMCException(f"cannot guess the format of '{path}' from its suffix; use --model-format ({known})")
 
 
+# One "name:[d0,d1,...]": a name may hold colons (TensorFlow's "input:0"), as in tvmc 0.19, but no space or bracket.
+_INPUT_SHAPE = re.compile(r"\s*([^\s\[\]]+?)\s*:\s*\[([^\]]*)\]\s*,?")
+_MAX_DIM = 2**63 - 1  # ONNX dimensions are int64
+
+
 def parse_input_shapes(text: str | None) -> dict:
-    """Parse ``"input:[1,3,224,224] mask:[1,128]"`` into ``{"input": (1, 3, 224, 224), ...}``."""
-    if not text:
-        return {}
-    pattern = re.compile(r"\s*([^\s:\[\]]+)\s*:\s*\[([^\]]*)\]\s*,?")
+    """Parse ``"input:[1,3,224,224] mask:[1,128]"`` into ``{"input": (1, 3, 224, 224), ...}``.
+
+    >>> parse_input_shapes("input_1:0:[1, 3, 224, 224], mask:[1,128]")
+    {'input_1:0': (1, 3, 224, 224), 'mask': (1, 128)}
+    """
+    text = (text or "").strip()
     shapes, pos = {}, 0
-    while pos < len(text.strip()):
-        match = pattern.match(text, pos)
+    while pos < len(text):
+        match = _INPUT_SHAPE.match(text, pos)
         if not match:
             raise TVMCException(f"cannot parse --input-shapes '{text}'; write it as name:[1,3,224,224] name2:[1,10]")
-        dims = [d.strip() for d in match.group(2).split(",") if d.strip()]
-        if not all(re.fullmatch(r"\d+", d) and int(d) > 0 for d in dims):
-            raise TVMCException(f"--input-shapes: dimensions of '{match.group(1)}' must be positive integers, got [{match.group(2)}]")
-        shapes[match.group(1)] = tuple(int(d) for d in dims)
+        name, dims = match.group(1), [d.strip() for d in match.group(2).split(",") if d.strip()]
+        if not all(re.fullmatch(r"[0-9]+", d) and 0 < int(d) <= _MAX_DIM for d in dims):
+            raise TVMCException(f"--input-shapes: dimensions of '{name}' must be positive integers, got [{match.group(2)}]")
+        if name in shapes:
+            raise TVMCException(f"--input-shapes gives '{name}' twice")
+        shapes[name] = tuple(int(d) for d in dims)
         pos = match.end()
     return shapes
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import attrs
 
 from .errors import TVMCException
-from .legacy_config import apply_flat, is_flat
+from .legacy_config import apply_flat, checked_defaults, is_flat
 
 PLUGIN_GROUP = "tvmc_transfer.plugins"
 REGISTERED_PARSER: list[Callable] = []
@@ -94,8 +94,8 @@ def _read_config(argv: list[str]) -> dict:
             config = json.load(f)
     except OSError as err:
         raise TVMCException(f"cannot read --config {known.config}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise TVMCException(f"--config {known.config} is not valid JSON: {err}") from None
+    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 (or a NUL in the name), nested too deep
+        raise TVMCException(f"--config {known.config!r} is not valid JSON: {err}") from None
     if not isinstance(config, dict):
         raise TVMCException(f"--config {known.config} must hold a JSON object of command names to options")
     return config
@@ -115,7 +115,7 @@ def _apply_config(subparsers: argparse._SubParsersAction, config: dict) -> None:
         unknown = sorted(set(normalized) - known)
         if unknown:
             raise TVMCException(f"--config sets unknown option(s) of '{command}': {', '.join(unknown)}")
-        parser.set_defaults(**normalized)
+        parser.set_defaults(**checked_defaults(parser, normalized, command))
 
 
 def build_parser(config: dict | None = None) -> argparse.ArgumentParser:

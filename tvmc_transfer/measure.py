@@ -13,6 +13,8 @@ from .errors import TVMCException
 
 log = logging.getLogger("tvmc")
 
+RPC_SETUP_SECONDS = 30  # beyond --timeout, for a candidate measured behind a tracker: queue, connect, upload, load
+
 
 def default_workers() -> int:
     from .threads import usable_cpus  # pylint: disable=import-outside-toplevel
@@ -59,19 +61,42 @@ class MeasureOptions:
             enable_cpu_cache_flush=self.cache_flush,
         )
 
+    @property
+    def rpc_seconds(self) -> int:
+        """Most seconds one candidate may take on a device behind the tracker: ``timeout`` to run, and
+        ``RPC_SETUP_SECONDS`` to wait for a free server, connect, upload and load it."""
+        return int(self.timeout) + RPC_SETUP_SECONDS
+
+    def rpc_config(self):
+        """MetaSchedule's ``RPCConfig`` for ``rpc_tracker`` and ``rpc_key``. Its session timeout, enforced by the
+        server, is 10 s beyond ``rpc_seconds``: the runner gives up first, and the server then ends a session whose
+        client is gone."""
+        from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+        from .remote import parse_tracker
+
+        host, port = parse_tracker(self.rpc_tracker)
+        return ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=self.rpc_key, session_timeout_sec=self.rpc_seconds + 10)
+
+    def fleet_size(self) -> int:
+        """How many servers are registered under ``rpc_key`` with ``rpc_tracker`` (0 for local runs). An
+        ``Error:`` within seconds when no tracker answers, or no server with the key registers
+        (``remote.fleet_servers``): what ``tune``, ``transfer`` and ``--droplet`` check before any work."""
+        from .remote import fleet_servers  # pylint: disable=import-outside-toplevel
+
+        return fleet_servers(self.rpc_tracker, self.rpc_key) if self.rpc_tracker else 0
+
     def make_runner(self):
-        """A local runner (one persistent worker) or MetaSchedule's RPC runner through a tracker, measuring each
-        batch ``passes`` times."""
+        """A local runner (one persistent worker), or through a tracker a ``FleetRunner`` measuring on every
+        server registered with the key at once; either measuring each batch ``passes`` times."""
         from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
         if not self.rpc_tracker:
             runner = ms.runner.LocalRunner(timeout_sec=self.timeout, evaluator_config=self.evaluator_config())
         else:
-            from .remote import parse_tracker  # pylint: disable=import-outside-toplevel
+            from .tuning.fleet_runner import FleetRunner  # pylint: disable=import-outside-toplevel
 
-            host, port = parse_tracker(self.rpc_tracker)
-            config = ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=self.rpc_key, session_timeout_sec=int(self.timeout) + 30)
-            runner = ms.runner.RPCRunner(rpc_config=config, evaluator_config=self.evaluator_config(), max_workers=1)
+            runner = FleetRunner(self.rpc_config(), self.evaluator_config(), self.fleet_size(), self.rpc_seconds)
         if self.passes == 1:
             return runner
         from .tuning.passes_runner import PassesRunner  # pylint: disable=import-outside-toplevel
@@ -142,7 +167,9 @@ def add_measure_arguments(parser, passes: int = 1) -> None:
 
 
 def measure_options_from_args(args) -> MeasureOptions:
-    return MeasureOptions(
+    """The command's ``MeasureOptions``; with ``--rpc-tracker``, the tracker and a server with ``--rpc-key`` are
+    checked here, before tasks are extracted: a missing one is an ``Error:`` within seconds, not minutes later."""
+    options = MeasureOptions(
         number=args.number,
         repeat=args.repeat,
         passes=args.passes,
@@ -154,3 +181,5 @@ def measure_options_from_args(args) -> MeasureOptions:
         rpc_key=args.rpc_key,
         cross_compiler=cross_from_args(args),
     )
+    options.fleet_size()
+    return options

@@ -85,8 +85,9 @@ def missing_cpu_features(target_config: dict) -> list:
 
     if target_config.get("kind") != "llvm" or not (target_config.get("mcpu") or target_config.get("mattr")):
         return []
-    if target_config.get("mtriple") and not str(target_config["mtriple"]).startswith(str(codegen.llvm_get_system_triple()).split("-")[0]):
-        return []  # built for another architecture: loading it says so
+    triple = str(target_config.get("mtriple") or "")
+    if triple and (not triple.startswith(str(codegen.llvm_get_system_triple()).split("-")[0]) or not _known_triple(triple)):
+        return []  # built for another architecture (or a metadata.json's nonsense): loading it says so
     config = {k: target_config[k] for k in ("kind", "mcpu", "mattr", "mtriple") if target_config.get(k)}
     wanted = set(codegen.llvm_get_cpu_features(tvm.target.Target(config)))
     here = set(codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu())})))
@@ -116,17 +117,19 @@ def _read_target_text(text: str) -> dict | str:
     if text.endswith(".json"):
         try:
             with open(text, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as err:
-            raise TVMCException(f"cannot read target file {text}: {err.strerror}") from None
+                text = f.read().strip()
+        except (OSError, ValueError) as err:  # ValueError: a NUL in the name, bytes that are not UTF-8
+            raise TVMCException(f"cannot read target file {text!r}: {getattr(err, 'strerror', None) or err}") from None
     if text.startswith("{"):
         try:
             config = json.loads(text)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:
             raise TVMCException(f"target is not valid JSON ({err}); {EXAMPLES}") from None
-        if not isinstance(config, dict) or "kind" not in config:
+        if not isinstance(config, dict):
             raise TVMCException(f"a JSON target must be an object with a 'kind'; {EXAMPLES}")
         return config
+    if any(c in text for c in "\n\r\x00"):
+        raise TVMCException(f"a target is one line of text, got {text[:200]!r}; {EXAMPLES}")
     if "," in text or text in BYOC_KINDS:
         _refuse_target_list(text)
     if " " in text or text.startswith("-"):
@@ -153,13 +156,28 @@ def _refuse_target_list(text: str) -> None:
         raise TVMCException(f"target '{text}' lists several targets; give one, and a host with --target-host")
 
 
+def _known_triple(triple: str) -> bool:
+    """Whether LLVM knows the target triple: TVM 0.27 segfaults listing the CPUs or features of one it does not
+    (``llvm -mtriple=x86_64garbage -mcpu=znver3``), so ask this first. ``armv7a-...``, ``arm64-...`` and ``i686-...``
+    are known by their CPUs; ``nvptx64-...``, which has no ``generic`` CPU, by its architecture."""
+    from tvm.target import codegen  # pylint: disable=import-outside-toplevel
+
+    return bool(codegen.llvm_is_valid_cpu("generic", triple)) or triple.split("-")[0] in list(codegen.llvm_get_targets())
+
+
 def _check_llvm_cpu(config) -> None:
-    """An unknown ``-mcpu`` makes LLVM emit generic code after a log line: refuse it first, naming the valid ones."""
-    if not isinstance(config, dict) or config.get("kind") != "llvm" or not config.get("mcpu"):
+    """An unknown ``-mtriple`` crashes LLVM and an unknown ``-mcpu`` makes it emit generic code after a log line:
+    refuse both first, naming the valid ones."""
+    if not isinstance(config, dict) or config.get("kind") != "llvm":
         return
     import tvm  # pylint: disable=import-outside-toplevel
 
     codegen = tvm.target.codegen
+    if config.get("mtriple") and not _known_triple(str(config["mtriple"])):
+        architectures = ", ".join(str(a) for a in codegen.llvm_get_targets())
+        raise TVMCException(f"-mtriple={config['mtriple']} is not a target triple LLVM knows (e.g. aarch64-linux-gnu); its architectures: {architectures}")
+    if not config.get("mcpu"):
+        return
     cpu, triple = str(config["mcpu"]), str(config.get("mtriple") or codegen.llvm_get_system_triple())
     if not codegen.llvm_is_valid_cpu(cpu, triple):
         valid = sorted(str(c) for c in codegen.llvm_get_cpu_archlist(tvm.target.Target({"kind": "llvm", "mtriple": triple})))
@@ -192,7 +210,9 @@ def _typed(kind: str, key: str, value, schema: dict):
 def _normalize(config: dict) -> dict:
     import tvm  # pylint: disable=import-outside-toplevel
 
-    kind = config["kind"]
+    kind = config.get("kind")
+    if not isinstance(kind, str):
+        raise TVMCException(f"a JSON target must be an object with a 'kind' string, got {json.dumps(config, default=str)[:200]}; {EXAMPLES}")
     if kind not in tvm.target.Target.list_kinds():
         if kind in BYOC_KINDS:
             raise _byoc_error(kind)
@@ -232,10 +252,13 @@ def parse_target(target, host=None, overrides: dict | None = None):
 def _build(tvm, config):
     _check_llvm_cpu(config)
     try:
-        return tvm.target.Target(config)
+        target = tvm.target.Target(config)
     except Exception as err:  # TVM raises ValueError or its own errors with a long message
-        shown = config if isinstance(config, str) else json.dumps(config)
-        raise TVMCException(f"invalid target '{shown}': {one_line(err)}; {EXAMPLES}") from None
+        shown = config if isinstance(config, str) else json.dumps(config, default=str)
+        raise TVMCException(f"invalid target '{shown[:300]}': {one_line(err)}; {EXAMPLES}") from None
+    if target.host is not None:  # a host inside the target's text or JSON
+        _check_llvm_cpu(target_json(target.host))
+    return target
 
 
 def device_type(kind: str) -> str:

@@ -19,6 +19,7 @@ from .measure import MeasureOptions
 from .target import tuning_target
 from .records.database import copy_records, open_database, records_of
 from .records.folder import RecordsFolder, best_seconds
+from .records.lock import claim, writes_records
 from .session import Plan, Session, TunePlan, TuneSession  # noqa: F401  (the names users import from here)
 from .tasks import costliest_first, extract_tasks, select_tasks
 
@@ -103,6 +104,7 @@ def task_results(tasks, database) -> tuple:
     return tuple(results)
 
 
+@writes_records
 def tune_model(model, target, records: str, options: TuneOptions = TuneOptions(), prior_records=(), plan: Plan | None = None, progress=True) -> TuneReport:
     """Tune ``model`` for ``target``, writing MetaSchedule tuning records into the folder ``records``.
 
@@ -115,6 +117,7 @@ def tune_model(model, target, records: str, options: TuneOptions = TuneOptions()
     >>> report = tune_model(load_model("net.onnx"), parse_target("llvm"), "records", TuneOptions(trials=64))
     """
     start = time.time()
+    claim(records)  # another process writing this folder: an error now, before any work
     target = tuning_target(target)
     all_tasks = extract_tasks(model, target, options.lowering)
     if not all_tasks:
@@ -149,8 +152,8 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
     scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=deadline, measure_alone=not options.measure.rpc_tracker)
     if budget > 0:
         load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
+        runner = TimedRunner(options.measure.make_runner(), clock)  # first: a missing fleet is an Error: before the builder's pool starts
         builder = TimedBuilder(options.measure.make_builder(target), clock)
-        runner = TimedRunner(options.measure.make_runner(), clock)
         try:
             if options.default_start:
                 seeds = seed_with_defaults(tasks, target, session.folder, builder, runner, limit=budget, options=options.defaults)

@@ -1,11 +1,10 @@
-"""Tuning records: MetaSchedule's own JSON database, opened safely, each record committed once.
+"""Tuning records: MetaSchedule's own JSON database, opened safely (``screen.py``), each record committed once.
 
 A records folder holds ``database_workload.json`` and ``database_tuning_record.json``, exactly what
 ``ms.database.JSONDatabase(work_dir=FOLDER)`` reads, so plain TVM can use our records and we can use its.
 """
 
 import hashlib
-import json
 import os
 
 from ..errors import TVMCException, one_line
@@ -32,46 +31,32 @@ def database_paths(folder: str) -> tuple:
     return os.path.join(folder, WORKLOADS), os.path.join(folder, TUNING_RECORDS)
 
 
-def _drop_partial_last_line(path: str) -> bool:
-    """A run killed mid-write can leave half a line at the end; drop it so the rest stays usable."""
-    if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return False
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    last = lines[-1]
-    if not last.strip():
-        return False
-    try:
-        json.loads(last)
-        return False
-    except ValueError:
-        with open(path, "wb") as f:
-            f.write(b"\n".join(lines[:-1]) + (b"\n" if len(lines) > 1 else b""))
-        return True
-
-
-def open_database(folder: str, create: bool = False):
-    """Open the records in ``folder``; with ``create``, make an empty database there if none exists."""
-    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
-
+def check_folder(folder: str, create: bool = False) -> None:
+    """A one-line error unless ``folder`` holds records (with ``create``: unless it can be made to hold some)."""
     workloads, records = database_paths(folder)
     if os.path.isfile(folder):
         raise TVMCException(f"tuning records must be a folder (MetaSchedule's JSON database), but '{folder}' is a file")
     if not create and not (os.path.isfile(workloads) and os.path.isfile(records)):
         raise TVMCException(f"'{folder}' holds no tuning records ({WORKLOADS} and {TUNING_RECORDS}); run 'tvmc tune' first")
+
+
+def open_database(folder: str, create: bool = False, repair: bool = False):
+    """Open the records in ``folder``; with ``create``, make an empty database there if none exists.
+
+    A damaged or hostile line never stops the rest from loading: it is named in a warning and left out
+    (``screen.py``). A reader's files stay as they are; with ``repair`` (only for the writer that holds the
+    folder's lock, ``lock.py``) the lines are set aside into ``FILE.bad`` and the files rewritten without them.
+    """
+    from .screen import load_database  # pylint: disable=import-outside-toplevel
+
+    check_folder(folder, create)
     if create:
         os.makedirs(folder, exist_ok=True)
-        for path in (workloads, records):
-            _drop_partial_last_line(path)
-    try:
-        return ms.database.JSONDatabase(path_workload=workloads, path_tuning_record=records, allow_missing=create)
-    except Exception as err:  # TVM raises on a line it cannot parse
-        raise corrupt_records(folder, err) from None
+    return load_database(folder, allow_missing=create, repair=repair)
 
 
 def corrupt_records(folder: str, err: Exception) -> TVMCException:
-    """The one-line error for a records folder with a line JSON or TVM cannot parse."""
+    """The one-line error for a records folder none of whose records can be read."""
     return TVMCException(f"tuning records in '{folder}' are corrupt ({one_line(err, 200)}); restore them or tune again")
 
 

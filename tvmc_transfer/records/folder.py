@@ -4,13 +4,19 @@ A records folder is MetaSchedule's JSON database (``database.py``) plus the side
 transfer's journal of finished kernels, droplet's pinned starts, the controls of its batches and the orders of
 its neighbourhoods (MetaSchedule writes its per-task ``logs/`` there too). Every command opens its output folder
 once, through this object, and hands it on.
+
+Opening a folder makes this process its one writer (``lock.py``: another process writing it is an error naming
+that process) until ``close``, the end of the ``@writes_records`` command that opened it, or the object's end,
+whichever comes first; damaged or hostile lines found on opening are set aside into ``FILE.bad`` (``screen.py``).
 """
 
 import json
 import os
+import weakref
 
 from ..atomic import atomic_write
-from .database import is_measured, mean_seconds, open_database, records_of, commit_record
+from .database import check_folder, commit_record, is_measured, mean_seconds, open_database, records_of
+from .lock import lock_folder
 
 JOURNAL = "transfer_journal.jsonl"  # transfer: one line per finished kernel and per session
 STARTS = "droplet_starts.json"  # droplet: the start each task's walk was pinned to
@@ -26,13 +32,32 @@ def best_seconds(records) -> float | None:
 class RecordsFolder:
     """A records folder opened once: ``database`` (MetaSchedule's ``JSONDatabase``) and its side files.
 
-    >>> folder = RecordsFolder("records", create=True)                                # doctest: +SKIP
-    >>> folder.best_seconds(task.mod)                                                 # doctest: +SKIP
+    >>> with RecordsFolder("records", create=True) as folder:                         # doctest: +SKIP
+    ...     folder.best_seconds(task.mod)
     """
 
     def __init__(self, path: str, create: bool = False):
         self.path = path
-        self.database = open_database(path, create=create)
+        check_folder(path, create)
+        if create:
+            os.makedirs(path, exist_ok=True)
+        # the lock before reading: a second writer is refused before any work; released by close or the object's end
+        self._release = weakref.finalize(self, lock_folder(path).release)
+        try:
+            self.database = open_database(path, create=create, repair=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop writing: another process may open the folder for writing now."""
+        self._release()
+
+    def __enter__(self) -> "RecordsFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)

@@ -1,7 +1,9 @@
 """``tvmc records merge`` and ``filter``: new records folders from old ones, written atomically.
 
 Every output folder is written next to its destination and renamed into place only when complete, so a
-reader never sees half a database and an interrupted command leaves nothing behind.
+reader never sees half a database and an interrupted command leaves nothing behind. A folder replaced in place
+(an input that is also the output) is written by this command alone: it holds the folder's lock (``lock.py``)
+from before reading it until it is replaced, and the lines it sets aside (``FILE.bad``) stay with it.
 """
 
 import os
@@ -12,6 +14,7 @@ import attrs
 
 from ..errors import TVMCException
 from .database import TUNING_RECORDS, WORKLOADS, copy_records, database_paths, is_measured, open_database
+from .lock import LOCK_FILE, locked
 
 
 def _holds_records(folder: str) -> bool:
@@ -41,8 +44,8 @@ def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> 
     try:
         fill(open_database(partial, create=True))
         if os.path.isdir(output):
-            for name in os.listdir(output):  # logs and journals of an input replaced in place stay with it
-                if name not in (WORKLOADS, TUNING_RECORDS):
+            for name in os.listdir(output):  # logs, journals and lines set aside of an input replaced in place stay
+                if name not in (WORKLOADS, TUNING_RECORDS, LOCK_FILE):
                     copy = shutil.copytree if os.path.isdir(os.path.join(output, name)) else shutil.copy2
                     copy(os.path.join(output, name), os.path.join(partial, name))
             old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output)}.old-")
@@ -51,14 +54,18 @@ def write_folder_atomically(output: str, fill, replaces_input: bool = False) -> 
             os.rename(partial, output)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.rename(partial, output)
+            try:
+                os.rename(partial, output)
+            except OSError:  # another command wrote the new folder meanwhile
+                raise TVMCException(f"'{output}' was written by another command meanwhile; give a new folder") from None
     finally:
         if os.path.isdir(partial):
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def open_nonempty(folder: str):
-    database = open_database(folder)
+def open_nonempty(folder: str, repair: bool = False):
+    """The records of ``folder``, which must hold some (``repair``: this command holds its lock, ``open_database``)."""
+    database = open_database(folder, repair=repair)
     if not database.get_all_tuning_records():
         raise TVMCException(f"'{folder}' holds no tuning records; nothing to read from it")
     return database
@@ -76,29 +83,32 @@ def merge_records(inputs: list, output: str, measured_only: bool = False) -> Cop
     """Merge records folders into ``output``; a schedule recorded twice for a workload is kept once."""
     if not inputs:
         raise TVMCException("give at least one records folder to merge")
-    sources = [open_nonempty(path) for path in inputs]  # every input checked before anything is written
+    out = os.path.abspath(output)
     counts = {"copied": 0, "total": 0}
+    with locked(out, missing_ok=True):  # an input replaced in place: no other command writes it meanwhile
+        sources = [open_nonempty(path, repair=os.path.abspath(path) == out) for path in inputs]  # all checked before writing
 
-    def fill(database):
-        for source in sources:
-            total = len([r for r in source.get_all_tuning_records() if not measured_only or is_measured(r)])
-            copied, _ = copy_records(source, database, None, measured_only=measured_only)
-            counts["copied"] += copied
-            counts["total"] += total
+        def fill(database):
+            for source in sources:
+                total = len([r for r in source.get_all_tuning_records() if not measured_only or is_measured(r)])
+                copied, _ = copy_records(source, database, None, measured_only=measured_only)
+                counts["copied"] += copied
+                counts["total"] += total
 
-    same = {os.path.abspath(p) for p in inputs}
-    write_folder_atomically(output, fill, replaces_input=os.path.abspath(output) in same)
+        write_folder_atomically(output, fill, replaces_input=out in {os.path.abspath(p) for p in inputs})
     return CopyReport(os.path.abspath(output), counts["copied"], counts["total"] - counts["copied"], 0)
 
 
 def filter_records(source_folder: str, target, output: str, measured_only: bool = False) -> CopyReport:
     """Copy the records of ``source_folder`` that are for ``target`` (kind and processor) into ``output``."""
-    source = open_nonempty(source_folder)
+    in_place = os.path.abspath(output) == os.path.abspath(source_folder)
     counts = {}
+    with locked(os.path.abspath(output), missing_ok=True):  # replaced in place: no other command writes it meanwhile
+        source = open_nonempty(source_folder, repair=in_place)
 
-    def fill(database):
-        counts["copied"], counts["other"] = copy_records(source, database, target, measured_only=measured_only)
+        def fill(database):
+            counts["copied"], counts["other"] = copy_records(source, database, target, measured_only=measured_only)
 
-    write_folder_atomically(output, fill, replaces_input=os.path.abspath(output) == os.path.abspath(source_folder))
+        write_folder_atomically(output, fill, replaces_input=in_place)
     total = len(source.get_all_tuning_records())
     return CopyReport(os.path.abspath(output), counts["copied"], total - counts["copied"] - counts["other"], counts["other"])

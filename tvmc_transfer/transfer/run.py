@@ -42,6 +42,7 @@ from ..errors import TVMCException
 from ..lowering import Lowering
 from ..records.database import target_label
 from ..records.folder import RecordsFolder
+from ..records.lock import claim, writes_records
 from ..records.listing import workload_hash
 from ..session import Plan, Session
 from ..target import target_json, tuning_target
@@ -68,6 +69,7 @@ def _progress(enabled: bool, text: str) -> None:
         sys.stderr.flush()
 
 
+@writes_records
 def transfer_tune(model, target, sources, output: str, options: TransferOptions = TransferOptions(), progress: bool = True, plan: Plan | None = None) -> TransferReport:
     """Transfer-tune ``model`` for ``target`` from the schedule library of its CPU family and the records folders
     ``sources`` (may be empty) into the folder ``output``.
@@ -91,6 +93,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     out = os.path.abspath(output)
     if any(os.path.abspath(s) == out for s in sources):
         raise TVMCException(f"the output '{output}' is also a source; write the transferred records to a new folder")
+    claim(output)  # another process writing this folder: an error now, before any work
     target = tuning_target(target)
     library, library_label = library_source(target, options.use_library)
     if not sources and library is None:
@@ -130,8 +133,8 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     journal = Journal(folder, fingerprint)
     load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
     cost_model, ranked_by = _ranking_model(options)
+    runner = options.measure.make_runner()  # first: a missing fleet is an Error: before the builder's pool starts
     builder = options.measure.make_builder(target)
-    runner = options.measure.make_runner()
     kernels, defaults = [], None
     deadline = None if options.time_limit is None else start + options.time_limit
     try:

@@ -93,7 +93,7 @@ def read_source(path: str, target, keep: int | None = None) -> Source:
     return Source(os.path.abspath(path), tuple(workloads), other, unmeasured, labels)
 
 
-def best_records(path: str, target, keep: int) -> tuple:
+def best_records(path: str, target, keep: int, deep: bool = False) -> tuple:
     """``records_by_workload`` of the folder ``path`` with only each workload's ``keep`` fastest measured records
     (for ``target``; every target's when it is None).
 
@@ -106,10 +106,12 @@ def best_records(path: str, target, keep: int) -> tuple:
     from tvm.s_tir import meta_schedule as ms
 
     from ..records.database import corrupt_records, database_paths, run_samples
+    from ..records.screen import screened_paths
 
     workloads_path, records_path = database_paths(path)
     if not (os.path.isfile(workloads_path) and os.path.isfile(records_path)):
         open_database(path)  # raises the error that names what is missing
+    workloads_path, records_path = screened_paths(path, deep)  # damaged or hostile lines left out and named
     kept, targets = {}, {}  # workload index -> heap of the fastest; target JSON -> (label, same target)
     other = unmeasured = 0
     labels = set()
@@ -143,7 +145,9 @@ def best_records(path: str, target, keep: int) -> tuple:
             if key not in groups:
                 order[key], groups[key] = index, (workload.mod, [])
             groups[key][1].extend(ms.database.TuningRecord.from_json(record, workload) for _, _, record in kept[index])
-    except Exception as err:  # pylint: disable=broad-except  # a line JSON or TVM cannot parse
+    except Exception as err:  # pylint: disable=broad-except  # a line TVM refuses: leave out what it refuses, once
+        if not deep:
+            return best_records(path, target, keep, deep=True)
         raise corrupt_records(path, err) from None
     return groups, order, other, unmeasured, tuple(sorted(labels))
 

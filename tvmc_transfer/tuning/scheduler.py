@@ -5,7 +5,8 @@ only when it comes back to that task, and during its first round it comes back t
 that is about 15 minutes with no record written, all lost if the run stops. This scheduler picks tasks with the
 same rule (round robin first, then the largest weighted latency gradient, ``alpha`` and ``window`` as in TVM)
 but joins every running task except the one just sent, so at most one batch is ever uncommitted and a remote
-runner still overlaps with the next search.
+runner still overlaps with the next search: through a tracker (``measure_alone=False``), the batch just sent is
+measured on every server of the fleet at once (``fleet_runner.py``) while the next batch is searched and built.
 
 With a local runner (``measure_alone``) it joins the one just sent too: MetaSchedule's runner measures in a
 worker process while the next batch's evolutionary search runs on the same cores, and on a 2-core machine that
