@@ -213,3 +213,16 @@ def threads() -> int:
 def random_inputs(model, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {i.name: rng.standard_normal(i.shape).astype(i.dtype) for i in model.inputs}
+
+
+def processor() -> str:
+    """This machine's processor as a result names it: ``lscpu``'s model name, family and model, LLVM's ``-mcpu``."""
+    from tvmc_transfer.target import native_target  # pylint: disable=import-outside-toplevel
+
+    fields = {}
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}), -mcpu={native_target().get('mcpu', '?')}, {len(os.sched_getaffinity(0))} cores")
