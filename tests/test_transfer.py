@@ -467,6 +467,11 @@ def test_unmatched_kernels_are_listed_and_tuned_with_tune_rest(mlp_records, mode
     package = tmp_path / "cnn.tar"
     assert tvmc("compile", models["tiny-cnn"], "--tuning-records", output, "--target", TARGET, "-o", package).code == 0
     assert tvmc("run", package, "--verify", models["tiny-cnn"]).code == 0
+    # --time-limit covers --tune-rest too: past it, a rerun with many more trials starts none (it used to run them all)
+    late = tvmc("transfer", models["tiny-cnn"], "--from", mlp_records, "-o", output, "--tune-rest", "1000", "--population", "16",
+                "--target", TARGET, *MEASURE, FROM_ONLY, "--time-limit", "0.001", "--report", tmp_path / "late.json")
+    assert late.code == 0, late.err
+    assert "--tune-rest not run: out of time (--time-limit)" in late.err and "tune_rest" not in json.load(open(tmp_path / "late.json"))
 
 
 def test_transfer_api_is_exported_without_importing_tvm():
@@ -660,7 +665,7 @@ def test_a_kernel_past_the_time_limit_measures_only_its_first_batch(tuned_cnn, m
     builder, runner = options.measure.make_builder(target), options.measure.make_runner()
     try:
         folder = RecordsFolder(str(tmp_path / "records"), create=True)
-        row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, deadline=time.time() - 1)
+        row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, deadline=time.monotonic() - 1)
     finally:
         builder.shutdown()
     assert row.ranked > 4 and row.measured == 2 and row.valid == 2 and row.status in ("transferred", "default"), row

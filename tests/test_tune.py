@@ -99,7 +99,7 @@ def test_tuning_options_are_checked(models, tvmc, tmp_path):
         (["--trials", "-1"], "--trials must be >= 0"),
         (["--number", "0"], "--number must be at least 1"),
         (["--rpc-tracker", "host:9190"], "--rpc-tracker and --rpc-key go together"),
-        (["--time-budget", "0"], "--time-budget must be a positive number of seconds"),
+        (["--time-limit", "0"], "--time-limit must be a positive number of seconds"),
         (["--patience", "0"], "--patience at least 1"),
     ]:
         result = tvmc("tune", models["tiny-mlp"], "-o", tmp_path / "r", *args)
@@ -115,13 +115,13 @@ def test_time_budget_stops_cleanly_and_the_rerun_resumes(models, tvmc, tmp_path)
     records = str(tmp_path / "records")
     result = tvmc("tune", models["tiny-cnn"], "-o", records, "--trials", "400", "--time-budget", "30", *FAST_TUNE)
     assert result.code == 0, result.err
-    assert "stopped at --time-budget: run the same command again" in result.out
+    assert "stopped at --time-limit: run the same command again" in result.out  # --time-budget: the same option
     kept = len(record_lines(records)) if os.path.exists(os.path.join(records, TUNING_RECORDS)) else 0
     assert kept < 400 and f"{kept} new trials" in result.out  # every batch measured was committed
     etas = [line.rsplit("ETA ", 1)[1].split(":") for line in result.err.splitlines() if "ETA " in line]
     assert etas and all(int(h) * 3600 + int(m) * 60 + int(s) <= 30 for h, m, s in etas)  # counts down to the budget, not the 400 trials
     again = tvmc("tune", models["tiny-cnn"], "-o", records, "--trials", str(kept + 8), *FAST_TUNE)
-    assert again.code == 0 and "8 new trials" in again.out and "--time-budget" not in again.out
+    assert again.code == 0 and "8 new trials" in again.out and "--time-limit" not in again.out
     assert len(record_lines(records)) == kept + 8 and unique_traces(records)
 
 

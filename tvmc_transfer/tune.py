@@ -50,7 +50,7 @@ class TuneOptions:
         if (self.trials_per_iter is not None and self.trials_per_iter < 1) or self.population < 2:
             raise TVMCException("--trials-per-iter must be >= 1 and --population >= 2")
         if (self.time_budget is not None and self.time_budget <= 0) or (self.patience is not None and self.patience < 1):
-            raise TVMCException("--time-budget must be a positive number of seconds and --patience at least 1")
+            raise TVMCException("--time-limit must be a positive number of seconds and --patience at least 1")
 
 
 @attrs.frozen
@@ -222,7 +222,7 @@ def stop_lines(report) -> list:
     """What ended the search early, if anything: the time budget, tasks stopped by --patience."""
     lines = []
     if report.out_of_time:
-        lines.append("stopped at --time-budget: run the same command again to go on from these records")
+        lines.append("stopped at --time-limit: run the same command again to go on from these records")
     if report.stopped:
         lines.append("--patience stopped task(s) " + ", ".join(f"#{i}" for i in report.stopped) + ": their best did not move; their trials went to the others")
     return lines

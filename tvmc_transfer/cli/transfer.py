@@ -46,7 +46,7 @@ def add_transfer_parser(subparsers, main_parser, json_config):
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population for --tune-rest (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random check inputs and of --tune-rest (default 0)")
     parser.add_argument("--rtol", type=float, default=1e-3, help="largest error a candidate may have, relative to the largest reference value (default 1e-3)")
-    parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="start no new kernel (nor a kernel's next batch, nor a --droplet batch: those go to the costliest kernels first) after this long; run the same command again to go on")
+    parser.add_argument("--time-limit", "--time-budget", dest="time_limit", type=float, metavar="SECONDS", help="start no new kernel (nor a kernel's next batch, nor a --droplet or --tune-rest batch: those go to the costliest kernels first) after this long; run the same command again to go on; --time-budget is the same")
     parser.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")
     parser.add_argument("--no-e2e", action="store_true", help="skip compiling and timing the whole model at the end")
     parser.add_argument("--e2e-repeat", type=int, default=10, metavar="N", help="end-to-end runs timed (default 10)")

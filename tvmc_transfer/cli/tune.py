@@ -21,7 +21,7 @@ def add_tune_parser(subparsers, main_parser, json_config):
     add_lowering_arguments(parser)
     parser.add_argument("--trials", type=int, default=1000, help="total trials over all tasks, recorded ones included (default 1000)")
     parser.add_argument("--trials-per-task", type=int, help="most trials for one task")
-    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget of the whole run: no batch starts after it (the records are kept; run again to go on)")
+    parser.add_argument("--time-limit", "--time-budget", dest="time_budget", type=float, metavar="SECONDS", help="wall-clock limit of the whole run: no batch starts after it (the records are kept; run again to go on); --time-budget is the same")
     parser.add_argument("--patience", type=int, metavar="K", help="stop tuning a task whose best has not moved in K of its batches and give its trials to the others")
     parser.add_argument("--trials-per-iter", type=int, help="candidates measured per batch (default: 64, fewer if the budget is small)")
     parser.add_argument("--tasks", metavar="list|SPEC", help="'list' to show the tasks, or which to tune: 0,2-5")

@@ -38,7 +38,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
     """Replay, post-process and rank the candidates of one kernel, check and measure the best ranked; commit the
     correct ones to the ``RecordsFolder`` ``folder``. ``options``: the ``TransferOptions``; ``model``: the cost
     model that ranks them (``default_picks.load_cost_model``; None: nearest shapes first); ``deadline``: a
-    ``time.time()`` after which no further batch is measured (the first always is)."""
+    ``time.monotonic()`` after which no further batch is measured (the first always is)."""
     row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
     try:
         check = KernelCheck(task.mod, target, options.rtol, options.seed)
@@ -81,7 +81,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
                 best = (mean, candidate)
             if batch_best is None or mean < batch_best[0]:
                 batch_best = (mean, position)
-        if not queue or not next_batch_pays(batch_best, before, len(batch)) or (deadline is not None and time.time() > deadline):
+        if not queue or not next_batch_pays(batch_best, before, len(batch)) or (deadline is not None and time.monotonic() > deadline):
             break
         batch, queue = queue[:top], queue[top:]
         measured = _measure(batch, check, builder, runner, target)

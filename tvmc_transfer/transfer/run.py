@@ -136,7 +136,9 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     runner = options.measure.make_runner()  # first: a missing fleet is an Error: before the builder's pool starts
     builder = options.measure.make_builder(target)
     kernels, defaults = [], None
-    deadline = None if options.time_limit is None else start + options.time_limit
+    # --time-limit counts from the start of the command, on the monotonic clock (as tune's: a clock set back or
+    # forward mid-run moves no deadline)
+    deadline = None if options.time_limit is None else time.monotonic() + options.time_limit - (time.time() - start)
     try:
         order = sorted(range(len(tasks)), key=lambda i: -tasks[i].flops * tasks[i].weight)
         results = {}
@@ -150,7 +152,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
                 results[i] = attrs.evolve(KernelTransfer(**done), index=task.index, task=task.name, weight=task.weight)
                 continue
             row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "unmatched")
-            if candidates and deadline is not None and time.time() > deadline:
+            if candidates and deadline is not None and time.monotonic() > deadline:
                 results[i] = attrs.evolve(row, status="pending")  # out of time: the next run goes on here
                 continue
             if candidates:
@@ -170,9 +172,12 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     tune_report = None
     complete = all(k.status != "pending" for k in kernels)
     unmatched = [k.index for k in kernels if k.status in ("unmatched", "failed")]
-    if options.tune_rest and unmatched and complete:
+    left = None if deadline is None else deadline - time.monotonic()  # of --time-limit, for what follows
+    if options.tune_rest and unmatched and complete and left is not None and left <= 0:
+        _progress(progress, "--tune-rest not run: out of time (--time-limit); run the same command again to go on")
+    elif options.tune_rest and unmatched and complete:
         tune_start = time.time()
-        rest = TuneOptions(trials=options.tune_rest, tasks=",".join(map(str, unmatched)), seed=options.seed, population=options.population, measure=options.measure, lowering=options.lowering)
+        rest = TuneOptions(trials=options.tune_rest, tasks=",".join(map(str, unmatched)), seed=options.seed, population=options.population, measure=options.measure, lowering=options.lowering, time_budget=left)
         # the same open folder and the tasks extracted above: the tuned records land in this database
         tune_report = tune_tasks(Session(model, target, select_tasks(tasks, rest.tasks), folder, rest), progress=progress, start=tune_start)
         journal.session(time.time() - tune_start)
@@ -180,8 +185,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     if plan is not None and plan.phases and complete:
         phase_start = time.time()
         with_records = [t for t in tasks if folder.best_seconds(t.mod) is not None]
-        left = None if deadline is None else time.monotonic() + deadline - time.time()  # --time-limit covers the phases
-        phases = Session(model, target, with_records, folder, options, left).run(plan)
+        phases = Session(model, target, with_records, folder, options, deadline).run(plan)  # --time-limit covers the phases
         final = tuple(folder.best_seconds(t.mod) for t in tasks)
         journal.session(time.time() - phase_start)
     search_seconds = journal.sessions  # this session's and earlier ones' on this output
@@ -209,7 +213,7 @@ def _measure_defaults(tasks, target, folder, builder, runner, deadline, progress
     (the best record wins), and droplet search starts from the better of the two."""
     from ..tuning.seeds import seed_with_defaults  # pylint: disable=import-outside-toplevel
 
-    if deadline is not None and time.time() > deadline:
+    if deadline is not None and time.monotonic() > deadline:
         _progress(progress, "default schedules not measured: out of time (--time-limit)")
         return None
     seeds = seed_with_defaults(tasks, target, folder, builder, runner, every=True)
