@@ -41,7 +41,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import records_folder  # noqa: E402
-from tvmc_transfer.schedule_library import write_library  # noqa: E402
+from tvmc_transfer.defaults.library import write_library  # noqa: E402
 
 
 def main():

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from tvmc_transfer.lowering import Lowering
+from tvmc_transfer.build.lowering import Lowering
 
 # The committed zoo records (bench/work/<model>-records) were tuned without weight prepacking, in ONNX's NCHW:
 # the scripts that resume or read them lower models the same way, so the records keep matching and results
@@ -43,11 +43,11 @@ def add_folder_arguments(parser, work: str, records: bool = False) -> None:
 
 def model_file(name: str, folder: str) -> str:
     """``name`` when it is an ONNX file; ``onnx-zoo:NAME`` the onnx wheel's light model NAME with seeded random
-    weights (``tvmc_transfer.onnx_zoo``), saved as ``folder/onnx-zoo-NAME.onnx``; else the zoo model ``name``
+    weights (``tvmc_transfer.frontends.onnx_zoo``), saved as ``folder/onnx-zoo-NAME.onnx``; else the zoo model ``name``
     saved as ``folder/<name>.onnx`` (once)."""
     import onnx  # pylint: disable=import-outside-toplevel
 
-    from tvmc_transfer import onnx_zoo, zoo
+    from tvmc_transfer.frontends import onnx_zoo, zoo
 
     if os.path.isfile(name):
         return name
@@ -150,7 +150,7 @@ def package_runner(package_path: str, inputs: dict):
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm import relax
 
-    from tvmc_transfer.package import read_package
+    from tvmc_transfer.build.package import read_package
 
     package = read_package(package_path)
     vm = relax.VirtualMachine(package.load(), tvm.cpu())

@@ -26,14 +26,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import add_folder_arguments, add_lowering_argument, lowering_of, model_file, onnxruntime_runner, random_inputs, threads  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
-from tvmc_transfer.droplet import DropletOptions, refine_with_droplet  # noqa: E402
-from tvmc_transfer.frontends import load_model  # noqa: E402
-from tvmc_transfer.measure import MeasureOptions  # noqa: E402
+from tvmc_transfer.droplet.phase import DropletOptions, refine_with_droplet  # noqa: E402
+from tvmc_transfer.frontends.load import load_model  # noqa: E402
+from tvmc_transfer.tune.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, open_database  # noqa: E402
 from tvmc_transfer.records.folder import CONTROLS, RecordsFolder  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
-from tvmc_transfer.tasks import extract_tasks, heaviest_first, select_tasks  # noqa: E402
-from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
+from tvmc_transfer.build.tasks import extract_tasks, heaviest_first, select_tasks  # noqa: E402
+from tvmc_transfer.tune.model import TuneOptions, task_results, tune_model  # noqa: E402
 
 ARMS = ("base", "droplet", "evolutionary")
 
@@ -148,7 +148,7 @@ def time_packages(packages: dict, model, rounds: int) -> dict:
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm import relax
 
-    from tvmc_transfer.package import read_package
+    from tvmc_transfer.build.package import read_package
 
     dev, inputs, runs = tvm.cpu(), random_inputs(model), {}
     for arm, path in packages.items():

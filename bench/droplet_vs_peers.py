@@ -33,9 +33,9 @@ import attrs
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import WORK  # noqa: E402
 from droplet_bench import Start, add_arguments, first_reaching, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
-from tvmc_transfer.droplet import DropletOptions  # noqa: E402
+from tvmc_transfer.droplet.phase import DropletOptions  # noqa: E402
 from tvmc_transfer.records import WORKLOADS  # noqa: E402
-from tvmc_transfer.tuning.task_logs import tune_contexts  # noqa: E402
+from tvmc_transfer.tune.task_logs import tune_contexts  # noqa: E402
 
 ARMS = ("base", "droplet", "tvm-droplet", "evolutionary")
 PATIENT = "tvm-droplet-60s"  # TVM's droplet with a 60 s build timeout (--patient-tvm-droplet)

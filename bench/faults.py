@@ -100,7 +100,7 @@ def run(argv: list, out: str, kill_after: float | None) -> dict:
 def check_package(model: str, records: str, folder: str) -> dict:
     """Compile the model with the records, run it, compare every output with ONNX Runtime."""
     from tvmc_transfer import compile_model, load_model, parse_target, run_module  # pylint: disable=import-outside-toplevel
-    from tvmc_transfer.runner import make_inputs, verify_with_onnxruntime  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.run.module import make_inputs, verify_with_onnxruntime  # pylint: disable=import-outside-toplevel
 
     loaded = load_model(model)
     package = os.path.join(folder, "faults.tar")
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON-lines results (default: WORK/faults.jsonl)")
     add_folder_arguments(parser, "faults")
     args = parser.parse_args()
-    from tvmc_transfer import zoo  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.frontends import zoo  # pylint: disable=import-outside-toplevel
 
     os.makedirs(args.work, exist_ok=True)
     args.model_path = zoo.save(args.model, os.path.join(args.work, f"{args.model}.onnx"))

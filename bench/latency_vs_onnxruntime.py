@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json, model_file, records_folder  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model  # noqa: E402
-from tvmc_transfer.lowering import Lowering  # noqa: E402
+from tvmc_transfer.build.lowering import Lowering  # noqa: E402
 
 
 def prepare(name: str, work: str, target, args):

@@ -23,13 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import model_file  # noqa: E402
 from droplet_bench import time_kernels  # noqa: E402
-from tvmc_transfer.frontends import load_model  # noqa: E402
-from tvmc_transfer.lowering import Lowering  # noqa: E402
-from tvmc_transfer.measure import MeasureOptions  # noqa: E402
+from tvmc_transfer.frontends.load import load_model  # noqa: E402
+from tvmc_transfer.build.lowering import Lowering  # noqa: E402
+from tvmc_transfer.tune.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
-from tvmc_transfer.tasks import extract_tasks  # noqa: E402
-from tvmc_transfer.tune import TuneOptions, task_results, tune_model  # noqa: E402
+from tvmc_transfer.build.tasks import extract_tasks  # noqa: E402
+from tvmc_transfer.tune.model import TuneOptions, task_results, tune_model  # noqa: E402
 
 # arm -> lowering
 ARMS = {

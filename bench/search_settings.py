@@ -24,11 +24,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import add_folder_arguments, model_file  # noqa: E402
 
 from tvmc_transfer import load_model, parse_target  # noqa: E402
-from tvmc_transfer.lowering import Lowering  # noqa: E402
+from tvmc_transfer.build.lowering import Lowering  # noqa: E402
 from tvmc_transfer.records import open_database  # noqa: E402
 from tvmc_transfer.target import tuning_target  # noqa: E402
-from tvmc_transfer.tasks import extract_tasks, heaviest_first  # noqa: E402
-from tvmc_transfer.tune import task_results  # noqa: E402
+from tvmc_transfer.build.tasks import extract_tasks, heaviest_first  # noqa: E402
+from tvmc_transfer.tune.model import task_results  # noqa: E402
 
 
 def heaviest(tasks, n: int) -> list:

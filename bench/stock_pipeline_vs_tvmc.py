@@ -25,7 +25,6 @@ resumes with the next arm.
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -64,7 +63,7 @@ OURS = textwrap.dedent(
     """
     import json, sys
     from tvmc_transfer import TuneOptions, compile_model, load_model, parse_target, tune_model
-    from tvmc_transfer.default_schedules import DefaultOptions
+    from tvmc_transfer.defaults.schedules import DefaultOptions
     model_path, target, records, output, budget, library = sys.argv[1:7]
     defaults = DefaultOptions(use_library=False) if library == "none" else DefaultOptions(library=library or None)
     model, target = load_model(model_path), parse_target(target)
@@ -91,7 +90,7 @@ def stock_trials(work: str) -> int:
 
 
 def held_out_library(args) -> str:
-    from tvmc_transfer.schedule_library import find_library, read_library, write_library  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.defaults.library import find_library, read_library, write_library  # pylint: disable=import-outside-toplevel
     from tvmc_transfer import parse_target  # pylint: disable=import-outside-toplevel
 
     shipped = read_library(find_library(parse_target(args.target))[0])

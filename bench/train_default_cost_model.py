@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tvmc_transfer.default_picks import train_cost_model  # noqa: E402
+from tvmc_transfer.defaults.cost_model import train_cost_model  # noqa: E402
 
 
 def main():

@@ -50,13 +50,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import add_folder_arguments, add_lowering_argument, add_records_tag_argument, lowering_of, onnxruntime_runner, package_runner, model_file, random_inputs, read_state, tagged_records, threads, write_state  # noqa: E402
 from tvmc_transfer.compiler import compile_model  # noqa: E402
-from tvmc_transfer.frontends import load_model  # noqa: E402
-from tvmc_transfer.measure import MeasureOptions  # noqa: E402
+from tvmc_transfer.frontends.load import load_model  # noqa: E402
+from tvmc_transfer.tune.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
-from tvmc_transfer.droplet import DropletOptions, droplet_phase  # noqa: E402
+from tvmc_transfer.droplet.phase import DropletOptions, droplet_phase  # noqa: E402
 from tvmc_transfer.transfer import TransferOptions, TransferPlan, transfer_tune  # noqa: E402
-from tvmc_transfer.tune import TuneOptions, tune_model  # noqa: E402
+from tvmc_transfer.tune.model import TuneOptions, tune_model  # noqa: E402
 
 MODELS = ("resnet50", "googlenet", "alexnet")
 SESSION_GAP = 600.0

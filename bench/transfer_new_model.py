@@ -35,7 +35,7 @@ from common import add_folder_arguments, against_onnxruntime, append_json, read_
 
 from tvmc_transfer import TransferOptions, TuneOptions, compile_model, load_model, parse_target, transfer_tune, tune_model  # noqa: E402
 from tvmc_transfer.atomic import atomic_write  # noqa: E402
-from tvmc_transfer.onnx_graph import Graph  # noqa: E402
+from tvmc_transfer.frontends.onnx_graph import Graph  # noqa: E402
 from tvmc_transfer.records.database import database_paths  # noqa: E402
 
 NAME = "mobilenet_v2-0.75-160-hswish"

@@ -32,17 +32,17 @@ ORDERS = ("model", "distance", "gflops", "rank sum")
 
 
 def measure_pair(args, rows_path: str) -> None:
-    from tvmc_transfer.default_picks import load_cost_model
-    from tvmc_transfer.frontends import load_model
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.defaults.cost_model import load_cost_model
+    from tvmc_transfer.frontends.load import load_model
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.records.database import mean_seconds
     from tvmc_transfer.target import parse_target, tuning_target
-    from tvmc_transfer.tasks import _flops, extract_tasks
+    from tvmc_transfer.build.tasks import _flops, extract_tasks
     from tvmc_transfer.transfer import KernelTransfer, TransferOptions
-    from tvmc_transfer.transfer.check import KernelCheck
-    from tvmc_transfer.transfer.classes import iter_extents, kernel_class
+    from tvmc_transfer.kernels.check import KernelCheck
+    from tvmc_transfer.kernels.classes import iter_extents, kernel_class
     from tvmc_transfer.transfer.kernel import WRONG, _mean, _measure, _ranking, replay_candidates
-    from tvmc_transfer.transfer.sources import candidates_for, read_source, records_to_read
+    from tvmc_transfer.records.sources import candidates_for, read_source, records_to_read
 
     source, target_model = args.pair.split(":")
     target = tuning_target(parse_target(args.target))

@@ -52,10 +52,11 @@ def main() -> None:
 
     from tvm.s_tir.meta_schedule.runner import LocalRunner
 
-    from tvmc_transfer.frontends import load_model
+    from tvmc_transfer.frontends.load import load_model
     from tvmc_transfer.target import parse_target
-    from tvmc_transfer.transfer import TransferOptions, check, kernel, transfer_tune
-    from tvmc_transfer.tuning.builder import PersistentBuilder
+    from tvmc_transfer.kernels import check
+    from tvmc_transfer.transfer import TransferOptions, kernel, transfer_tune
+    from tvmc_transfer.tune.builder import PersistentBuilder
 
     seconds, calls = collections.Counter(), collections.Counter()
     for owner, name, label in [

@@ -29,8 +29,8 @@ STOCK = textwrap.dedent(
     """
     import sys, tvm
     from tvm.s_tir import meta_schedule as ms
-    from tvmc_transfer.frontends import load_model
-    from tvmc_transfer.tasks import fusion_passes
+    from tvmc_transfer.frontends.load import load_model
+    from tvmc_transfer.build.tasks import fusion_passes
     model_path, target_json, work, trials, per_iter, build_timeout = sys.argv[1:7]
     target = tvm.target.Target(target_json)
     mod = load_model(model_path).mod

@@ -18,7 +18,6 @@ by side with ONNX Runtime. Every other kernel runs the same records in both:
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,8 +28,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import against_onnxruntime, append_json  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, winograd  # noqa: E402
-from tvmc_transfer.lowering import Lowering  # noqa: E402
-from tvmc_transfer.onnx_graph import Graph  # noqa: E402
+from tvmc_transfer.build.lowering import Lowering  # noqa: E402
+from tvmc_transfer.frontends.onnx_graph import Graph  # noqa: E402
 
 
 def conv_model(path: str, channels: int, size: int) -> str:
@@ -48,7 +47,7 @@ def end_to_end(args, target) -> None:
     from common import model_file, records_folder  # pylint: disable=import-outside-toplevel
 
     from tvmc_transfer.records.database import open_database, records_of  # pylint: disable=import-outside-toplevel
-    from tvmc_transfer.tasks import extract_tasks  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.build.tasks import extract_tasks  # pylint: disable=import-outside-toplevel
 
     path = model_file(args.model, args.work)
     model = load_model(path)

@@ -6,7 +6,7 @@ Run: python examples/api.py
 import tempfile
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, run_module, tune_model, zoo
-from tvmc_transfer.runner import make_inputs, verify_with_onnxruntime
+from tvmc_transfer.run.module import make_inputs, verify_with_onnxruntime
 
 with tempfile.TemporaryDirectory() as work:
     path = zoo.save("tiny-cnn", f"{work}/tiny.onnx")

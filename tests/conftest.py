@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tvmc_transfer import zoo
+from tvmc_transfer.frontends import zoo
 from tvmc_transfer.main import _main
 
 # Small and quick: a tuning test measures a handful of candidates on 2 cores.

@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 
 from conftest import run_cli
 from tvmc_transfer.errors import TVMCException, one_line, tvm_errors
-from tvmc_transfer.onnx_graph import Graph
+from tvmc_transfer.frontends.onnx_graph import Graph
 
 AVX2 = ["--target", "llvm -mcpu=haswell -num-cores=2"]
 PHASES = {"load", "tasks", "default_schedules", "build", "write"}
@@ -40,7 +40,7 @@ def _stacked_model(folder):
     import numpy as np
     from tvm import relax
 
-    from tvmc_transfer.frontends import TensorInfo, TVMCModel
+    from tvmc_transfer.frontends.load import TensorInfo, TVMCModel
 
     rng = np.random.default_rng(5)
     w1, w2, w3 = (rng.normal(0, 0.3, shape).astype("float32") for shape in ((4, 3, 3, 3), (4, 3, 3, 3), (4, 4, 3, 3)))
@@ -97,7 +97,7 @@ def _verified(tvmc, package, model):
 
 
 def test_strict_compile_of_a_clean_model_reports_every_kernel(ci_compile, tvmc):
-    from tvmc_transfer.package import read_package
+    from tvmc_transfer.build.package import read_package
 
     model, package, report, result = ci_compile
     assert result.code == 0, result.err
@@ -128,10 +128,10 @@ def test_pool_kernels_keep_their_workload_and_get_the_same_design_space(models):
     removes it as TVM did, in its trace (records replay)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmc_transfer.frontends import load_model
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.frontends.load import load_model
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.target import parse_target, tuning_target
-    from tvmc_transfer.tasks import extract_tasks
+    from tvmc_transfer.build.tasks import extract_tasks
 
     target = tuning_target(parse_target(AVX2[1]))
     pool = next(t for t in extract_tasks(load_model(models["tiny-cnn"]), target) if "pool" in t.name)
@@ -167,7 +167,7 @@ def test_without_strict_a_fallback_compiles_correctly_and_is_reported(fallback_m
     import numpy as np
 
     from tvmc_transfer.compiler import compile_model
-    from tvmc_transfer.runner import run_module
+    from tvmc_transfer.run.module import run_module
     from tvmc_transfer.target import parse_target
 
     model, reference = fallback_model
@@ -261,7 +261,7 @@ def test_one_line_is_the_reason_of_a_tvm_error(text, reason):
 def test_tvm_errors_become_one_line_and_our_bugs_keep_their_traceback():
     import tvm
 
-    from tvmc_transfer.lowering import most_matched
+    from tvmc_transfer.build.lowering import most_matched
 
     with pytest.raises(TVMCException) as caught:
         with tvm_errors("tuning", "try --desired-layout NCHW"):

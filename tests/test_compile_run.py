@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime
-from tvmc_transfer.package import read_package
+from tvmc_transfer.build.package import read_package
 
 TARGET = ["--target", "llvm -num-cores=2"]
 
@@ -102,7 +102,7 @@ def test_fill_modes_feed_the_model(packages, tvmc, tmp_path):
 
 
 def test_verify_fails_on_a_mismatch(packages, tvmc, models, tmp_path):
-    from tvmc_transfer import zoo
+    from tvmc_transfer.frontends import zoo
 
     _, tuned, _ = packages
     other_weights = zoo.save("tiny-cnn", str(tmp_path / "seed1.onnx"), seed=1)

@@ -29,11 +29,11 @@ def test_compile_links_an_aarch64_package(models, tvmc, tmp_path):
 def test_tuning_builder_links_candidates_with_the_cross_compiler(models):
     from tvm.s_tir.meta_schedule.builder import BuilderInput
 
-    from tvmc_transfer.tuning.builder import PersistentBuilder
-    from tvmc_transfer.cross import CrossCompiler
-    from tvmc_transfer.frontends import load_model
+    from tvmc_transfer.tune.builder import PersistentBuilder
+    from tvmc_transfer.build.cross import CrossCompiler
+    from tvmc_transfer.frontends.load import load_model
     from tvmc_transfer.target import parse_target
-    from tvmc_transfer.tasks import extract_tasks
+    from tvmc_transfer.build.tasks import extract_tasks
 
     target = parse_target(AARCH64 + " -num-cores=2")
     task = extract_tasks(load_model(models["tiny-mlp"]), target)[0]

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime
 from tvmc_transfer import DefaultOptions, compile_model, load_model, parse_target
-from tvmc_transfer.runner import run_module
-from tvmc_transfer.schedule_library import find_library, read_library, write_library
+from tvmc_transfer.run.module import run_module
+from tvmc_transfer.defaults.library import find_library, read_library, write_library
 
 # A processor of the shipped library's family (AVX2+FMA); its code runs on any x86-64 with AVX2.
 AVX2 = "llvm -mcpu=znver3 -num-cores=2"
@@ -115,7 +115,7 @@ def test_shipped_libraries_cover_avx2_and_avx512_processors_and_rebuild(tuned_cn
 def test_defaults_match_onnxruntime_on_the_default_target(models, tvmc, tmp_path, name):
     """``tvmc compile model.onnx`` as a new user types it (target native); the package says which defaults it got."""
     from tvmc_transfer import __version__
-    from tvmc_transfer.package import read_package
+    from tvmc_transfer.build.package import read_package
 
     package = tmp_path / "m.tar"
     result = tvmc("compile", models[name], "-o", package)
@@ -135,8 +135,8 @@ def test_library_applies_to_prepacked_kernels(models):
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
 
-    from tvmc_transfer.default_schedules import add_default_schedules
-    from tvmc_transfer.tasks import Task, fusion_passes
+    from tvmc_transfer.defaults.schedules import add_default_schedules
+    from tvmc_transfer.build.tasks import Task, fusion_passes
 
     target = parse_target(AVX2)
     with target:
@@ -161,9 +161,9 @@ def test_native_compile_takes_the_layout_and_library_of_this_cpu(models, tmp_pat
     the features of; elsewhere they keep NCHW. Either way the package matches ONNX Runtime."""
     from tvm_ffi import structural_hash
 
-    from tvmc_transfer.lowering import Lowering
-    from tvmc_transfer.schedule_library import target_features
-    from tvmc_transfer.tasks import extract_tasks
+    from tvmc_transfer.build.lowering import Lowering
+    from tvmc_transfer.target import target_features
+    from tvmc_transfer.build.tasks import extract_tasks
 
     target, model = parse_target("native"), load_model(models["tiny-resnet"])
     wide = "avx2" in target_features(target)
@@ -192,7 +192,7 @@ def _kernels_by_how(report) -> dict:
 def test_the_costliest_kernels_take_the_fastest_of_their_candidates_timed_here(models, tmp_path):
     """Where the target runs here (AVX2: any x86-64 the suite runs on), each family's pick is timed, and the
     costliest families get more correct candidates timed; the package stays correct. ``timed=1`` times none."""
-    from tvmc_transfer.default_checks import runs_here
+    from tvmc_transfer.defaults.checks import runs_here
 
     model, target = load_model(models["tiny-cnn-b"]), parse_target(AVX2)
     assert runs_here(target) and not runs_here(parse_target("llvm -mtriple=aarch64-linux-gnu"))
@@ -208,7 +208,7 @@ def test_the_costliest_kernels_take_the_fastest_of_their_candidates_timed_here(m
 
 
 def test_the_timed_share_picks_the_costliest_families():
-    from tvmc_transfer.default_schedules import _costliest
+    from tvmc_transfer.defaults.schedules import _costliest
 
     assert _costliest({"a": 1.0, "b": 8.0, "c": 1.0}, 0.8) == ["b"]
     assert _costliest({"a": 1.0, "b": 8.0, "c": 1.0}, 0.85) == ["b", "a"]
@@ -258,7 +258,7 @@ def test_a_damaged_cache_file_is_chosen_again(models, tmp_path):
 def _cache_files(report, model, target) -> dict:
     """Task index -> its cache file."""
     from tvmc_transfer.records.listing import workload_hash
-    from tvmc_transfer.tasks import extract_tasks
+    from tvmc_transfer.build.tasks import extract_tasks
 
     return {t.index: os.path.join(report.cache, f"{workload_hash(t.mod)}.json") for t in extract_tasks(model, target)}
 
@@ -269,7 +269,7 @@ def test_kernels_of_one_shape_family_share_a_checked_choice(tmp_path, monkeypatc
     and the package matches ONNX Runtime. Without the cache (``TVMC_TRANSFER_CACHE=off``) nothing is written."""
     import onnx
 
-    from tvmc_transfer.onnx_graph import Graph
+    from tvmc_transfer.frontends.onnx_graph import Graph
 
     g = Graph(seed=5)
     x = g.relu(g.conv("input", "stem", 3, 16, 3, pad=1))

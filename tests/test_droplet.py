@@ -17,16 +17,16 @@ from tvm.s_tir import meta_schedule as ms
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
 from tvmc_transfer import load_model, parse_target
-from tvmc_transfer.droplet import DropletOptions, refine_with_droplet
+from tvmc_transfer.droplet.phase import DropletOptions, refine_with_droplet
 from tvmc_transfer.records.folder import CONTROLS, STARTS
-from tvmc_transfer.tuning.droplet_search import CLOSE_FINAL, CLOSE_START, DropletSearch
-from tvmc_transfer.tuning.droplet_space import COMPUTE_LOCATION, CATEGORICAL, TILE, DecisionSpace, factorizations
-from tvmc_transfer.tuning.droplet_walk import Walk, significantly_faster, welch_less
-from tvmc_transfer.intrinsics import load_tensor_intrinsics
-from tvmc_transfer.measure import MeasureOptions
+from tvmc_transfer.droplet.search import CLOSE_FINAL, CLOSE_START, DropletSearch
+from tvmc_transfer.droplet.space import COMPUTE_LOCATION, CATEGORICAL, TILE, DecisionSpace, factorizations
+from tvmc_transfer.droplet.walk import Walk, significantly_faster, welch_less
+from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
+from tvmc_transfer.tune.measure import MeasureOptions
 from tvmc_transfer.records import TUNING_RECORDS
-from tvmc_transfer.tuning.task_logs import tune_contexts
-from tvmc_transfer.tasks import extract_tasks
+from tvmc_transfer.tune.task_logs import tune_contexts
+from tvmc_transfer.build.tasks import extract_tasks
 
 TARGET = "llvm -num-cores=2"
 MEASURE = MeasureOptions(number=2, repeat=3, min_repeat_ms=5)

@@ -5,9 +5,9 @@ import importlib.util
 import onnx
 import pytest
 
-from tvmc_transfer import zoo
+from tvmc_transfer.frontends import zoo
 from tvmc_transfer.errors import TVMCException
-from tvmc_transfer.frontends import load_model, parse_input_shapes
+from tvmc_transfer.frontends.load import load_model, parse_input_shapes
 
 
 def test_onnx_model_loads_with_its_inputs_and_outputs(models):
@@ -100,9 +100,9 @@ def test_zoo_command_writes_a_model(tvmc, tmp_path):
 def test_batch_norms_fold_into_their_convolutions(models, tvmc, tmp_path):
     """A conv + BatchNormalization becomes one conv2d+bias kernel, of the class a biased conv has, and the
     compiled model still matches ONNX Runtime."""
-    from tvmc_transfer.transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.kernels.classes import kernel_class  # pylint: disable=import-outside-toplevel
     from tvmc_transfer.target import parse_target  # pylint: disable=import-outside-toplevel
-    from tvmc_transfer.tasks import extract_tasks  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.build.tasks import extract_tasks  # pylint: disable=import-outside-toplevel
 
     model = load_model(models["tiny-resnet"])
     assert "batch_norm" not in model.mod.script()

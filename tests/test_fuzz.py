@@ -130,7 +130,7 @@ shape_text = st.one_of(typed, st.lists(st.sampled_from(["a", "input", ":", "0", 
 @example(text="  a:[1]junk")  # leading spaces once let trailing junk through
 @example(text="a:[1] a:[2]")  # the same input twice: the second silently won
 def test_input_shapes_parser_gives_shapes_or_one_line_error(text):
-    from tvmc_transfer.frontends import parse_input_shapes
+    from tvmc_transfer.frontends.load import parse_input_shapes
 
     try:
         shapes = parse_input_shapes(text)
@@ -149,7 +149,7 @@ input_name = st.text(alphabet=st.characters(codec="ascii", categories=["L", "N",
 @given(shapes=st.dictionaries(input_name, st.lists(st.integers(1, 2**40), max_size=5).map(tuple), min_size=1, max_size=4), separator=st.sampled_from([" ", ", ", ",", "  "]))
 @example(shapes={"input_1:0": (1, 3, 224, 224)}, separator=" ")  # a TensorFlow name, as tvmc 0.19 took it
 def test_input_shapes_written_out_parse_back(shapes, separator):
-    from tvmc_transfer.frontends import parse_input_shapes
+    from tvmc_transfer.frontends.load import parse_input_shapes
 
     text = separator.join(f"{name}:[{', '.join(map(str, shape))}]" for name, shape in shapes.items())
     assert parse_input_shapes(text) == shapes
@@ -159,7 +159,7 @@ def test_input_shapes_written_out_parse_back(shapes, separator):
 @given(lead=st.sampled_from(["", " ", "   ", "\t"]), junk=st.text(alphabet="abc01]-=.", min_size=1, max_size=6))
 def test_input_shapes_with_trailing_junk_are_refused(lead, junk):
     """Junk after the last shape is an error, whatever whitespace comes first (it was ignored after a leading space)."""
-    from tvmc_transfer.frontends import parse_input_shapes
+    from tvmc_transfer.frontends.load import parse_input_shapes
 
     with pytest.raises(TVMCException, match="cannot parse --input-shapes"):
         parse_input_shapes(f"{lead}a:[1] {junk}")

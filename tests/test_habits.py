@@ -9,7 +9,7 @@ import pytest
 
 from conftest import assert_matches_onnxruntime, run_cli
 from tvmc_transfer import main as driver
-from tvmc_transfer.package import read_package
+from tvmc_transfer.build.package import read_package
 
 TARGET = ["--target", "llvm -num-cores=2"]
 
@@ -90,8 +90,8 @@ def test_print_time_is_the_019_table(package, tvmc):
 
 def test_rpc_tracker_without_a_port_is_9090():
     from tvmc_transfer.errors import TVMCException
-    from tvmc_transfer.measure import MeasureOptions
-    from tvmc_transfer.remote import parse_tracker
+    from tvmc_transfer.tune.measure import MeasureOptions
+    from tvmc_transfer.run.remote import parse_tracker
 
     assert parse_tracker("10.0.0.5") == ("10.0.0.5", 9090)
     assert parse_tracker("board.local:9191") == ("board.local", 9191)

@@ -14,8 +14,8 @@ from tvm_ffi import structural_hash
 from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
 from tvmc_transfer import compile_model, load_model, parse_target
 from tvmc_transfer.compiler import _records_for
-from tvmc_transfer.lowering import Lowering, apply_records
-from tvmc_transfer.tasks import extract_tasks
+from tvmc_transfer.build.lowering import Lowering, apply_records
+from tvmc_transfer.build.tasks import extract_tasks
 
 TARGET = ["--target", "llvm -num-cores=2"]
 
@@ -65,8 +65,8 @@ def test_prepacked_package_folds_its_weights_matches_onnxruntime_and_loads_with_
 def test_weight_layouts_are_folded_in_numpy_as_tvm_folds_them(tuned_cnn):
     """The build's weight rewrites (split out of the tuned kernels) are computed in NumPy, not compiled: every
     call is gone before FoldConstant runs, and the packed weights are exactly those TVM's FoldConstant makes."""
-    from tvmc_transfer.lowering import fuse
-    from tvmc_transfer.weight_layouts import fold_weight_layouts
+    from tvmc_transfer.build.lowering import fuse
+    from tvmc_transfer.kernels.weight_layouts import fold_weight_layouts
 
     model_path, records = tuned_cnn
     target = parse_target("llvm -num-cores=2")
@@ -157,9 +157,9 @@ def test_the_default_layout_is_nhwc_on_avx2_and_avx512_cpus(target, layout, mode
 def test_a_layout_rewrite_read_back_from_the_database_is_known_to_resume(models, tmp_path):
     """The JSON database stores the rewrite's bool annotation as an integer, so the scheduled module read back
     hashes differently from the search's own; ``stored_hash`` keys both the way the database gives them back."""
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.records import open_database
-    from tvmc_transfer.tuning.search import measured_hashes, stored_hash
+    from tvmc_transfer.tune.search import measured_hashes, stored_hash
 
     target = parse_target("llvm -num-cores=2")
     load_tensor_intrinsics(target)
@@ -192,7 +192,7 @@ def test_clamps_keep_the_nhwc_layout_and_fuse_into_their_convolutions(tmp_path):
     """ONNX's Clip (ReLU6) and HardSwish reach Relax in forms ``ConvertLayout`` cannot see through; rewritten as
     ``R.maximum``/``R.minimum`` they take the new layout and fuse into the convolution before them, instead of
     each becoming a kernel of its own between two transposes. The numbers stay ONNX Runtime's."""
-    from tvmc_transfer.onnx_graph import Graph
+    from tvmc_transfer.frontends.onnx_graph import Graph
 
     g = Graph(3)
     x = g.relu6(g.batch_norm(g.conv("input", "stem", 3, 8, 3, pad=1, bias=False), "stem.bn", 8))

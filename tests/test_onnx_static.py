@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import assert_matches_onnxruntime
-from tvmc_transfer.onnx_static import make_static
+from tvmc_transfer.frontends.onnx_static import make_static
 
 
 def conv_then_flatten(name, opset, shape_nodes, constants, seed):

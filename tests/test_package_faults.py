@@ -13,7 +13,7 @@ import pytest
 
 from conftest import assert_matches_onnxruntime
 from tvmc_transfer.errors import TVMCException
-from tvmc_transfer.package import read_package
+from tvmc_transfer.build.package import read_package
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import PyRunner
 
-from tvmc_transfer.measure import MeasureOptions
+from tvmc_transfer.tune.measure import MeasureOptions
 from tvmc_transfer.target import parse_target
-from tvmc_transfer.tuning.passes_runner import PassesRunner, done_future
+from tvmc_transfer.tune.passes_runner import PassesRunner, done_future
 
 
 @derived_object

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime
-from tvmc_transfer.package import read_package
+from tvmc_transfer.build.package import read_package
 
 TARGET = ["--target", "llvm -num-cores=2"]
 

@@ -16,9 +16,9 @@ import onnxruntime as ort
 import pytest
 
 from tvmc_transfer.compiler import compile_model
-from tvmc_transfer.frontends import load_model
-from tvmc_transfer.onnx_zoo import LIGHT_MODELS, light_path, with_random_weights
-from tvmc_transfer.runner import run_module
+from tvmc_transfer.frontends.load import load_model
+from tvmc_transfer.frontends.onnx_zoo import LIGHT_MODELS, light_path, with_random_weights
+from tvmc_transfer.run.module import run_module
 from tvmc_transfer.target import parse_target
 
 AVX2 = "llvm -mcpu=haswell -num-cores=2"

@@ -5,9 +5,9 @@ import os
 from tvm.s_tir import meta_schedule as ms
 
 from tvmc_transfer import load_model, parse_target
-from tvmc_transfer.transfer.classes import kernel_class
+from tvmc_transfer.kernels.classes import kernel_class
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS, is_measured, mean_seconds
-from tvmc_transfer.tasks import extract_tasks
+from tvmc_transfer.build.tasks import extract_tasks
 
 TARGET = "llvm -num-cores=2"
 
@@ -79,7 +79,7 @@ def test_retime_measures_the_best_records_again_into_a_new_folder(tuned_cnn, tvm
 
     from conftest import assert_matches_onnxruntime
     from tvmc_transfer import compile_model
-    from tvmc_transfer.runner import run_module
+    from tvmc_transfer.run.module import run_module
 
     model, records = tuned_cnn
     files = {name: open(os.path.join(records, name)).read() for name in (WORKLOADS, TUNING_RECORDS)}
@@ -114,7 +114,7 @@ def test_retime_from_another_target_writes_records_for_this_one(tuned_cnn, tvmc,
     from conftest import assert_matches_onnxruntime
     from tvmc_transfer import compile_model
     from tvmc_transfer.records.database import same_target
-    from tvmc_transfer.runner import run_module
+    from tvmc_transfer.run.module import run_module
 
     model, records = tuned_cnn
     other = "llvm -mcpu=x86-64 -num-cores=2"  # runs on any x86-64, as the tests' own target

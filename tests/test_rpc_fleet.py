@@ -18,7 +18,7 @@ import pytest
 from conftest import FAST_TUNE, assert_matches_onnxruntime, run_cli
 from tvmc_transfer.records import TUNING_RECORDS
 from tvmc_transfer.records.database import run_samples
-from tvmc_transfer.remote import server_keys, tracker_summary
+from tvmc_transfer.run.remote import server_keys, tracker_summary
 
 KEY = "tvmc-fleet"
 # Candidates that take a while to measure (repeat x 300 ms), so that a server killed after it loads one is killed
@@ -117,8 +117,8 @@ def test_a_server_killed_mid_tune_costs_no_record(models, tmp_path):
     again on the other, the run completes with every trial, every record line written before the kill is still
     there, and the package compiled with the records matches ONNX Runtime (run on the surviving server)."""
     from tvmc_transfer import compile_model, load_model, parse_target
-    from tvmc_transfer.remote import Remote
-    from tvmc_transfer.runner import RunPlace, run_module
+    from tvmc_transfer.run.remote import Remote
+    from tvmc_transfer.run.module import RunPlace, run_module
 
     tracker, port = start_tracker(tmp_path)
     servers = [start_server(tmp_path, "server-1", port), start_server(tmp_path, "server-2", port)]

@@ -6,7 +6,7 @@ import logging
 import tvm
 from tvm.script import tirx as T
 
-from tvmc_transfer.measure import MeasureOptions, measure_modules
+from tvmc_transfer.tune.measure import MeasureOptions, measure_modules
 from tvmc_transfer.target import parse_target
 
 

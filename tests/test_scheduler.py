@@ -7,11 +7,11 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 
 from tvmc_transfer import MeasureOptions, load_model, parse_target
-from tvmc_transfer.lowering import Lowering
+from tvmc_transfer.build.lowering import Lowering
 from tvmc_transfer.target import tuning_target
-from tvmc_transfer.tasks import extract_tasks
-from tvmc_transfer.tuning.scheduler import CommittingGradientScheduler
-from tvmc_transfer.tuning.task_logs import tune_contexts
+from tvmc_transfer.build.tasks import extract_tasks
+from tvmc_transfer.tune.scheduler import CommittingGradientScheduler
+from tvmc_transfer.tune.task_logs import tune_contexts
 
 
 @derived_object

@@ -94,7 +94,7 @@ def _an_instruction_set_this_cpu_lacks() -> str:
 def test_without_target_tvmc_compiles_for_this_cpu_and_run_refuses_a_package_for_a_cpu_it_lacks(tvmc, models, tmp_path):
     from tvm.target import codegen
 
-    from tvmc_transfer.package import read_package
+    from tvmc_transfer.build.package import read_package
 
     here = tmp_path / "here.tar"
     result = tvmc("compile", models["tiny-mlp"], "-o", here, "--no-default-schedules")

@@ -17,11 +17,11 @@ from tvm.s_tir import meta_schedule as ms
 
 from conftest import FAST_TUNE
 from tvmc_transfer import load_model, parse_target
-from tvmc_transfer.transfer.classes import kernel_class, normal_form
+from tvmc_transfer.kernels.classes import kernel_class, normal_form
 from tvmc_transfer.records import TUNING_RECORDS, is_measured, open_database, records_of
 from tvmc_transfer.records.listing import workload_hash
-from tvmc_transfer.transfer.replay import ReplayError, nearest_factors
-from tvmc_transfer.tasks import extract_tasks
+from tvmc_transfer.kernels.replay import ReplayError, nearest_factors
+from tvmc_transfer.build.tasks import extract_tasks
 
 TARGET = "llvm -num-cores=2"
 MEASURE = ["--min-repeat-ms", "5", "--number", "2"]
@@ -134,7 +134,7 @@ def test_kernel_classes_are_structural_and_stable(models):
     form = normal_form(conv.mod)
     assert "16" not in json.dumps(form) and form["buffers"]["p0"] == ["float32", 4]
     # stable across sessions: a fresh process computes the same keys
-    code = f"from tvmc_transfer.transfer.classes import kernel_class\nfrom tvmc_transfer import load_model, parse_target\nfrom tvmc_transfer.tasks import extract_tasks\nprint(' '.join(kernel_class(t.mod).key for t in extract_tasks(load_model({models['tiny-cnn-b']!r}), parse_target({TARGET!r}))))"
+    code = f"from tvmc_transfer.kernels.classes import kernel_class\nfrom tvmc_transfer import load_model, parse_target\nfrom tvmc_transfer.build.tasks import extract_tasks\nprint(' '.join(kernel_class(t.mod).key for t in extract_tasks(load_model({models['tiny-cnn-b']!r}), parse_target({TARGET!r}))))"
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
     assert fresh.stdout.split() == [c.key for _, c in cnn_b]
 
@@ -160,10 +160,10 @@ def test_kernels_with_the_same_anchor_take_each_others_schedules(models):
 def _assert_replays_correctly(source_task, dest_task, target):
     """Every design-space schedule of ``source_task`` replays on ``dest_task`` with the epilogues (or padding) fitted, and
     those the post-processors accept (at least one) compute the right numbers."""
-    from tvmc_transfer.transfer.replay import replay
-    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.kernels.replay import replay
+    from tvmc_transfer.kernels.check import KernelCheck
 
-    from tvmc_transfer.transfer.sources import matches
+    from tvmc_transfer.records.sources import matches
 
     mine, theirs = kernel_class(dest_task.mod), kernel_class(source_task.mod)
     assert matches(mine, theirs) in ("epilogue", "padding")
@@ -204,8 +204,8 @@ def test_a_pool_with_padding_and_one_without_take_each_others_schedules(models, 
     match this way: their padding blocks are there whether they pad or not."""
     import onnx
 
-    from tvmc_transfer.onnx_graph import Graph
-    from tvmc_transfer.transfer.sources import matches
+    from tvmc_transfer.frontends.onnx_graph import Graph
+    from tvmc_transfer.records.sources import matches
 
     g = Graph(0)
     x = g.max_pool(g.relu(g.conv("input", "conv", 3, 8, 3, pad=1)), "pool", 3, stride=2, pad=1)
@@ -303,12 +303,12 @@ def test_measure_top_measures_the_cost_models_best_ranked_and_matches_onnxruntim
     """``--measure-top 1``: a kernel's replayed candidates are ranked by the shipped cost model and only the best
     ranked are checked and measured, the next one only while the last beat everything measured before it;
     ``--measure-top all`` checks and measures every candidate, as transfer did before ranking."""
-    from tvmc_transfer.default_picks import load_cost_model
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.defaults.cost_model import load_cost_model
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
     from tvmc_transfer.transfer import KernelTransfer, TransferOptions
-    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.kernels.classes import iter_extents
     from tvmc_transfer.transfer.kernel import replay_candidates
-    from tvmc_transfer.transfer.sources import candidates_for, read_source
+    from tvmc_transfer.records.sources import candidates_for, read_source
 
     argv, output, report_path = ranked_transfer
     top = json.load(open(report_path))
@@ -572,13 +572,13 @@ def test_time_limit_stops_between_kernels_and_writes_nothing_partial(tuned_cnn, 
 
 def test_wrong_results_are_counted_and_dropped(tuned_cnn, models):
     """A candidate whose numbers differ from the unscheduled kernel's is never measured or recorded."""
-    from tvmc_transfer.transfer.sources import read_source
+    from tvmc_transfer.records.sources import read_source
     from tvmc_transfer.transfer import KernelTransfer, TransferOptions
-    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.kernels.check import KernelCheck
     from tvmc_transfer.transfer.kernel import replay_all
-    from tvmc_transfer.transfer.sources import candidates_for
-    from tvmc_transfer.transfer.classes import iter_extents
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.records.sources import candidates_for
+    from tvmc_transfer.kernels.classes import iter_extents
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
 
     target = parse_target(TARGET)
     load_tensor_intrinsics(target)
@@ -627,7 +627,7 @@ def test_a_source_read_for_its_best_records_holds_what_the_whole_database_gives(
     records: the same workloads, classes, counts and best records as MetaSchedule's database read whole."""
     from tvmc_transfer.records.database import mean_seconds
     from tvmc_transfer.records.listing import workload_hash
-    from tvmc_transfer.transfer.sources import read_source
+    from tvmc_transfer.records.sources import read_source
 
     target = parse_target(TARGET)
     whole, best = read_source(tuned_cnn[1], target), read_source(tuned_cnn[1], target, keep=2)
@@ -648,13 +648,13 @@ def test_a_kernel_past_the_time_limit_measures_only_its_first_batch(tuned_cnn, m
     measured, even when that batch beat the unscheduled kernel (which, without a limit, measures the next)."""
     import time
 
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
-    from tvmc_transfer.measure import MeasureOptions
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.tune.measure import MeasureOptions
     from tvmc_transfer.records.folder import RecordsFolder
     from tvmc_transfer.transfer import TransferOptions
-    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.kernels.classes import iter_extents
     from tvmc_transfer.transfer.kernel import transfer_kernel
-    from tvmc_transfer.transfer.sources import candidates_for, read_source
+    from tvmc_transfer.records.sources import candidates_for, read_source
 
     target = parse_target(TARGET)
     load_tensor_intrinsics(target)
@@ -685,13 +685,13 @@ def test_a_wrong_candidate_is_refused_after_its_build_and_never_run(tuned_cnn, m
     """A candidate is checked on the library its build made, its random weights packed in NumPy as its schedule's
     layout-rewrite blocks say; one found wrong is not run (no measurement, no record). A rewrite that is not a
     plain relayout has no packing: such a candidate is checked by compiling it here."""
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
-    from tvmc_transfer.measure import MeasureOptions
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.tune.measure import MeasureOptions
     from tvmc_transfer.transfer import KernelTransfer, TransferOptions
-    from tvmc_transfer.transfer.check import KernelCheck, weight_packing
-    from tvmc_transfer.transfer.classes import iter_extents
+    from tvmc_transfer.kernels.check import KernelCheck, weight_packing
+    from tvmc_transfer.kernels.classes import iter_extents
     from tvmc_transfer.transfer.kernel import WRONG, _measure, replay_candidates
-    from tvmc_transfer.transfer.sources import candidates_for, read_source
+    from tvmc_transfer.records.sources import candidates_for, read_source
 
     target = parse_target(TARGET)
     load_tensor_intrinsics(target)
@@ -732,9 +732,9 @@ def test_the_unscheduled_kernel_is_measured_only_when_it_could_win(tuned_cnn, mo
     """Beside a transferred schedule twice as fast or more, an unscheduled kernel whose one run in the check took
     10 ms or more keeps that run as its time (measuring it again cannot change the outcome); a faster one, or one
     near the best schedule, is measured with the protocol, and recorded when it wins."""
-    from tvmc_transfer.intrinsics import load_tensor_intrinsics
-    from tvmc_transfer.measure import MeasureOptions
-    from tvmc_transfer.transfer.check import KernelCheck
+    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
+    from tvmc_transfer.tune.measure import MeasureOptions
+    from tvmc_transfer.kernels.check import KernelCheck
     from tvmc_transfer.transfer.kernel import ROUGH_DEFAULT, _default_time
 
     target = parse_target(TARGET)
@@ -761,8 +761,8 @@ def test_a_kernel_with_fewer_candidates_than_a_batch_takes_the_next_records_of_i
     """One record per source workload can leave a kernel a single candidate (a model's one classifier matmul):
     the next best records of each workload are added, fastest first, until the first batch is full."""
     from tvmc_transfer.transfer import TransferOptions
-    from tvmc_transfer.transfer.classes import iter_extents
-    from tvmc_transfer.transfer.sources import candidates_for, read_source
+    from tvmc_transfer.kernels.classes import iter_extents
+    from tvmc_transfer.records.sources import candidates_for, read_source
 
     target = parse_target(TARGET)
     source = read_source(tuned_cnn[1], target)

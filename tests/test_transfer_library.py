@@ -9,8 +9,8 @@ import pytest
 from tvmc_transfer import load_model, parse_target
 from tvmc_transfer.records import TUNING_RECORDS, is_measured, open_database
 from tvmc_transfer.records.listing import workload_hash
-from tvmc_transfer.schedule_library import find_library, read_library
-from tvmc_transfer.tasks import extract_tasks
+from tvmc_transfer.defaults.library import find_library, read_library
+from tvmc_transfer.build.tasks import extract_tasks
 
 MEASURE = ["--min-repeat-ms", "5", "--number", "2"]
 # Few candidates per kernel: enough to see the library's schedules replayed, checked and measured, in seconds.

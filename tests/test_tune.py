@@ -126,7 +126,7 @@ def test_time_budget_stops_cleanly_and_the_rerun_resumes(models, tvmc, tmp_path)
 
 
 def test_patience_stops_tasks_whose_best_stopped_moving(models, tvmc, tmp_path):
-    from tvmc_transfer.tuning.scheduler import improved
+    from tvmc_transfer.tune.scheduler import improved
 
     assert improved([3.0], 1) and improved([3.0, 2.0], 1) and not improved([3.0, 2.0, 2.0], 1)
     assert improved([3.0, 3.0, 2.0], 2) and not improved([3.0, 2.0, 2.0, 2.0], 2)
@@ -176,7 +176,7 @@ def test_first_batches_go_to_the_kernels_that_cost_most(models, tmp_path):
     """After the defaults are measured, the scheduler's first round is ordered by measured time per inference,
     not FLOPs: on tiny-mobile a plain convolution with fewer FLOPs outweighs the hard-swish ones."""
     from tvmc_transfer import MeasureOptions, TuneOptions, load_model, parse_target, tune_model
-    from tvmc_transfer.tasks import costliest_first, heaviest_first
+    from tvmc_transfer.build.tasks import costliest_first, heaviest_first
 
     model, target = load_model(models["tiny-mobile"]), parse_target("llvm -num-cores=2")
     measure, records = MeasureOptions(number=2, min_repeat_ms=5), str(tmp_path / "records")
@@ -200,11 +200,11 @@ def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
 
     from conftest import assert_matches_onnxruntime
     from tvmc_transfer import MeasureOptions, TuneOptions, add_default_schedules, compile_model, load_model, parse_target, tune_model
-    from tvmc_transfer.default_schedules import DefaultOptions
+    from tvmc_transfer.defaults.schedules import DefaultOptions
     from tvmc_transfer.records.database import records_of
-    from tvmc_transfer.runner import run_module
+    from tvmc_transfer.run.module import run_module
     from tvmc_transfer.target import tuning_target
-    from tvmc_transfer.tasks import extract_tasks
+    from tvmc_transfer.build.tasks import extract_tasks
 
     model = load_model(models["tiny-cnn"])
     target = parse_target("llvm -num-cores=2")

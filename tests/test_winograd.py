@@ -12,11 +12,11 @@ from tvm import te
 
 from conftest import FAST_TUNE, assert_matches_onnxruntime, onnxruntime_outputs, run_cli
 from tvmc_transfer import compile_model, load_model, parse_target
-from tvmc_transfer.lowering import Lowering
-from tvmc_transfer.onnx_graph import Graph
-from tvmc_transfer.package import read_package
-from tvmc_transfer.tasks import extract_tasks
-from tvmc_transfer.winograd import convolution_te, transform_weight
+from tvmc_transfer.build.lowering import Lowering
+from tvmc_transfer.frontends.onnx_graph import Graph
+from tvmc_transfer.build.package import read_package
+from tvmc_transfer.build.tasks import extract_tasks
+from tvmc_transfer.build.winograd import convolution_te, transform_weight
 
 TARGET = "llvm -num-cores=2"
 NHWC = Lowering(layout="NHWC", winograd=True)

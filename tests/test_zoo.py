@@ -1,4 +1,4 @@
-"""Tests for tvmc_transfer.zoo: exact torchvision parameter counts, valid ONNX, ONNX Runtime and TVM agree."""
+"""Tests for tvmc_transfer.frontends.zoo: exact torchvision parameter counts, valid ONNX, ONNX Runtime and TVM agree."""
 
 import os
 
@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from tvmc_transfer import zoo
+from tvmc_transfer.frontends import zoo
 
 BIG = ["resnet50", "googlenet", "alexnet", "mobilenet_v2"]
 TINY = ["tiny-cnn", "tiny-cnn-b", "tiny-resnet", "tiny-mobile", "tiny-mlp"]

@@ -23,35 +23,35 @@ __version__ = "0.1.0"
 
 _API = {
     "TVMCException": "errors",
-    "load_model": "frontends",
-    "TVMCModel": "frontends",
+    "load_model": "frontends.load",
+    "TVMCModel": "frontends.load",
     "parse_target": "target",
-    "extract_tasks": "tasks",
-    "Lowering": "lowering",
-    "MeasureOptions": "measure",
-    "TuneOptions": "tune",
-    "TunePlan": "tune",
-    "tune_model": "tune",
+    "extract_tasks": "build.tasks",
+    "Lowering": "build.lowering",
+    "MeasureOptions": "tune.measure",
+    "TuneOptions": "tune.model",
+    "TunePlan": "tune.model",
+    "tune_model": "tune.model",
     "compile_model": "compiler",
-    "DefaultOptions": "default_schedules",
-    "add_default_schedules": "default_schedules",
-    "run_module": "runner",
-    "RunPlace": "runner",
-    "Remote": "remote",
-    "PipelineOptions": "pipeline_options",
-    "CrossCompiler": "cross",
-    "verify_with_onnxruntime": "runner",
-    "read_package": "package",
+    "DefaultOptions": "defaults.schedules",
+    "add_default_schedules": "defaults.schedules",
+    "run_module": "run.module",
+    "RunPlace": "run.module",
+    "Remote": "run.remote",
+    "PipelineOptions": "build.pipeline",
+    "CrossCompiler": "build.cross",
+    "verify_with_onnxruntime": "run.module",
+    "read_package": "build.package",
     "open_database": "records",
-    "refine_with_droplet": "droplet",
-    "DropletOptions": "droplet",
-    "DropletReport": "droplet_report",
-    "droplet_phase": "droplet",
+    "refine_with_droplet": "droplet.phase",
+    "DropletOptions": "droplet.phase",
+    "DropletReport": "droplet.report",
+    "droplet_phase": "droplet.phase",
     "transfer_tune": "transfer",
     "TransferOptions": "transfer",
     "TransferPlan": "transfer",
     "TransferReport": "transfer",
-    "zoo": None,
+    "zoo": "frontends.zoo",
 }
 
 __all__ = sorted(_API) + ["__version__"]
@@ -59,6 +59,6 @@ __all__ = sorted(_API) + ["__version__"]
 
 def __getattr__(name):
     if name in _API:
-        module = importlib.import_module(f".{_API[name] or name}", __name__)
-        return module if _API[name] is None else getattr(module, name)
+        module = importlib.import_module(f".{_API[name]}", __name__)
+        return module if module.__name__.endswith(f".{name}") else getattr(module, name)
     raise AttributeError(f"module 'tvmc_transfer' has no attribute '{name}'")

@@ -15,15 +15,18 @@ import attrs
 
 from . import __version__
 from .atomic import atomic_write
-from .cross import CrossCompiler, check_linkable
+from .build.cross import CrossCompiler, check_linkable
+from .build.intrinsics import load_tensor_intrinsics
+from .build.layout_conversion import collect_fallbacks
+from .build.lowering import Lowering, layout_passes, other_lowering_hint, tuned_count
+from .build.package import PackageMetadata, write_package
+from .build.pipeline import PipelineOptions, build, dump_code
+from .build.tasks import extract_tasks
+from .defaults.schedules import DefaultOptions, KernelDefault, add_default_schedules
 from .errors import TVMCException, lowering_hint, tvm_errors
-from .layout_conversion import collect_fallbacks
-from .lowering import Lowering, layout_passes, other_lowering_hint, tuned_count
-from .package import PackageMetadata, write_package
-from .pipeline_options import PipelineOptions, build, dump_code
-from .records import open_database, records_digest
+from .kernels.classes import kernel_class
+from .records import copy_records, open_database, records_digest
 from .target import target_json
-from .tasks import extract_tasks
 
 log = logging.getLogger("tvmc")
 
@@ -163,7 +166,6 @@ def _records_for(records: str, target):
     Records of failed builds or runs stay out: a schedule that never ran correctly is never applied."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
-    from .records import copy_records
 
     source = open_database(records)
     if not source.get_all_tuning_records():
@@ -177,8 +179,6 @@ def _scheduled(tasks, database, defaults, target) -> tuple:
     """A ``KernelDefault`` per task: the defaults' own rows, or (without defaults) records or nothing."""
     if defaults is not None:
         return defaults.kernels
-    from .default_schedules import KernelDefault  # pylint: disable=import-outside-toplevel
-    from .transfer.classes import kernel_class
 
     unscheduled = "none" if target.kind.name in ("llvm", "c") else "dlight"  # a GPU build schedules the rest with DLight
     return tuple(
@@ -214,7 +214,6 @@ def compile_model(
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm.s_tir import meta_schedule as ms
 
-    from .intrinsics import load_tensor_intrinsics
 
     pipeline = pipeline or PipelineOptions()
     check_linkable(target, cross)
@@ -247,7 +246,6 @@ def compile_model(
             defaults = None
             with timed(phases, "default_schedules"), tvm_errors("choosing default schedules", what_to_try):
                 if use_defaults:
-                    from .default_schedules import DefaultOptions, add_default_schedules  # pylint: disable=import-outside-toplevel
 
                     options = default_schedules if isinstance(default_schedules, DefaultOptions) else DefaultOptions()
                     defaults = add_default_schedules(tasks, target, database, options)

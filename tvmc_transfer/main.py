@@ -14,66 +14,18 @@ import os
 import pkgutil
 import sys
 from importlib.metadata import entry_points
-from typing import Any, Callable
 
-import attrs
-
+from . import __version__, cli
+from .cli.config import apply_flat, checked_defaults, is_flat
+from .cli.registry import OPTION_HOOKS, REGISTERED_PARSER, ArgumentParser, OptionHook, UsageError, apply_option_hooks, register_option_hook, register_parser  # noqa: F401 (plugins import them from here)
 from .errors import TVMCException
-from .legacy_config import apply_flat, checked_defaults, is_flat
 
 PLUGIN_GROUP = "tvmc_transfer.plugins"
-REGISTERED_PARSER: list[Callable] = []
-OPTION_HOOKS: dict[str, list["OptionHook"]] = {}
-
-
-def register_parser(make_parser: Callable) -> Callable:
-    """Register ``make_parser(subparsers, main_parser, json_config)``, which adds one command."""
-    REGISTERED_PARSER.append(make_parser)
-    return make_parser
-
-
-@attrs.frozen
-class OptionHook:
-    """Options a plugin adds to another command, and how it turns them into work.
-
-    The driver calls ``add_arguments(parser)`` on the command's parser; the command calls ``apply(args, plan)``
-    before it runs, with its own extension object (for ``tune`` a ``TunePlan``, for ``transfer`` a
-    ``TransferPlan``, whose phases it may extend).
-    """
-
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    apply: Callable[[argparse.Namespace, Any], None] | None = None
-
-
-def register_option_hook(command: str, hook: OptionHook) -> OptionHook:
-    """Attach ``hook`` to ``command``; the command's parser and driver will call it."""
-    OPTION_HOOKS.setdefault(command, []).append(hook)
-    return hook
-
-
-def apply_option_hooks(command: str, args: argparse.Namespace, plan: Any) -> None:
-    """Called by a command's driver before it runs: lets plugins extend ``plan``."""
-    for hook in OPTION_HOOKS.get(command, []):
-        if hook.apply is not None:
-            hook.apply(args, plan)
-
-
-class UsageError(TVMCException):
-    """A command line argparse cannot read: one ``Error: ...`` line and exit code 2, as argparse and tvmc 0.19."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """Usage mistakes become the driver's one-line ``Error: ...`` like every other user error."""
-
-    def error(self, message):
-        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _load_commands() -> None:
     if REGISTERED_PARSER:
         return
-    from . import cli  # pylint: disable=import-outside-toplevel
-
     for info in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
         importlib.import_module(f"{cli.__name__}.{info.name}")
     for entry in entry_points(group=PLUGIN_GROUP):
@@ -156,7 +108,6 @@ def _main(argv: list[str]) -> int:
         parser = build_parser(config)
         args = parser.parse_args(argv)
         if args.version:
-            from . import __version__  # pylint: disable=import-outside-toplevel
 
             print(f"tvmc-transfer {__version__}")
             return 0

@@ -12,6 +12,7 @@ import logging
 import shlex
 
 from .errors import TVMCException, one_line
+from .threads import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,6 @@ def native_target() -> dict:
     """This machine's CPU exactly: its ``-mcpu`` and the number of cores this process may use."""
     import tvm  # pylint: disable=import-outside-toplevel
 
-    from .threads import usable_cpus
 
     return {
         "kind": "llvm",
@@ -282,3 +282,23 @@ def tuning_target(target):
     import tvm  # pylint: disable=import-outside-toplevel
 
     return _build(tvm, config)
+
+
+def target_features(target) -> set:
+    """The LLVM CPU features of ``target`` (empty for a kind that is not ``llvm`` or an unknown processor)."""
+    from tvm.target import codegen  # pylint: disable=import-outside-toplevel
+
+    if target.kind.name != "llvm":
+        return set()
+    try:
+        return {str(f) for f in codegen.llvm_get_cpu_features(target)}
+    except Exception:  # pylint: disable=broad-except
+        return set()
+
+
+def target_arch(target) -> str:
+    """The architecture of an ``llvm`` target: from its ``mtriple``, else this machine's (``x86_64``, ``aarch64``)."""
+    from tvm.target import codegen  # pylint: disable=import-outside-toplevel
+
+    triple = str(target.attrs.get("mtriple", "") or "") or str(codegen.llvm_get_system_triple())
+    return triple.split("-")[0]

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import TVMCException
+from .registry import apply_option_hooks
 
 
 def add_model_arguments(parser) -> None:
@@ -17,7 +18,6 @@ def add_model_arguments(parser) -> None:
 def plan_from_args(command: str, args):
     """The command's plan of later phases, as the option hooks registered for it (``--droplet``, plugins)
     extend it from ``args``."""
-    from ..main import apply_option_hooks  # pylint: disable=import-outside-toplevel
     from ..session import Plan
 
     plan = Plan()
@@ -26,7 +26,7 @@ def plan_from_args(command: str, args):
 
 
 def load_model_from_args(args):
-    from ..frontends import load_model  # pylint: disable=import-outside-toplevel
+    from ..frontends.load import load_model  # pylint: disable=import-outside-toplevel
 
     return load_model(args.model, args.model_format, args.input_shapes)
 

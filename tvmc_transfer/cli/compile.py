@@ -3,13 +3,13 @@ report of the compile for CI)."""
 
 import attrs
 
-from ..cross import add_cross_arguments, cross_from_args
+from ..build.cross import add_cross_arguments, cross_from_args
+from ..build.lowering import add_lowering_arguments, lowering_from_args
+from ..build.pipeline import add_pipeline_arguments, pipeline_options_from_args
 from ..errors import TVMCException
-from ..lowering import add_lowering_arguments, lowering_from_args
-from ..main import register_parser
-from ..pipeline_options import add_pipeline_arguments
 from ..target import add_target_arguments, target_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args
+from .registry import register_parser
 
 
 @register_parser
@@ -48,7 +48,6 @@ def add_compile_parser(subparsers, main_parser, json_config):
 
 def drive_compile(args) -> int:
     from ..compiler import CompileFailed, CompileReport, compile_model, timed  # pylint: disable=import-outside-toplevel
-    from ..pipeline_options import pipeline_options_from_args
 
     check_output_folder(args.output, "package")
     if args.report:

@@ -5,7 +5,7 @@ Registered as an option hook of both commands, the way a plugin would; TVM is im
 """
 
 from ..errors import TVMCException
-from ..main import OptionHook, register_option_hook
+from .registry import OptionHook, register_option_hook
 
 
 def add_arguments(parser) -> None:
@@ -27,7 +27,7 @@ def apply(args, plan) -> None:
         return
     if args.repeat < 2:
         raise TVMCException("--droplet compares repeated measurements with a t-test: use --repeat 2 or more")
-    from ..droplet import DropletOptions, droplet_phase  # pylint: disable=import-outside-toplevel
+    from ..droplet.phase import DropletOptions, droplet_phase  # pylint: disable=import-outside-toplevel
 
     options = DropletOptions(
         trials=64 if args.droplet_trials is None else args.droplet_trials,

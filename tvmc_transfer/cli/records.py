@@ -1,7 +1,9 @@
 """``tvmc records``: look into, merge and filter tuning-records folders."""
 
-from ..main import register_parser
-from ..measure import add_measure_arguments
+from ..errors import TVMCException
+from ..target import parse_target, tuning_target
+from ..tune.measure import add_measure_arguments, measure_options_from_args
+from .registry import register_parser
 
 
 @register_parser
@@ -54,8 +56,6 @@ def add_records_parser(subparsers, main_parser, json_config):
 
 
 def _usage(parser) -> int:
-    from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
-
     raise TVMCException("give a subcommand: list, best, merge, filter or retime (see 'tvmc records --help')")
 
 
@@ -83,7 +83,6 @@ def drive_merge(args) -> int:
 
 def drive_filter(args) -> int:
     from ..records.merge import filter_records  # pylint: disable=import-outside-toplevel
-    from ..target import parse_target
 
     report = filter_records(args.input, parse_target(args.target), args.output, measured_only=args.measured_only)
     print(f"kept {report.copied} records in {report.output}; {report.other_target} for another target left out")
@@ -91,9 +90,7 @@ def drive_filter(args) -> int:
 
 
 def drive_retime(args) -> int:
-    from ..measure import measure_options_from_args  # pylint: disable=import-outside-toplevel
-    from ..records.retime import retime_records
-    from ..target import parse_target, tuning_target
+    from ..tune.retime import retime_records
 
     target = tuning_target(parse_target(args.target))
     source = tuning_target(parse_target(args.from_target)) if args.from_target else None

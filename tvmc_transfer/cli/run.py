@@ -1,8 +1,9 @@
 """``tvmc run``: run a package, print its timing, save its outputs, verify it against ONNX Runtime."""
 
-from ..main import register_parser
-from ..remote import DEVICES
+from ..errors import TVMCException
+from ..run.remote import DEVICES, Remote
 from .common import save_npz
+from .registry import register_parser
 
 
 @register_parser
@@ -28,10 +29,8 @@ def add_run_parser(subparsers, main_parser, json_config):
 
 
 def drive_run(args) -> int:
-    from ..errors import TVMCException  # pylint: disable=import-outside-toplevel
-    from ..profiling import format_profile
-    from ..remote import Remote
-    from ..runner import RunPlace, load_inputs, run_module, top_n, verify_with_onnxruntime
+    from ..run.module import RunPlace, load_inputs, run_module, top_n, verify_with_onnxruntime
+    from ..run.profiling import format_profile
 
     if args.number < 1 or args.repeat < 1:
         raise TVMCException("--number and --repeat must be at least 1")
@@ -55,8 +54,8 @@ def drive_run(args) -> int:
     if args.profile:
         print(format_profile(result.profile))
     if args.verify:
-        from ..package import read_package  # pylint: disable=import-outside-toplevel
-        from ..runner import make_inputs
+        from ..build.package import read_package  # pylint: disable=import-outside-toplevel
+        from ..run.module import make_inputs
 
         inputs = make_inputs(read_package(args.package).metadata.inputs, given, args.fill_mode)
         checks = verify_with_onnxruntime(args.verify, inputs, result.outputs, args.rtol)

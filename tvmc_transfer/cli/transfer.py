@@ -2,11 +2,12 @@
 
 import argparse
 
-from ..lowering import add_lowering_arguments, lowering_from_args
-from ..main import register_parser
-from ..measure import add_measure_arguments, measure_options_from_args
+from ..build.lowering import add_lowering_arguments, lowering_from_args
+from ..errors import lowering_hint, tvm_errors
 from ..target import add_target_arguments, target_from_args
+from ..tune.measure import add_measure_arguments, measure_options_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args
+from .registry import register_parser
 
 
 @register_parser
@@ -68,7 +69,6 @@ def _measure_top(text: str) -> int | None:
 
 
 def drive_transfer(args) -> int:
-    from ..errors import lowering_hint, tvm_errors  # pylint: disable=import-outside-toplevel
     from ..transfer import TransferOptions, transfer_tune
 
     check_output_folder(args.output, "records")

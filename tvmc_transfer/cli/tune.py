@@ -1,10 +1,11 @@
 """``tvmc tune``: MetaSchedule evolutionary search into a records folder; re-running it resumes."""
 
-from ..lowering import add_lowering_arguments, lowering_from_args
-from ..main import register_parser
-from ..measure import add_measure_arguments, measure_options_from_args
+from ..build.lowering import add_lowering_arguments, lowering_from_args
+from ..errors import TVMCException, lowering_hint, tvm_errors
 from ..target import add_target_arguments, target_from_args
+from ..tune.measure import add_measure_arguments, measure_options_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args
+from .registry import register_parser
 
 
 @register_parser
@@ -38,9 +39,8 @@ def add_tune_parser(subparsers, main_parser, json_config):
 
 
 def drive_tune(args) -> int:
-    from ..errors import TVMCException, lowering_hint, tvm_errors  # pylint: disable=import-outside-toplevel
-    from ..tasks import extract_tasks, format_task_table
-    from ..tune import TuneOptions, tune_model
+    from ..build.tasks import extract_tasks, format_task_table
+    from ..tune.model import TuneOptions, tune_model
 
     if args.tasks != "list" and not args.output:
         raise TVMCException("give the records folder to write with -o RECORDS")

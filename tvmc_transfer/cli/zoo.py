@@ -1,6 +1,8 @@
 """``tvmc zoo``: write a bundled model (seeded random weights) as an ONNX file; nothing is downloaded."""
 
-from ..main import register_parser
+from ..errors import TVMCException
+from .common import check_output_folder
+from .registry import register_parser
 
 
 @register_parser
@@ -18,9 +20,7 @@ def add_zoo_parser(subparsers, main_parser, json_config):
 
 
 def drive_zoo(args) -> int:
-    from .. import zoo  # pylint: disable=import-outside-toplevel
-    from ..errors import TVMCException
-    from .common import check_output_folder
+    from ..frontends import zoo  # pylint: disable=import-outside-toplevel
 
     if args.name == "list":
         for model in zoo.MODELS.values():

@@ -8,6 +8,7 @@ import hashlib
 import os
 
 from ..errors import TVMCException, one_line
+from ..target import target_json
 
 WORKLOADS = "database_workload.json"
 TUNING_RECORDS = "database_tuning_record.json"
@@ -62,7 +63,6 @@ def corrupt_records(folder: str, err: Exception) -> TVMCException:
 
 def same_target(a, b) -> bool:
     """Records are for the same target when the kind and the processor (mcpu or arch) agree."""
-    from ..target import target_json  # pylint: disable=import-outside-toplevel
 
     ea, eb = target_json(a), target_json(b)
     return ea["kind"] == eb["kind"] and all(ea.get(k) == eb.get(k) for k in ("mcpu", "arch"))
@@ -70,7 +70,6 @@ def same_target(a, b) -> bool:
 
 def target_label(target) -> str:
     """What ``same_target`` compares, as a target string: ``llvm -mcpu=znver3``, ``cuda -arch=sm_90``."""
-    from ..target import target_json  # pylint: disable=import-outside-toplevel
 
     t = target_json(target)
     return " ".join([str(t["kind"])] + [f"-{k}={t[k]}" for k in ("mcpu", "arch") if t.get(k)])

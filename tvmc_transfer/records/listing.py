@@ -3,6 +3,7 @@
 import attrs
 
 from ..errors import TVMCException
+from ..kernels.classes import kernel_class, main_func
 from .database import is_measured, open_database, target_label
 from .folder import best_seconds
 
@@ -16,7 +17,6 @@ def workload_hash(mod) -> str:
 
 def shapes_text(mod) -> str:
     """``1x64x56x56,64x64x3x3->1x64x56x56``: the shapes of a workload's buffers, inputs first."""
-    from ..transfer.classes import main_func  # pylint: disable=import-outside-toplevel
 
     params = [p for p in main_func(mod).params if hasattr(p, "shape")]
     text = ["x".join(str(int(d)) if hasattr(d, "value") or isinstance(d, int) else str(d) for d in p.shape) for p in params]
@@ -36,7 +36,6 @@ class WorkloadRow:
 
 def list_workloads(folder: str) -> list:
     """Per workload of a records folder: its class, shapes, record counts and best measured time."""
-    from ..transfer.classes import kernel_class  # pylint: disable=import-outside-toplevel
 
     database = open_database(folder)
     records = database.get_all_tuning_records()

@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
+from ..defaults.cost_model import predicted_order
 from ..errors import one_line
-from ..measure import measure_modules
+from ..kernels.check import KernelCheck, weight_packing
+from ..kernels.replay import replay_candidates
 from ..records.database import mean_seconds, replayed
 from ..records.listing import workload_hash
-from .check import KernelCheck, weight_packing
-from .replay import ReplayError, replay
+from ..tune.measure import measure_modules
 from .report import KernelTransfer
 
 log = logging.getLogger("tvmc")
@@ -57,7 +58,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
             row = attrs.evolve(row, invalid=row.invalid + 1)
         candidates = [c for c in candidates if workload_hash(c.workload.mod) != key]
 
-    replayed, context, row = replay_candidates(task, klass, candidates, target, row)
+    replayed, context, row = _replayed(task, klass, candidates, target, row)
     top = options.measure_top or len(replayed)
     queue = [replayed[i] for i in _ranking(task, context, model, replayed, top)]
     batch, queue = queue[:top], queue[top:]
@@ -156,7 +157,6 @@ def _mean(secs):
 
 def _ranking(task, context, model, replayed, top) -> list:
     """The order to check and measure ``replayed`` in: the cost model's, when not all of them are measured at once."""
-    from ..default_picks import predicted_order  # pylint: disable=import-outside-toplevel
 
     if len(replayed) <= top:
         return list(range(len(replayed)))
@@ -225,51 +225,13 @@ def _keep_default_if_faster(row, mod, default_secs, default_args, target, folder
 
 def replay_all(task, klass, candidates, target, check, row):
     """Replay and post-process every candidate, drop duplicates, check the numbers: the correct schedules."""
-    replayed, _, row = replay_candidates(task, klass, candidates, target, row)
+    replayed, _, row = _replayed(task, klass, candidates, target, row)
     valid, _, row = _next_correct(task, replayed, len(replayed), check, row)
     return valid, row
 
 
-def replay_candidates(task, klass, candidates, target, row):
-    """Replay and post-process every candidate and drop duplicates: ``[(schedule, candidate)]`` in the
-    candidates' order, the ``TuneContext`` of the kernel they were post-processed in, and ``row`` with the
-    candidates tried, the invalid ones and the decisions remapped counted."""
-    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
-    from tvm_ffi import structural_hash
-
-    context = ms.TuneContext(mod=task.mod, target=target, space_generator="post-order-apply", task_name=task.name)
-    postprocs = list(context.space_generator.postprocs)
-    seen = set()
-    replayed = []
-    tried, invalid, remapped = row.candidates, row.invalid, row.remapped
-    for candidate in candidates:
-        source = candidate.workload.kernel_class
-        inline, drop = klass.epilogue_plan(source)  # nothing to fit within a class
-        names = dict(zip([b for b in source.blocks if b not in drop], [b for b in klass.blocks if b not in inline]))
-        try:
-            fitted = replay(candidate.record.trace, task.mod, names, inline, drop, klass.consumers_differ(source))
-        except ReplayError as err:
-            tried, invalid = tried + 1, invalid + 1
-            log.debug("%s: %s does not replay: %s", task.name, candidate.describe(), err)
-            continue
-        sch = fitted.schedule
-        sch.enter_postproc()
-        if not all(_apply(p, sch) for p in postprocs):
-            tried, invalid = tried + 1, invalid + 1
-            log.debug("%s: %s fails a postprocessor", task.name, candidate.describe())
-            continue
-        key = structural_hash(sch.mod)
-        if key in seen:
-            continue  # another source record led to the same schedule here: measured once
-        seen.add(key)
-        tried += 1
-        remapped += fitted.remapped
-        replayed.append((sch, candidate))
-    return replayed, context, attrs.evolve(row, candidates=tried, invalid=invalid, remapped=remapped)
-
-
-def _apply(postproc, sch) -> bool:
-    try:
-        return bool(postproc.apply(sch))
-    except Exception:  # pylint: disable=broad-except
-        return False
+def _replayed(task, klass, candidates, target, row) -> tuple:
+    """``replay_candidates``, its counts added to ``row``."""
+    replayed, context, counts = replay_candidates(task, klass, candidates, target)
+    row = attrs.evolve(row, candidates=row.candidates + counts.tried, invalid=row.invalid + counts.invalid, remapped=row.remapped + counts.remapped)
+    return replayed, context, row

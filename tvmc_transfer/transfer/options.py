@@ -2,9 +2,9 @@
 
 import attrs
 
+from ..build.lowering import Lowering
 from ..errors import TVMCException
-from ..lowering import Lowering
-from ..measure import MeasureOptions
+from ..tune.measure import MeasureOptions
 
 SOURCE_MODES = ("auto", "all")
 

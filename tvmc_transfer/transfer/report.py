@@ -7,8 +7,7 @@ import attrs
 
 from ..atomic import atomic_write
 from ..errors import TVMCException
-from .sources import format_ranking
-
+from ..records.sources import format_ranking
 
 RANKINGS = ("the cost model", "nearest shapes (no cost model)", "nearest shapes (every one measured)")
 

@@ -38,21 +38,28 @@ import time
 import attrs
 import numpy as np
 
+from ..build.intrinsics import load_tensor_intrinsics
+from ..build.lowering import Lowering
+from ..build.tasks import extract_tasks, select_tasks
+from ..compiler import compile_model
+from ..defaults.cost_model import load_cost_model
+from ..defaults.library import library_source, nothing_to_transfer_from
 from ..errors import TVMCException
-from ..lowering import Lowering
+from ..kernels.classes import iter_extents, kernel_class
 from ..records.database import target_label
 from ..records.folder import RecordsFolder
-from ..records.lock import claim, writes_records
 from ..records.listing import workload_hash
+from ..records.lock import claim, writes_records
+from ..records.sources import candidates_for, format_ranking, rank_sources, read_source, records_to_read
+from ..run.module import run_module
 from ..session import Plan, Session
 from ..target import target_json, tuning_target
-from ..tasks import extract_tasks, select_tasks
-from ..tune import TuneOptions, tune_tasks
+from ..tune.model import TuneOptions, tune_tasks
+from ..tune.seeds import seed_with_defaults
 from .journal import Journal
 from .kernel import transfer_kernel
 from .options import TransferOptions
 from .report import RANKINGS, KernelTransfer, TransferReport
-from .sources import candidates_for, format_ranking, library_source, nothing_to_transfer_from, rank_sources, read_source, records_to_read
 
 log = logging.getLogger("tvmc")
 
@@ -85,8 +92,6 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     ...                        plan=Plan([droplet_phase(DropletOptions(trials=16))]))  # doctest: +SKIP
     >>> print(report.phases[0].summary())                                              # doctest: +SKIP
     """
-    from ..intrinsics import load_tensor_intrinsics  # pylint: disable=import-outside-toplevel
-    from .classes import iter_extents, kernel_class
 
     start = time.time()
     sources = [sources] if isinstance(sources, str) else list(sources or ())
@@ -211,7 +216,6 @@ def _measure_defaults(tasks, target, folder, builder, runner, deadline, progress
     """Every kernel's default schedule (what ``tvmc compile`` gives it without records) measured beside what was
     transferred, and recorded: compiling with the transferred records is then never slower than not tuning
     (the best record wins), and droplet search starts from the better of the two."""
-    from ..tuning.seeds import seed_with_defaults  # pylint: disable=import-outside-toplevel
 
     if deadline is not None and time.monotonic() > deadline:
         _progress(progress, "default schedules not measured: out of time (--time-limit)")
@@ -224,7 +228,6 @@ def _measure_defaults(tasks, target, folder, builder, runner, deadline, progress
 def _ranking_model(options) -> tuple:
     """The cost model that ranks each kernel's candidates (None when every one is measured or there is no
     model), and how the report names the order."""
-    from ..default_picks import load_cost_model  # pylint: disable=import-outside-toplevel
 
     if options.measure_top is None:
         return None, RANKINGS[2]
@@ -238,8 +241,6 @@ def _ranking_model(options) -> tuple:
 def end_to_end_ms(model, target, folder, repeat: int = 10, lowering: Lowering = Lowering()) -> float:
     """Compile ``model`` with the records of ``folder`` (a ``RecordsFolder``; none when it is empty) and return
     the median latency over ``repeat`` runs, in ms."""
-    from ..compiler import compile_model  # pylint: disable=import-outside-toplevel
-    from ..runner import run_module
 
     work = tempfile.mkdtemp(prefix="tvmc-transfer-e2e-")
     try:
