@@ -62,29 +62,16 @@ def model_file(name: str, folder: str) -> str:
 
 
 def records_folder(path: str) -> str:
-    """``path``, unpacked first from ``path.tar.xz`` when only the archive is there: large records sets (the
-    prepacked ones, 15 kB a record) are committed compressed, about 150x smaller. A folder tuned further is
-    packed again with ``tar -cJf NAME-records.tar.xz --exclude=logs NAME-records`` before committing. A folder
-    unpacked earlier is used when its records begin with the archive's (it may have been tuned further); when the
-    archive holds other records (a commit replaced it), the script stops with an ``Error:`` line instead of
-    using stale ones."""
-    import tarfile  # pylint: disable=import-outside-toplevel
+    """``path``, unpacked first from ``path.tar.xz`` when only the archive is there (``records.archive.unpacked``:
+    large records sets are committed compressed); a folder that the archive contradicts stops the script with an
+    ``Error:`` line."""
+    from tvmc_transfer.errors import TVMCException  # pylint: disable=import-outside-toplevel
+    from tvmc_transfer.records.archive import unpacked
 
-    archive = path.rstrip("/") + ".tar.xz"
-    if not os.path.exists(archive):
-        return path
-    with tarfile.open(archive) as tar:
-        if not os.path.isdir(path):
-            tar.extractall(os.path.dirname(os.path.abspath(path)), filter="data")
-            return path
-        # a folder unpacked earlier shadows the archive: stop when the archive holds other records (a commit
-        # replaced it) rather than use stale ones; a folder tuned further (records are appended) is used
-        records = os.path.join(path, "database_tuning_record.json")
-        member = next((m for m in tar.getmembers() if m.name.endswith("/database_tuning_record.json")), None)
-        if member is not None and os.path.exists(records) and not _starts_with(records, tar.extractfile(member), member.size):
-            raise SystemExit(f"Error: {archive} holds other records than the folder {path}: delete the folder to unpack "
-                             "the archive, or pack the folder again if it holds the records to keep")
-    return path
+    try:
+        return unpacked(path)
+    except TVMCException as err:
+        raise SystemExit(f"Error: {err}") from None
 
 
 def add_records_tag_argument(parser) -> None:
@@ -92,23 +79,20 @@ def add_records_tag_argument(parser) -> None:
     parser.add_argument("--records-tag", default="", metavar="TAG", help="read RECORDS/<model>-TAG-records (unpacked from .tar.xz), for example znver3-nhwc")
 
 
+def add_transfer_pair_arguments(parser, work: str) -> None:
+    """A transfer between two zoo models: ``SOURCE:TARGET``, ``--target``, which records (``--records``,
+    ``--records-tag``), ``--lowering`` and ``--work``."""
+    parser.add_argument("pair", help="SOURCE:TARGET zoo models, e.g. googlenet:resnet50")
+    parser.add_argument("--target", default="native")
+    add_records_tag_argument(parser)
+    add_lowering_argument(parser)
+    add_folder_arguments(parser, work, records=True)
+
+
 def tagged_records(args, name: str) -> str:
     """The records folder of zoo model ``name`` that ``--records`` and ``--records-tag`` name (``records_folder``)."""
     tag = f"-{args.records_tag}" if args.records_tag else ""
     return records_folder(os.path.join(args.records, f"{name}{tag}-records"))
-
-
-def _starts_with(path: str, packed, size: int, chunk: int = 1 << 20) -> bool:
-    """Whether the file ``path`` begins with the ``size`` bytes of the file object ``packed``."""
-    if os.path.getsize(path) < size:
-        return False
-    with open(path, "rb") as f:
-        while size > 0:
-            n = min(chunk, size)
-            if f.read(n) != packed.read(n):
-                return False
-            size -= n
-    return True
 
 
 def median_ms(fn, repeat: int = 30, warmup: int = 3) -> float:

@@ -311,13 +311,18 @@ def add_arguments(parser) -> None:
                         help="re-time only the kernels (end to end: keep the last run's timing, if any)")
 
 
+def bench_models(parser, bench, argv=None) -> int:
+    """Parse ``argv`` and run ``bench(name, args)`` for each model named: a droplet script's main."""
+    args = parser.parse_args(argv)
+    for name in args.models:
+        bench(name, args)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    for name in args.models:
-        bench_model(name, args)
-    return 0
+    return bench_models(parser, bench_model, argv)
 
 
 if __name__ == "__main__":

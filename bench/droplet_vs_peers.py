@@ -32,7 +32,7 @@ import attrs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import WORK  # noqa: E402
-from droplet_bench import Start, add_arguments, first_reaching, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
+from droplet_bench import Start, add_arguments, bench_models, first_reaching, own_series, run_arm, trials_to_best, trials_to_reach  # noqa: E402
 from tvmc_transfer.droplet.phase import DropletOptions  # noqa: E402
 from tvmc_transfer.records import WORKLOADS  # noqa: E402
 from tvmc_transfer.tune.task_logs import tune_contexts  # noqa: E402
@@ -81,7 +81,7 @@ def tvm_droplet(start: Start, arm: str = "tvm-droplet", build_timeout: float | N
         ms_tune.PostOpt, post_opt.clean_file = functools.partial(shipped[0], trials=start.args.trials), keep
         space.Space.run = run
         random.seed(0)  # its Space keeps a schedule's postprocessing at random (a quarter of the time)
-        try:  # the contexts MetaSchedule would build, without its logging setup (tuning/task_logs.py)
+        try:  # the contexts MetaSchedule would build, without its logging setup (tune/task_logs.py)
             with tune_contexts([t.extracted for t in start.tasks], folder, "replay-trace", start.measure.parallel, seed=0) as (contexts, weights):
                 ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=folder, max_trials_global=0, post_optimization=True)
         finally:
@@ -218,10 +218,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-tvm-droplet", action="store_true", help="leave TVM's droplet out (for example against a long evolutionary run)")
     parser.add_argument("--patient-tvm-droplet", action="store_true",
                         help=f"also TVM's droplet with a 60 s build timeout ('{PATIENT}'): as it ships, its 10 s timeout expires while its fresh build workers import tensor intrinsics")
-    args = parser.parse_args(argv)
-    for name in args.models:
-        bench_model(name, args)
-    return 0
+    return bench_models(parser, bench_model, argv)
 
 
 if __name__ == "__main__":

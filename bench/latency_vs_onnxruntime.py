@@ -21,7 +21,7 @@ import attrs
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import RECORDS_LOWERING, add_folder_arguments, against_onnxruntime, append_json, model_file, records_folder  # noqa: E402
+from common import RECORDS_LOWERING, add_folder_arguments, add_records_tag_argument, against_onnxruntime, append_json, model_file, tagged_records  # noqa: E402
 
 from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model  # noqa: E402
 from tvmc_transfer.build.lowering import Lowering  # noqa: E402
@@ -32,7 +32,7 @@ def prepare(name: str, work: str, target, args):
     model = load_model(path)
     lowering = Lowering(layout=args.desired_layout) if args.weight_prepack else attrs.evolve(RECORDS_LOWERING, layout=args.desired_layout or "NCHW")
     tag = f"-{args.records_tag}" if args.records_tag else ""
-    records = records_folder(os.path.join(args.records, f"{name}{tag}-records"))
+    records = tagged_records(args, name)
     start = time.time()
     options = TuneOptions(trials=args.trials, measure=MeasureOptions(), lowering=lowering, time_budget=args.time_budget,
                           population=args.population)
@@ -59,7 +59,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", help="append one JSON line per model here")
     parser.add_argument("--weight-prepack", action="store_true", help="tune and compile with weight prepacking (tvmc's CPU default)")
-    parser.add_argument("--records-tag", help="records folder RECORDS/<model>-TAG-records (for records of another lowering or processor)")
+    add_records_tag_argument(parser)
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock bound on this run's tuning (resumable)")
     parser.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert convolutions first, as tune/compile --desired-layout (default: theirs with --weight-prepack, else NCHW as the committed records)")
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population (default 512, as tvmc tune)")

@@ -68,7 +68,7 @@ OURS = textwrap.dedent(
     defaults = DefaultOptions(use_library=False) if library == "none" else DefaultOptions(library=library or None)
     model, target = load_model(model_path), parse_target(target)
     report = tune_model(model, target, records, TuneOptions(trials=100000, time_budget=float(budget), defaults=defaults))
-    print(report.table())
+    print(report.summary())
     compile_model(model, target, output, records=records, default_schedules=defaults)
     """
 )

@@ -30,6 +30,13 @@ did before they existed) into a folder of its own, and that package is timed alo
 
 With ``--droplet-trials K`` each transfer is also refined by droplet search (K trials per kernel that has a
 record, as ``tvmc transfer --droplet``), in a copy of its output, and that package is timed alongside.
+
+With ``--shares MODEL`` nothing is transferred: packages built earlier (by several runs, say, or two transfer
+protocols) are timed side by side in one process with the untuned and fully tuned ones and ONNX Runtime, in
+interleaved rounds, and each one's share of full tuning's speedup is printed. A share compares across runs only
+when timed this way: on a noisy machine the same package can time 40% apart in two processes.
+
+    python bench/transfer_bench.py --shares alexnet --untuned U.tar --full F.tar --packages ranked=A.tar every-candidate=B.tar --rounds 5
 """
 
 import argparse
@@ -55,7 +62,8 @@ from tvmc_transfer.tune.measure import MeasureOptions  # noqa: E402
 from tvmc_transfer.records import TUNING_RECORDS, WORKLOADS  # noqa: E402
 from tvmc_transfer.target import parse_target  # noqa: E402
 from tvmc_transfer.droplet.phase import DropletOptions, droplet_phase  # noqa: E402
-from tvmc_transfer.transfer import TransferOptions, TransferPlan, transfer_tune  # noqa: E402
+from tvmc_transfer.session import Plan  # noqa: E402
+from tvmc_transfer.transfer import TransferOptions, transfer_tune  # noqa: E402
 from tvmc_transfer.tune.model import TuneOptions, tune_model  # noqa: E402
 
 MODELS = ("resnet50", "googlenet", "alexnet")
@@ -141,14 +149,14 @@ class Bench:
         if not report.complete:
             raise OutOfTime(f"transfer {key} (resumes where it stopped)")
         report.write_json(os.path.join(self.folder, f"{name}.json"))
-        print(report.table(), flush=True)
+        print(report.summary(), flush=True)
         done[key] = {"records": output, **report.totals()}
         self.save()
         return done[key]
 
     def droplet(self, source, target_model) -> dict:
         """The transfer's output refined by droplet search (``--droplet-trials`` per kernel), in a copy."""
-        plan = TransferPlan([droplet_phase(DropletOptions(trials=self.args.droplet_trials))])
+        plan = Plan([droplet_phase(DropletOptions(trials=self.args.droplet_trials))])
         return self._follow_up("droplet", source, target_model, "droplet", self._options(), plan)
 
     def tune_rest(self, source, target_model) -> dict:
@@ -174,7 +182,7 @@ class Bench:
         self.need(120, f"{kind} after transfer {key}")
         report = transfer_tune(load_model(self.model_path(target_model)), self.target, [self.full_records(source)], output, options, plan=plan)
         report.write_json(os.path.join(self.folder, f"{source}-to-{target_model}-{suffix}.json"))
-        print(report.table(), flush=True)
+        print(report.summary(), flush=True)
         seconds = report.totals()["search_seconds"]
         done[key] = {"records": output, "search_seconds": seconds, f"{kind}_seconds": seconds - transferred["search_seconds"]}
         self.save()
@@ -229,6 +237,18 @@ class Bench:
         done[key] = result
         self.save()
         return result
+
+
+def shares(args) -> str:
+    """``--shares``: the packages timed side by side, each with its share of full tuning's speedup."""
+    packages = {"untuned": args.untuned, "full": args.full, **dict(p.split("=", 1) for p in args.packages)}
+    result = time_packages(model_file(args.shares, args.work), packages, args.rounds, args.runs)
+    ms, errors = result["ms"], result["max_relative_error"]
+    lines = [f"{args.shares}: {args.rounds} interleaved rounds; ONNX Runtime {ms['onnxruntime']:.2f} ms"]
+    for label in packages:
+        share = _fraction(ms["untuned"], ms[label], ms["full"])
+        lines.append(f"  {label:28s} {ms[label]:10.2f} ms  share of full tuning's speedup {share * 100:6.1f}%  max rel. error vs ORT {errors[label]:.1e}")
+    return "\n".join(lines)
 
 
 def _lines(path) -> int:
@@ -421,7 +441,17 @@ def main():
     parser.add_argument("--grid", type=lambda t: [int(n) for n in t.split(",")], default=[100, 250, 500],
                         help="prefixes of the full-tuning records compiled to see when plain tune catches up")
     parser.add_argument("--time-limit", type=float, default=420, help="start no new step after this many seconds")
+    side = parser.add_argument_group("side by side (--shares MODEL): packages built earlier, timed in one process; nothing transferred")
+    side.add_argument("--shares", metavar="MODEL", help="the zoo model (or ONNX file) the packages were compiled from")
+    side.add_argument("--packages", nargs="+", default=[], metavar="LABEL=PACKAGE", help="the packages to compare")
+    side.add_argument("--untuned", help="the package compiled without records")
+    side.add_argument("--full", help="the package compiled with the full-tuning records")
     args = parser.parse_args()
+    if args.shares:
+        if not (args.untuned and args.full):
+            parser.error("--shares needs --untuned and --full")
+        print(shares(args))
+        return 0
     pairs = list(itertools.permutations(MODELS, 2)) if args.all_pairs else [tuple(p.split(":")) for p in args.pairs]
     if not pairs or any(len(p) != 2 for p in pairs):
         parser.error("give --pairs SOURCE:TARGET ... or --all-pairs")

@@ -31,7 +31,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import add_folder_arguments, against_onnxruntime, append_json, read_state, records_folder, write_state  # noqa: E402
+from common import add_folder_arguments, against_onnxruntime, append_json, read_state, tagged_records, write_state  # noqa: E402
 
 from tvmc_transfer import TransferOptions, TuneOptions, compile_model, load_model, parse_target, transfer_tune, tune_model  # noqa: E402
 from tvmc_transfer.atomic import atomic_write  # noqa: E402
@@ -100,12 +100,12 @@ def main():
         with atomic_write(path, "wb") as f:
             f.write(build_model().SerializeToString())
     model = load_model(path)
-    sources = [records_folder(os.path.join(args.records, f"{m}-{args.records_tag}-records")) for m in args.sources]
+    sources = [tagged_records(args, m) for m in args.sources]
 
     transferred = os.path.join(args.work, "transfer-records")
     if "transfer" not in state:
         report = transfer_tune(model, target, sources, transferred, TransferOptions(time_limit=args.time_limit, e2e=False, use_library=False))
-        print(report.table())
+        print(report.summary())
         totals = report.totals()
         if not totals["complete"]:
             print(f"transfer stopped at --time-limit {args.time_limit:g} s with kernels left: that is the result at this budget")

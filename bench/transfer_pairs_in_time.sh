@@ -1,8 +1,8 @@
 #!/bin/bash
 # The zoo pairs as a user runs them: `tvmc transfer --droplet --time-limit T` (T: each pair's search time of
 # 2026-11-26, less a margin), each result compiled, then every package of a target timed side by side in one
-# process with the untuned and fully tuned ones (bench/transfer_shares.py prints each share of full tuning's
-# speedup). Issue 15's acceptance 2.
+# process with the untuned and fully tuned ones (bench/transfer_bench.py --shares prints each share of full
+# tuning's speedup). Issue 15's acceptance 2.
 #
 #   bash bench/transfer_pairs_in_time.sh OUT UNTUNED_AND_FULL_PACKAGES [LABEL=PACKAGE_FOLDER ...]
 #
@@ -39,5 +39,5 @@ for dst in $(for spec in $PAIRS; do echo "${spec#*:}" | cut -d: -f1; done | sort
     done
   done
   full=$(ls "$BASE/$dst"-full*.tar | head -1)
-  python bench/transfer_shares.py "$OUT/$dst.onnx" --untuned "$BASE/$dst-untuned.tar" --full "$full" "${packages[@]}" --rounds "$ROUNDS"
+  python bench/transfer_bench.py --shares "$OUT/$dst.onnx" --untuned "$BASE/$dst-untuned.tar" --full "$full" --packages "${packages[@]}" --rounds "$ROUNDS"
 done

@@ -1,8 +1,8 @@
 """Which order finds a kernel's best transferred candidate soonest: every candidate measured, the orders compared.
 
 For one SOURCE:TARGET pair of zoo models, every matched kernel of TARGET with more candidates than a batch has
-all of them replayed, checked and measured, as ``tvmc transfer`` would measure them, heaviest kernels first,
-each kernel's rows appended to ``WORK/transfer-ranking/SOURCE-to-TARGET.jsonl`` as it finishes (a rerun goes
+all of them replayed, checked and measured in one batch by transfer's own loop (``transfer_kernel``, a
+``TransferObserver`` taking the rows), heaviest kernels first, each kernel's rows appended to ``WORK/transfer-ranking/SOURCE-to-TARGET.jsonl`` as it finishes (a rerun goes
 on where it stopped). Then four orders are compared by the weighted sum, over the kernels, of the best time
 each finds:
 
@@ -14,7 +14,8 @@ each finds:
 each within its first 8, its first 16, and under transfer's stopping rule (8 at a time; the next batch only
 while the last beat everything before it with a candidate of its lower-ranked half), with the candidates that
 rule measures. Every time here comes from one measurement per candidate in one process, so noise between
-processes does not enter the comparison.
+processes does not enter the comparison. A kernel whose very workload the source holds is reused as ``tvmc
+transfer`` reuses it (not ranked, nothing to compare) and has no rows.
 
     python bench/transfer_ranking.py googlenet:resnet50 --records-tag znver3-nhwc --lowering product --target native
 """
@@ -24,55 +25,73 @@ import json
 import os
 import sys
 
+import attrs
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import add_folder_arguments, add_lowering_argument, add_records_tag_argument, lowering_of, model_file, tagged_records  # noqa: E402
-from tvmc_transfer.transfer.kernel import next_batch_pays  # noqa: E402
+from common import add_transfer_pair_arguments, lowering_of, model_file, tagged_records  # noqa: E402
+from tvmc_transfer import load_model, parse_target  # noqa: E402
+from tvmc_transfer.transfer import TransferObserver, TransferOptions  # noqa: E402
+from tvmc_transfer.transfer.kernel import next_batch_pays, transfer_kernel  # noqa: E402
 
 ORDERS = ("model", "distance", "gflops", "rank sum")
 
 
+class CandidateRows(TransferObserver):
+    """Each measured candidate of a kernel as a row: its place in the cost model's order (as transfer ranks a
+    kernel with more than ``top`` candidates), its shape distance, its source workload's GFLOP/s, its time here."""
+
+    def __init__(self, model, top: int):
+        self.model, self.top, self.rows = model, top, []
+
+    def replayed(self, task, replayed, context, seconds):
+        from tvmc_transfer.defaults.cost_model import predicted_order  # pylint: disable=import-outside-toplevel
+
+        schedules = [sch for sch, _ in replayed]
+        order = list(range(len(replayed))) if len(replayed) <= self.top else predicted_order(task.mod, context, self.model, schedules)
+        self.rank = {id(candidate): order.index(i) for i, (_, candidate) in enumerate(replayed)}
+
+    def measured(self, task, batch, seconds_each, seconds):
+        from tvm.s_tir.analysis import estimate_tir_flops  # pylint: disable=import-outside-toplevel
+
+        from tvmc_transfer.records import mean_seconds  # pylint: disable=import-outside-toplevel
+
+        self.rows += [{
+            "task": task.name, "weight": task.weight, "model_rank": self.rank[id(candidate)], "distance": candidate.distance,
+            "source_gflops": float(estimate_tir_flops(candidate.workload.mod)) / mean_seconds(candidate.record) / 1e9,
+            "seconds": secs, "source": candidate.describe(),
+        } for (_, candidate), secs in zip(batch, seconds_each)]
+
+
 def measure_pair(args, rows_path: str) -> None:
+    """Every candidate of each kernel with more than a batch of them, measured in one batch by transfer's own
+    loop (``transfer_kernel``, ``measure_top`` None); each kernel's rows appended to ``rows_path`` when it ends."""
+    from tvmc_transfer.build.tasks import extract_tasks, heaviest_first  # pylint: disable=import-outside-toplevel
     from tvmc_transfer.defaults.cost_model import load_cost_model
-    from tvmc_transfer.frontends.load import load_model
-    from tvmc_transfer.build.intrinsics import load_tensor_intrinsics
-    from tvmc_transfer.records.database import mean_seconds
-    from tvmc_transfer.target import parse_target, tuning_target
-    from tvmc_transfer.build.tasks import _flops, extract_tasks
-    from tvmc_transfer.transfer import KernelTransfer, TransferOptions
-    from tvmc_transfer.kernels.check import KernelCheck
     from tvmc_transfer.kernels.classes import iter_extents, kernel_class
-    from tvmc_transfer.transfer.kernel import WRONG, _mean, _measure, _ranking, replay_candidates
+    from tvmc_transfer.records import RecordsFolder
     from tvmc_transfer.records.sources import candidates_for, read_source, records_to_read
+    from tvmc_transfer.target import tuning_target
+    from tvmc_transfer.tune.engine import measuring
 
     source, target_model = args.pair.split(":")
     target = tuning_target(parse_target(args.target))
-    load_tensor_intrinsics(target)
-    options = TransferOptions(lowering=lowering_of(args))
+    options = TransferOptions(lowering=lowering_of(args))  # the candidates tvmc transfer tries, by default
+    every = attrs.evolve(options, measure_top=None)  # ... all measured, in one batch
     read = read_source(tagged_records(args, source), target, records_to_read(options))
     done = {json.loads(line)["task"] for line in open(rows_path)} if os.path.exists(rows_path) else set()
     model = load_cost_model()
-    builder, runner = options.measure.make_builder(target), options.measure.make_runner()
-    try:
-        tasks = extract_tasks(load_model(model_file(target_model, args.work)), target, options.lowering)
-        for task in sorted(tasks, key=lambda t: -t.flops * t.weight):
+    folder = RecordsFolder(rows_path.removesuffix(".jsonl") + "-records", create=True)
+    with folder, measuring(target, options.measure) as (builder, runner):
+        for task in heaviest_first(extract_tasks(load_model(model_file(target_model, args.work)), target, options.lowering)):
             klass = kernel_class(task.mod)
             candidates = candidates_for(klass, iter_extents(task.mod), [read], options)
             if task.name in done or len(candidates) <= options.measure_top:
                 continue
-            row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
-            replayed, context, _ = replay_candidates(task, klass, candidates, target, row)
-            order = _ranking(task, context, model, replayed, options.measure_top)
-            measured = _measure(replayed, KernelCheck(task.mod, target, options.rtol), builder, runner, target)
+            rows = CandidateRows(model, options.measure_top)
+            transfer_kernel(task, klass, candidates, target, folder, builder, runner, every, observer=rows)
             with open(rows_path, "a") as f:
-                for i, ((_, candidate), (secs, _)) in enumerate(zip(replayed, measured)):
-                    f.write(json.dumps({
-                        "task": task.name, "weight": task.weight, "model_rank": order.index(i), "distance": candidate.distance,
-                        "source_gflops": _flops(candidate.workload.mod) / mean_seconds(candidate.record) / 1e9,
-                        "seconds": _mean(secs) if secs not in (None, WRONG) else None, "source": candidate.describe(),
-                    }) + "\n")
-            print(f"{task.name}: {len(replayed)} candidates measured", flush=True)
-    finally:
-        builder.shutdown()
+                f.writelines(json.dumps(row) + "\n" for row in rows.rows)
+            print(f"{task.name}: {len(rows.rows)} candidates measured", flush=True)
 
 
 def orders(rows: list) -> dict:
@@ -104,6 +123,8 @@ def stopping_rule(order: list, seconds: list, top: int = 8) -> tuple:
 
 
 def report(rows_path: str) -> str:
+    if not os.path.exists(rows_path):
+        return f"{os.path.basename(rows_path)}: no kernel has more candidates than a batch"
     by_task = {}
     for line in open(rows_path):
         row = json.loads(line)
@@ -131,12 +152,8 @@ def report(rows_path: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("pair", help="SOURCE:TARGET zoo models, e.g. googlenet:resnet50")
-    parser.add_argument("--target", default="native")
-    add_records_tag_argument(parser)
+    add_transfer_pair_arguments(parser, "transfer-ranking")
     parser.add_argument("--report-only", action="store_true", help="compare the orders of the rows measured so far")
-    add_lowering_argument(parser)
-    add_folder_arguments(parser, "transfer-ranking", records=True)
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     rows_path = os.path.join(args.work, args.pair.replace(":", "-to-") + ".jsonl")

@@ -27,7 +27,8 @@ import onnx
 sys.path.insert(0, os.path.dirname(__file__))
 from common import against_onnxruntime, append_json  # noqa: E402
 
-from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model, winograd  # noqa: E402
+from tvmc_transfer import MeasureOptions, TuneOptions, compile_model, load_model, parse_target, tune_model  # noqa: E402
+from tvmc_transfer.build import winograd  # noqa: E402
 from tvmc_transfer.build.lowering import Lowering  # noqa: E402
 from tvmc_transfer.frontends.onnx_graph import Graph  # noqa: E402
 

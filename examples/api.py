@@ -13,7 +13,7 @@ with tempfile.TemporaryDirectory() as work:
     model = load_model(path)
     target = parse_target("native")
     report = tune_model(model, target, f"{work}/records", TuneOptions(trials=32, measure=MeasureOptions(min_repeat_ms=5)))
-    print(report.table())
+    print(report.summary())
     compile_model(model, target, f"{work}/tiny.tar", records=f"{work}/records")
     result = run_module(f"{work}/tiny.tar", fill_mode="random", repeat=10, number=10)
     print("median latency (ms):", result.time_summary()["median"])

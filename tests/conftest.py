@@ -55,7 +55,7 @@ def _session_defaults_cache(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def defaults_cache(tmp_path_factory, monkeypatch):
-    """Each test its own, empty cache of default schedules (``defaults_cache.py``): no test reads another's
+    """Each test its own, empty cache of default schedules (``defaults/cache.py``): no test reads another's
     choices."""
     folder = tmp_path_factory.mktemp("defaults-cache")
     monkeypatch.setenv("TVMC_TRANSFER_CACHE", str(folder))

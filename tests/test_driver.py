@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 from tvmc_transfer import main as driver
+from tvmc_transfer.cli.driver import build_parser, read_config
 
 from conftest import run_cli
 
@@ -49,7 +50,7 @@ def test_option_hook_adds_an_option_and_extends_the_plan():
     )
     driver.register_option_hook("tune", hook)
     try:
-        args = driver.build_parser().parse_args(["tune", "m.onnx", "-o", "r", "--extra-phase"])
+        args = build_parser().parse_args(["tune", "m.onnx", "-o", "r", "--extra-phase"])
         plan = []
         driver.apply_option_hooks("tune", args, plan)
         assert seen == [(True, plan)]
@@ -91,7 +92,7 @@ def test_plugin_from_entry_point_adds_command_and_options(tmp_path):
 def test_config_file_sets_defaults_and_rejects_unknown_options(tmp_path, tvmc):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"zoo": {"seed": 7, "dynamic-batch": True}}))
-    args = driver.build_parser(driver._read_config(["--config", str(config)])).parse_args(["zoo", "tiny-mlp"])
+    args = build_parser(read_config(["--config", str(config)])).parse_args(["zoo", "tiny-mlp"])
     assert args.seed == 7 and args.dynamic_batch is True
     config.write_text(json.dumps({"zoo": {"no-such-option": 1}}))
     result = tvmc("--config", config, "zoo", "list")

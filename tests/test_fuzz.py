@@ -173,7 +173,7 @@ def _subparsers(parser):
 
 
 def _commands_and_dests():
-    from tvmc_transfer.main import build_parser
+    from tvmc_transfer.cli.driver import build_parser
 
     commands = _subparsers(build_parser({})).choices
     return list(commands), sorted({a.dest for p in commands.values() for a in p._actions})  # pylint: disable=protected-access
@@ -217,14 +217,14 @@ def _plausible(action, value) -> bool:
 @example(content='{"tune": {"trials": [1]}}')  # accepted, a TypeError later
 @example(content='{"compile": {"desired_layout": "XYZ"}}')  # accepted though not one of the choices
 def test_config_file_gives_checked_defaults_or_one_line_error(content):
-    from tvmc_transfer.main import _read_config, build_parser
+    from tvmc_transfer.cli.driver import build_parser, read_config
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "config.json")
         with open(path, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
         try:
-            parser = build_parser(_read_config(["--config", path, "tune"]))
+            parser = build_parser(read_config(["--config", path, "tune"]))
         except TVMCException as err:
             _one_line(err)
             return
@@ -234,11 +234,11 @@ def test_config_file_gives_checked_defaults_or_one_line_error(content):
 
 
 def test_valid_config_values_become_typed_defaults(tmp_path):
-    from tvmc_transfer.main import _read_config, build_parser
+    from tvmc_transfer.cli.driver import build_parser, read_config
 
     config = {"tune": {"trials": "200", "timeout": 2, "cache-flush": True, "target": "llvm -num-cores=2"}, "compile": {"pass_config": "tir.disable_assert=1"}}
     (tmp_path / "c.json").write_text(json.dumps(config))
-    parser = build_parser(_read_config(["--config", str(tmp_path / "c.json")]))
+    parser = build_parser(read_config(["--config", str(tmp_path / "c.json")]))
     tune = parser.parse_args(["tune", "m.onnx"])
     assert (tune.trials, tune.timeout, tune.cache_flush, tune.target) == (200, 2.0, True, "llvm -num-cores=2")
     assert parser.parse_args(["compile", "m.onnx"]).pass_config == ["tir.disable_assert=1"]

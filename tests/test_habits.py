@@ -10,6 +10,7 @@ import pytest
 from conftest import assert_matches_onnxruntime, run_cli
 from tvmc_transfer import main as driver
 from tvmc_transfer.build.package import read_package
+from tvmc_transfer.cli.driver import build_parser, read_config
 
 TARGET = ["--target", "llvm -num-cores=2"]
 
@@ -51,7 +52,7 @@ def test_tvmc_019_flat_config_file(models, tvmc, tmp_path):
         "pass-config": {"tir.disable_assert": True},
         "opt-level": 2,
     }))
-    args = driver.build_parser(driver._read_config(["--config", str(config)])).parse_args(["compile", "m.onnx"])
+    args = build_parser(read_config(["--config", str(config)])).parse_args(["compile", "m.onnx"])
     assert (args.target, args.pass_config, args.opt_level) == ("llvm -num-cores=2", ["tir.disable_assert=true"], 2)
     out = tmp_path / "p.tar"
     result = tvmc("--config", config, "compile", models["tiny-cnn"], "-o", out, "--dump-code", "ll")

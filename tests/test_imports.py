@@ -17,7 +17,8 @@ import pytest
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tvmc_transfer")
 
 LAYERS = [
-    {"errors", "atomic", "threads", "session"},  # leaf utilities: no TVM at import
+    {"errors", "threads", "session"},  # leaf utilities: no TVM at import
+    {"atomic"},  # atomic writes; a report to a missing folder is the user's error (errors)
     {"target"},  # what users type -> a TVM target, the CPU's features
     {"kernels"},  # a kernel's identity and class, replaying a schedule on it, checking it numerically
     {"records", "frontends"},  # tuning records folders; model loading and its inference simplification
@@ -31,8 +32,8 @@ LAYERS = [
     {"__main__"},  # python -m tvmc_transfer
 ]
 
-# Imports made inside a function for a reason other than keeping TVM out of `tvmc --help` (which the test
-# finds by itself): (importing module, imported module) -> why.
+# Imports made inside a function for a reason other than keeping TVM out of `tvmc --help` and the Python API's
+# names (which the test finds by itself): (importing module, imported module) -> why.
 LATE_FOR_OTHER_REASONS = {
     ("records.database", "records.screen"): "screen.py reads lines with database.py's helpers: a cycle inside records",
     ("__init__", "*"): "the public API is imported lazily, name by name (PEP 562 __getattr__)",
@@ -147,28 +148,38 @@ def test_rooms_import_only_lower_layers():
     assert not upward, "imports that reach up or sideways (a cycle waiting to happen):\n" + "\n".join(upward)
 
 
-def _loaded_by_help() -> set:
-    """The modules ``tvmc --help`` loads: they must not import TVM (checked below), so what they need from a
-    module that does is imported inside the function that needs it."""
-    code = (
-        "import sys, tvmc_transfer.main as m; m.build_parser(); "
-        "print(int('tvm' in sys.modules)); print(' '.join(k for k in sys.modules if k.startswith('tvmc_transfer')))"
-    )
+# The Python API's names that load TVM when first used: droplet search's (its strategy is a TVM class).
+API_LOADING_TVM = {"refine_with_droplet", "DropletOptions", "droplet_phase"}
+
+
+def _loaded(code: str) -> set:
+    """The package's modules that ``code`` loads in a fresh interpreter, which must not import TVM."""
+    code = f"import sys\n{code}\nprint(int('tvm' in sys.modules)); print(' '.join(k for k in sys.modules if k.startswith('tvmc_transfer')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == "0", "tvmc --help imports TVM"
+    assert out[0] == "0", f"this imports TVM: {code}"
     return {m[len("tvmc_transfer.") :] if m != "tvmc_transfer" else "__init__" for m in out[1].split()}
 
 
-def test_tvmc_help_does_not_import_tvm_and_every_late_import_has_its_reason():
-    light = _loaded_by_help()
+def _light() -> list:
+    """What ``tvmc --help`` loads, and what the Python API's names load (but ``API_LOADING_TVM``'s): neither
+    may import TVM (checked here), so what their modules need from a module that does, or from one their entry
+    point does not otherwise load, is imported inside the function that needs it."""
+    return [
+        _loaded("import tvmc_transfer.main as m; m.build_parser()"),
+        _loaded(f"import tvmc_transfer as t; [getattr(t, n) for n in t._API if n not in {sorted(API_LOADING_TVM)!r}]"),
+    ]
+
+
+def test_tvmc_help_and_the_api_do_not_import_tvm_and_every_late_import_has_its_reason():
+    entry_points = _light()
     unexplained = []
     for importer, target, _, late, line in IMPORTS:
         if not late:
             continue
         if (importer, target) in LATE_FOR_OTHER_REASONS or (importer, "*") in LATE_FOR_OTHER_REASONS:
             continue
-        if importer in light and target not in light:
-            continue  # keeps TVM (and what else the target loads) out of `tvmc --help`
+        if any(importer in light and target not in light for light in entry_points):
+            continue  # keeps TVM (and what else the target loads) out of `tvmc --help` and the API's names
         unexplained.append(f"{importer}:{line} imports {target} inside a function")
     late = {(importer, target) for importer, target, _, is_late, _ in IMPORTS if is_late}
     stale = [pair for pair in LATE_FOR_OTHER_REASONS if pair[1] != "*" and pair not in late]

@@ -44,7 +44,7 @@ def _matches_onnxruntime(path, package, seed=0):
 
 
 def _layout_only(report) -> list:
-    return [k.task for k in report.defaults.kernels if set(re.sub(r"\d+", "", k.task).split("_")) <= LAYOUT_ONLY]
+    return [k.name for k in report.defaults.kernels if set(re.sub(r"\d+", "", k.name).split("_")) <= LAYOUT_ONLY]
 
 
 def _logits(model):

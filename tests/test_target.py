@@ -6,7 +6,8 @@ import pytest
 import tvm
 
 from tvmc_transfer.errors import TVMCException
-from tvmc_transfer.target import TARGET_OPTION_FLAGS, parse_target, target_json
+from tvmc_transfer.cli.target import TARGET_OPTION_FLAGS
+from tvmc_transfer.target import parse_target, target_json
 
 
 def exported(target):

@@ -215,7 +215,7 @@ def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
     memory = ms.database.MemoryDatabase()
     given = [k for k in add_default_schedules(tasks, tuning_target(target), memory).kernels if k.kind in ("library", "model")]
     assert report.seeds is not None and report.seeds.seeded == len(given) >= 4 and report.seeds.failed == 0
-    assert "started from default schedules" in report.table()
+    assert "started from default schedules" in report.summary()
     database = ms.database.JSONDatabase(work_dir=seeded)
     for kernel in given:
         task = tasks[kernel.index]
@@ -227,7 +227,7 @@ def test_search_starts_from_each_kernels_default_schedule(models, tmp_path):
     inputs = {i.name: np.random.default_rng(0).standard_normal(i.shape).astype(i.dtype) for i in model.inputs}
     assert_matches_onnxruntime(models["tiny-cnn"], inputs, list(run_module(package, inputs).outputs.values()))
     plain = tune_model(model, target, str(tmp_path / "plain"), TuneOptions(trials=8, measure=measure, population=32, default_start=False), progress=False)
-    assert plain.seeds is None and "started from default schedules" not in plain.table() and plain.new_trials == 8
+    assert plain.seeds is None and "started from default schedules" not in plain.summary() and plain.new_trials == 8
     # The defaults follow DefaultOptions: without the library, every seed is the cost model's pick.
     modelled = tune_model(model, target, str(tmp_path / "modelled"), TuneOptions(
         trials=len(tasks), measure=measure, population=32, defaults=DefaultOptions(use_library=False)), progress=False)

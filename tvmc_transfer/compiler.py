@@ -6,7 +6,6 @@ a layout fallback or an unscheduled kernel stops the compile before any package 
 """
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -14,7 +13,7 @@ import time
 import attrs
 
 from . import __version__
-from .atomic import atomic_write
+from .atomic import write_json
 from .build.cross import CrossCompiler, check_linkable
 from .build.intrinsics import load_tensor_intrinsics
 from .build.layout_conversion import collect_fallbacks
@@ -22,7 +21,7 @@ from .build.lowering import Lowering, layout_passes, other_lowering_hint, tuned_
 from .build.package import PackageMetadata, write_package
 from .build.pipeline import PipelineOptions, build, dump_code
 from .build.tasks import extract_tasks
-from .defaults.schedules import DefaultOptions, KernelDefault, add_default_schedules
+from .defaults.schedules import SCHEDULED_BY, DefaultOptions, KernelDefault, add_default_schedules
 from .errors import TVMCException, lowering_hint, tvm_errors
 from .kernels.classes import kernel_class
 from .records import copy_records, open_database, records_digest
@@ -30,15 +29,11 @@ from .target import target_json
 
 log = logging.getLogger("tvmc")
 
-SCHEDULED_BY = {"tuned": "records", "library": "library", "model": "model", "none": "none", "dlight": "dlight"}
-"""How a kernel was scheduled, in the report's words: the user's tuning record, the shipped schedule library, a
-cost-model pick, nothing (the unscheduled loops), or on a GPU without a record DLight's default schedule."""
-
 
 @attrs.frozen
 class CompileReport:
     """What one compile did. ``package`` is None when none was written (``error`` says why); ``scheduled`` holds
-    a ``default_schedules.KernelDefault`` per kernel (its ``kind`` is a key of ``SCHEDULED_BY``), ``fallbacks``
+    a ``defaults.schedules.KernelDefault`` per kernel (its ``kind`` is a key of ``SCHEDULED_BY``), ``fallbacks``
     the ``layout_conversion.LayoutFallback``s taken, ``warnings`` the lines logged, ``phases`` the seconds of
     each phase (tasks, default_schedules, build, write; ``tvmc compile`` adds load, which precedes the call)."""
 
@@ -64,7 +59,7 @@ class CompileReport:
 
     def strict_failures(self) -> str | None:
         """What ``--strict`` refuses in this compile, in one line; None when nothing."""
-        unscheduled = [k.task for k in self.scheduled if k.kind == "none"]
+        unscheduled = [k.name for k in self.scheduled if k.kind == "none"]
         failures = []
         if self.fallbacks:
             operators = ", ".join(sorted({f.operator for f in self.fallbacks}))
@@ -90,7 +85,7 @@ class CompileReport:
             "records_hint": self.hint,
             "default_schedule_library": self.defaults.library if self.defaults is not None else None,
             "counts": {how: self.count(how) for how in ("records", "library", "model", "none", "dlight")},
-            "kernels": [_kernel_json(k) for k in self.scheduled],
+            "kernels": [k.to_json() for k in self.scheduled],
             "layout_fallbacks": [f.to_json() for f in self.fallbacks],
             "warnings": list(self.warnings),
             "phases": {name: round(seconds, 3) for name, seconds in self.phases.items()},
@@ -99,11 +94,15 @@ class CompileReport:
             "tvm_version": tvm.__version__,
         }
 
+    def summary(self) -> str:
+        """What ``tvmc compile`` prints: the default schedules' line (when they were chosen) and the package's."""
+        rows = [self.defaults.summary()] if self.defaults is not None else []
+        rows.append(f"package: {self.package} ({self.tuned_kernels} of {self.kernels} kernels tuned)")
+        return "\n".join(rows)
+
     def write_json(self, path: str) -> None:
         """Write ``to_json()`` atomically: a CI job reads the whole report or none."""
-        with atomic_write(path) as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.write("\n")
+        write_json(path, self.to_json())
 
 
 class CompileFailed(TVMCException):
@@ -116,20 +115,6 @@ class CompileFailed(TVMCException):
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _kernel_json(row) -> dict:
-    return {
-        "index": row.index,
-        "task": row.task,
-        "class": row.kernel_class,
-        "weight": row.weight,
-        "flops": row.flops,
-        "scheduled": SCHEDULED_BY[row.kind],
-        "source": row.source,
-        "how": getattr(row, "how", None),  # picked for it, shared from its family's, or cached (default_schedules.py)
-        "timed": getattr(row, "timed", 0),  # its candidates timed here, the fastest taken (0: ranked by the cost model alone)
-    }
 
 
 @contextlib.contextmanager
@@ -182,7 +167,7 @@ def _scheduled(tasks, database, defaults, target) -> tuple:
 
     unscheduled = "none" if target.kind.name in ("llvm", "c") else "dlight"  # a GPU build schedules the rest with DLight
     return tuple(
-        KernelDefault(t.index, t.name, str(kernel_class(t.mod)), t.weight, t.flops, "tuned" if database.has_workload(t.mod) else unscheduled)
+        KernelDefault.of(t, str(kernel_class(t.mod)), "tuned" if database.has_workload(t.mod) else unscheduled)
         for t in tasks
     )
 
@@ -201,7 +186,7 @@ def compile_model(
     """Compile ``model`` for ``target`` into the package file ``output``; the ``CompileReport``.
 
     Kernels with a record in ``records`` get their best tuned schedule; the others get a checked default
-    schedule (``default_schedules.py``; ``default_schedules`` may be its ``DefaultOptions``), or with
+    schedule (``defaults/schedules.py``; ``default_schedules`` may be its ``DefaultOptions``), or with
     ``default_schedules=False`` the unscheduled loops.
     ``pipeline`` holds tvmc 0.19's build options (``-O``, ``--pass-config``, ...); ``cross`` links the
     package for another machine. ``lowering`` (weight prepacking, layout) must be the one the records were tuned under; when another

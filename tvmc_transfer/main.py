@@ -1,98 +1,17 @@
-"""The ``tvmc`` driver: a registry of commands, plugins, ``--config`` defaults and one place for errors.
+"""The ``tvmc`` console entry point: parse the command line, run the command, and turn errors into one line.
 
-The driver never names its commands. Each module under ``tvmc_transfer/cli/`` registers a parser with
-``@register_parser``; other installed packages do the same from a module named in the
-``tvmc_transfer.plugins`` entry-point group. A plugin can also add options to an existing command with
-``register_option_hook`` (that is how ``tune --droplet`` and ``transfer --droplet`` arrive).
+The parser (the registry of commands, plugins, ``--config`` defaults) is built in ``cli/driver.py``. Plugins
+import ``register_parser``, ``register_option_hook`` and ``OptionHook`` from here.
 """
 
-import argparse
-import importlib
-import json
 import logging
 import os
-import pkgutil
 import sys
-from importlib.metadata import entry_points
 
-from . import __version__, cli
-from .cli.config import apply_flat, checked_defaults, is_flat
+from . import __version__
+from .cli.driver import build_parser, read_config
 from .cli.registry import OPTION_HOOKS, REGISTERED_PARSER, ArgumentParser, OptionHook, UsageError, apply_option_hooks, register_option_hook, register_parser  # noqa: F401 (plugins import them from here)
 from .errors import TVMCException
-
-PLUGIN_GROUP = "tvmc_transfer.plugins"
-
-
-def _load_commands() -> None:
-    if REGISTERED_PARSER:
-        return
-    for info in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{cli.__name__}.{info.name}")
-    for entry in entry_points(group=PLUGIN_GROUP):
-        try:
-            entry.load()
-        except Exception as err:  # a broken plugin must not take the driver down
-            logging.getLogger("tvmc").warning("plugin %s failed to load: %s", entry.name, err)
-
-
-def _read_config(argv: list[str]) -> dict:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
-    if not known.config:
-        return {}
-    try:
-        with open(known.config, encoding="utf-8") as f:
-            config = json.load(f)
-    except OSError as err:
-        raise TVMCException(f"cannot read --config {known.config}: {err.strerror}") from None
-    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 (or a NUL in the name), nested too deep
-        raise TVMCException(f"--config {known.config!r} is not valid JSON: {err}") from None
-    if not isinstance(config, dict):
-        raise TVMCException(f"--config {known.config} must hold a JSON object of command names to options")
-    return config
-
-
-def _apply_config(subparsers: argparse._SubParsersAction, config: dict) -> None:
-    # {"tune": {"trials": 200, "target": "llvm"}} sets defaults, so the command line still wins.
-    if is_flat(config, subparsers.choices):
-        apply_flat(subparsers, config)
-        return
-    for command, defaults in config.items():
-        parser = subparsers.choices[command]
-        if not isinstance(defaults, dict):
-            raise TVMCException(f"--config entry '{command}' must be an object of option names to values")
-        known = {action.dest for action in parser._actions}
-        normalized = {key.lstrip("-").replace("-", "_"): value for key, value in defaults.items()}
-        unknown = sorted(set(normalized) - known)
-        if unknown:
-            raise TVMCException(f"--config sets unknown option(s) of '{command}': {', '.join(unknown)}")
-        parser.set_defaults(**checked_defaults(parser, normalized, command))
-
-
-def build_parser(config: dict | None = None) -> argparse.ArgumentParser:
-    """The full argument parser: every registered command, with ``config`` applied as defaults."""
-    _load_commands()
-    parser = ArgumentParser(
-        prog="tvmc",
-        description="TVM compiler driver for the Relax era: tune, transfer, compile and run ONNX models.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", help="JSON file of default options per command, e.g. {\"tune\": {\"trials\": 200}}, or a tvmc 0.19 flat file")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv, -vvv for more)")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for make_parser in REGISTERED_PARSER:
-        make_parser(subparsers, parser, config or {})
-    for command_parser in subparsers.choices.values():  # tvmc 0.19 also took -v after the command
-        if "-v" not in command_parser._option_string_actions:  # pylint: disable=protected-access
-            command_parser.add_argument("-v", "--verbose", dest="command_verbose", action="count", default=0, help="more output (-vv, -vvv for more)")
-    for command, hooks in OPTION_HOOKS.items():
-        if command in subparsers.choices:
-            for hook in hooks:
-                hook.add_arguments(subparsers.choices[command])
-    _apply_config(subparsers, config or {})
-    return parser
 
 
 def _set_verbosity(level: int) -> None:
@@ -104,11 +23,10 @@ def _set_verbosity(level: int) -> None:
 
 def _main(argv: list[str]) -> int:
     try:
-        config = _read_config(argv)
+        config = read_config(argv)
         parser = build_parser(config)
         args = parser.parse_args(argv)
         if args.version:
-
             print(f"tvmc-transfer {__version__}")
             return 0
         if not hasattr(args, "func"):

@@ -66,7 +66,3 @@ class Plan:
 
     phases: list = attrs.field(factory=list)
 
-
-# The names each command used before they shared one (plugins and users import them).
-TunePlan = TransferPlan = Plan
-TuneSession = TransferSession = Session

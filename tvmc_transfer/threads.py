@@ -3,7 +3,7 @@
 TVM's runtime starts ``hardware_concurrency / 2`` threads on x86 when ``TVM_NUM_THREADS`` is not set: it
 assumes two hardware threads per core. On a machine without SMT, such as the common 2-vCPU cloud VM, that is
 one thread on two cores, and every kernel, every tuning measurement and every package ran at half the
-machine (ResNet-50: 85 ms on one thread, 50 ms on two; BENCHMARKS, session 13). The pool reads
+machine (BENCHMARKS, session 13). The pool reads
 ``TVM_NUM_THREADS`` once, when the process runs its first parallel kernel, and MetaSchedule's runner workers
 inherit it, so it is set when ``tvmc_transfer`` is imported, before any kernel runs: one thread per physical
 core this process may use. A ``TVM_NUM_THREADS`` or ``OMP_NUM_THREADS`` the user set is left as it is.

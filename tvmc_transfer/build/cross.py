@@ -67,14 +67,3 @@ def check_linkable(target, cross: CrossCompiler | None) -> None:
             f"give --cross-compiler, e.g. --cross-compiler {_arch(triple)}-linux-gnu-gcc, or "
             f"--cross-compiler 'python -m ziglang cc' --cross-compiler-options '-target {_arch(triple)}-linux-gnu'"
         )
-
-
-def add_cross_arguments(parser) -> None:
-    parser.add_argument("--cross-compiler", metavar="CC", help="link with this compiler for another machine, e.g. aarch64-linux-gnu-gcc or 'python -m ziglang cc'")
-    parser.add_argument("--cross-compiler-options", default="", metavar="OPTIONS", help="options for --cross-compiler, e.g. '-target aarch64-linux-gnu'")
-
-
-def cross_from_args(args) -> CrossCompiler | None:
-    if args.cross_compiler_options and not args.cross_compiler:
-        raise TVMCException("--cross-compiler-options needs --cross-compiler")
-    return CrossCompiler(args.cross_compiler, args.cross_compiler_options) if args.cross_compiler else None

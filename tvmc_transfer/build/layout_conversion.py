@@ -2,7 +2,7 @@
 
 ``ConvertLayout`` stops with an internal check on graphs it has no rule for (seen on the ONNX model zoo: a tuple it
 cannot carry a layout through, a 5-D tensor whose layout has no ``S``). Most of those come from operators that
-``normalize.py`` now removes before the conversion; whatever is left must not break a compile. The pass tries the
+``frontends/simplify.py`` now removes before the conversion; whatever is left must not break a compile. The pass tries the
 conversion, and when it fails, finds the first binding of the model that the conversion cannot get past (a
 bisection over the model's bindings), names its operator in one warning line, and returns the module as it was:
 the kernels then keep the model's NCHW layout, and records tuned under NHWC do not match them.

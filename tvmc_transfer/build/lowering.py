@@ -11,19 +11,19 @@ out of each kernel (``SplitLayoutRewritePreproc``) and, since a tvmc model's wei
 the package's constants (``FoldConstant``): the package keeps ``main(inputs)`` and plain TVM loads it.
 
 The data layout is part of the lowering too: Relax's ``ConvertLayout`` runs first, so a kernel's workload includes
-its layout. On an x86 CPU with AVX2 or AVX-512 the default is NHWC. Measured on AVX-512 (Zen 5): ResNet-50's
-heaviest convolutions tuned 2.1x faster in NHWC than in ONNX's NCHW (in NCHW the vectorized axis is the image
-width, 7-56, and wastes lanes; in NHWC it is the channels). Measured on AVX2 (Zen 3): the zoo's NHWC schedules
-tuned on an AVX-512 machine, replayed there, already ran the three models 1.1-1.8x faster than the AVX2 library's
-NCHW schedules tuned on that very processor. Elsewhere (generic x86-64, other architectures) the model keeps its
-own layout: not measured.
+its layout. On an x86 CPU with AVX2 or AVX-512 the default is NHWC: in NCHW the vectorized axis is the image
+width, 7-56, and wastes lanes; in NHWC it is the channels. On AVX-512, ResNet-50's heaviest convolutions tuned
+faster in NHWC than in ONNX's NCHW for the same trials (BENCHMARKS, 2026-12-03, "NHWC against NCHW"); on AVX2,
+the zoo's NHWC schedules tuned on an AVX-512 machine already beat the NCHW schedules tuned on the AVX2 processor
+itself (session 16). Elsewhere (generic x86-64, other architectures) the model keeps its own layout: not
+measured.
 
 With ``--winograd``, where convolutions are NHWC on a CPU, the stride-1 3x3 ones with enough channels and output
-tiles are computed as Winograd F(4x4, 3x3) (``winograd.py``): measured on a Zen 4 after the same trials,
-ResNet-50's 3x3 convolutions at 56x56, 28x28 and 14x14 ran 1.2-1.9x faster than direct ones in isolation
-(BENCHMARKS). It is not the default: end to end, ResNet-50 at the same trials ran 0.99x (in the model the 4x
-larger transformed weights come from memory), and its kernels take 2-4x longer to build, so a tuning run of
-fixed wall time gets far fewer trials; the schedule library holds none of its kernels.
+tiles are computed as Winograd F(4x4, 3x3) (``winograd.py``): after the same trials, ResNet-50's 3x3
+convolutions at 56x56, 28x28 and 14x14 ran faster than direct ones in isolation (BENCHMARKS, session 12). It is
+not the default: end to end, ResNet-50 gained nothing at the same trials (in the model the 4x larger transformed
+weights come from memory), and its kernels take longer to build, so a tuning run of fixed wall time gets far
+fewer trials; the schedule library holds none of its kernels.
 """
 
 import attrs
@@ -192,7 +192,7 @@ def after_database_passes(target, lowering: Lowering = Lowering()) -> list:
     after = []
     if lowering.prepacks(target):
         # The weights are constants: the split-out rewrites fold into new constants, main keeps its inputs.
-        # The rewrites are relayouts: computed in NumPy (``weight_layouts.py``), FoldConstant would compile each one.
+        # The rewrites are relayouts: computed in NumPy (``kernels/weight_layouts.py``), FoldConstant would compile each one.
         after = [relax.transform.SplitLayoutRewritePreproc(), fold_weight_layouts(), relax.transform.FoldConstant()]
     if pipeline.BackendDispatcher.is_gpu_target(target):  # as compile_relax does
         from tvm.s_tir import dlight as dl  # pylint: disable=import-outside-toplevel
@@ -224,39 +224,6 @@ def lower_passes(target) -> list:
         from tvm.relax.backend.cpu_generic import pipeline as cpu  # pylint: disable=import-outside-toplevel
 
         return [*cpu.dataflow_lower_passes(target), *cpu.finalize_passes(target)]
-
-
-def add_lowering_arguments(parser) -> None:
-    """``--weight-prepack`` / ``--no-weight-prepack``, ``--desired-layout`` and ``--winograd`` / ``--no-winograd``
-    for every command that extracts tasks or compiles: records match only under the lowering they were tuned
-    under."""
-    import argparse  # pylint: disable=import-outside-toplevel
-
-    parser.add_argument(
-        "--desired-layout",
-        choices=tuple(LAYOUTS),
-        help="convert convolutions to this data layout first (Relax ConvertLayout; default: NHWC on x86 CPUs with AVX2 or AVX-512, "
-        "where it tunes about 2x faster, else the model's own); tune, transfer and compile must agree",
-    )
-    parser.add_argument(
-        "--winograd",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="compute stride-1 3x3 NHWC convolutions on a CPU as Winograd F(4x4, 3x3): 4x fewer multiplications, "
-        "1.2-1.9x faster kernels in isolation after the same trials (none end to end on ResNet-50), "
-        "but 2-4x slower builds while tuning (default: off)",
-    )
-    parser.add_argument(
-        "--weight-prepack",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="rewrite weight layouts for the tuned kernels at compile time (default: on for CPU targets); "
-        "records tuned with it only match with it, and without it only without it",
-    )
-
-
-def lowering_from_args(args) -> Lowering:
-    return Lowering(weight_prepack=args.weight_prepack, layout=args.desired_layout, winograd=args.winograd)
 
 
 def tuned_count(tasks: list, database) -> int:

@@ -23,11 +23,6 @@ MIXED_CALCULATION_TYPES = ("float16",)  # Relax's ToMixedPrecision computes in f
 MIXED_ACCUMULATION_TYPES = ("float16", "float32")
 
 
-def _names(text) -> tuple:
-    items = text if isinstance(text, (list, tuple)) else [text] if text else []
-    return tuple(name.strip() for item in items for name in str(item).split(",") if name.strip())
-
-
 @attrs.frozen
 class PipelineOptions:
     """How ``compile`` builds a model; the defaults are tvmc 0.19's."""
@@ -126,37 +121,6 @@ def read_pass_config(items) -> tuple:
         current = _current_name(name.strip(), known)
         result.append((current, _typed_config(current, value.strip(), known[current])))
     return tuple(result)
-
-
-def add_pipeline_arguments(parser) -> None:
-    """The build's options of ``compile``, as tvmc 0.19 had them."""
-    group = parser.add_argument_group("compile pipeline (as tvmc 0.19)")
-    group.add_argument("-O", "--opt-level", type=int, default=3, choices=range(4), metavar="{0,1,2,3}", help="optimization level of the build (default 3)")
-    group.add_argument("--pass-config", action="append", default=[], metavar="NAME=VALUE", help="PassContext option, e.g. tir.disable_vectorize=true (repeatable; 'help' lists them)")
-    group.add_argument("--disabled-pass", action="append", default=[], metavar="PASS", help="passes not to run, comma-separated (repeatable)")
-    group.add_argument("--mixed-precision", action="store_true", help="compute convolutions and matmuls in float16 (Relax ToMixedPrecision)")
-    group.add_argument("--mixed-precision-calculation-type", default="float16", help="computation type (float16, the only one Relax has)")
-    group.add_argument("--mixed-precision-acc-type", default="float16", choices=MIXED_ACCUMULATION_TYPES, help="accumulation type (default float16)")
-    group.add_argument("--dump-code", metavar="FORMATS", help=f"write PACKAGE.<format> for each of {','.join(DUMP_FORMATS)}")
-    group.add_argument("--print-ir-before", action="append", default=[], metavar="PASS", help="print the IR before these passes (comma-separated, repeatable)")
-    group.add_argument("--print-ir-after", action="append", default=[], metavar="PASS", help="print the IR after these passes (comma-separated, repeatable)")
-    group.add_argument("--print-pass-times", action="store_true", help="print the time each pass took")
-
-
-def pipeline_options_from_args(args) -> PipelineOptions:
-    """The ``PipelineOptions`` ``compile``'s parsed arguments describe."""
-    return PipelineOptions(
-        opt_level=args.opt_level,
-        pass_config=read_pass_config(args.pass_config),
-        disabled_passes=_names(args.disabled_pass),
-        mixed_precision=args.mixed_precision,
-        mixed_precision_calculation_type=args.mixed_precision_calculation_type,
-        mixed_precision_acc_type=args.mixed_precision_acc_type,
-        dump_code=_names(args.dump_code),
-        print_ir_before=_names(args.print_ir_before),
-        print_ir_after=_names(args.print_ir_after),
-        print_pass_times=args.print_pass_times,
-    )
 
 
 def build(mod, target, database, options: PipelineOptions, lowering: Lowering = Lowering()) -> tuple:

@@ -9,17 +9,14 @@ import re
 import attrs
 
 from ..errors import TVMCException
+from ..kernels.kernel import Kernel
 from .lowering import Lowering, fuse, fusion_passes  # noqa: F401  (fusion_passes: where callers found it)
 
 
 @attrs.frozen
-class Task:
-    """One kernel to tune: its index in the model, name, weight (uses per inference) and FLOPs."""
+class Task(Kernel):
+    """One kernel to tune (``Kernel``: its index in the model, name, weight and FLOPs) and MetaSchedule's task."""
 
-    index: int
-    name: str
-    weight: int
-    flops: float
     extracted: object  # ms.ExtractedTask
 
     @property

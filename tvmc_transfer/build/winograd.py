@@ -8,15 +8,14 @@ the kernel takes the transformed weights as its constant argument, which prepack
 weight. The two transforms carry a ``schedule_rule`` attribute that MetaSchedule's ``ApplyCustomRule`` resolves to
 this module's rule (``_schedule_transform``): the 6x6 loops and their two reductions unrolled, so that the
 constant matrices fold into additions, and the channels innermost and vectorized. TVM ships a CPU rule for its
-own Winograd compute that unrolls the same loops but leaves the channels outside them, scalar: measured on
-ResNet-50's 28x28 3x3 convolution after 128 trials, it ran 1.12x faster than direct and this rule 1.47x. The
+own Winograd compute that unrolls the same loops but leaves the channels outside them, scalar: over direct
+convolution it gains less than this rule does (BENCHMARKS, session 12). The
 matrix products get MetaSchedule's usual multi-level tiling. The kernel's op pattern is set to "output
 element-wise fusable", so the bias, residual and activation after the convolution fuse into it as they do into
 a direct one. The rule is a MetaSchedule trace like any other: records replay without it.
 
-It is opt-in (``--winograd``). Measured on a Zen 4, its kernels took 2-4x longer to build than direct ones (the
-unrolled transforms): tuning GoogLeNet's new Winograd kernels cost 1.97 s a trial, 71% of it building, against
-0.43 s for the direct model, so a run of fixed wall time gets far fewer trials.
+It is opt-in (``--winograd``): its kernels take longer to build than direct ones (the unrolled transforms), so
+a tuning run of fixed wall time gets far fewer trials (BENCHMARKS, session 12, "Tuning cost").
 
 The matrices are Lavin and Gray's for the points 0, 1, -1, 2, -2 and infinity ("Fast Algorithms for
 Convolutional Neural Networks", 2016). Their float32 error is larger than a direct convolution's: against ONNX

@@ -2,11 +2,30 @@
 
 import os
 
+import attrs
 import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import TVMCException
 from .registry import apply_option_hooks
+
+
+def default_of(cls, name: str):
+    """The default of field ``name`` of the attrs class ``cls`` (a factory's product): the command line uses and
+    prints the option classes' own defaults, so each is written once.
+
+    >>> from tvmc_transfer.tune.measure import MeasureOptions
+    >>> default_of(MeasureOptions, "repeat")
+    3
+    """
+    default = getattr(attrs.fields(cls), name).default
+    return default.factory() if isinstance(default, attrs.Factory) else default
+
+
+def shown(number) -> str:
+    """A default as the help texts write it: ``10``, ``0.05``, and ``1e-3`` rather than ``0.001``."""
+    short = f"{number:.0e}".replace("e-0", "e-")
+    return short if 0 < abs(number) < 0.01 and float(short) == number else f"{number:g}"
 
 
 def add_model_arguments(parser) -> None:

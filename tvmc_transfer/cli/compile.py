@@ -3,13 +3,11 @@ report of the compile for CI)."""
 
 import attrs
 
-from ..build.cross import add_cross_arguments, cross_from_args
-from ..build.lowering import add_lowering_arguments, lowering_from_args
-from ..build.pipeline import add_pipeline_arguments, pipeline_options_from_args
 from ..errors import TVMCException
-from ..target import add_target_arguments, target_from_args
+from .build import add_cross_arguments, add_lowering_arguments, add_pipeline_arguments, cross_from_args, lowering_from_args, pipeline_options_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args
 from .registry import register_parser
+from .target import add_target_arguments, target_from_args
 
 
 @register_parser
@@ -76,7 +74,5 @@ def drive_compile(args) -> int:
         raise
     if args.report:
         attrs.evolve(report, phases={**load, **report.phases}).write_json(args.report)
-    if report.defaults is not None:
-        print(report.defaults.summary())
-    print(f"package: {report.package} ({report.tuned_kernels} of {report.kernels} kernels tuned)")
+    print(report.summary())
     return 0

@@ -2,8 +2,9 @@
 
 from ..errors import TVMCException
 from ..target import parse_target, tuning_target
-from ..tune.measure import add_measure_arguments, measure_options_from_args
+from .measure import add_measure_arguments, measure_options_from_args
 from .registry import register_parser
+from .target import DEFAULT_TARGET
 
 
 @register_parser
@@ -45,7 +46,7 @@ def add_records_parser(subparsers, main_parser, json_config):
     )
     retime.add_argument("input", metavar="RECORDS")
     retime.add_argument("-o", "--output", required=True, metavar="OUT", help="new records folder")
-    retime.add_argument("--target", default="native", help="the records' target, measured here (default native)")
+    retime.add_argument("--target", default=DEFAULT_TARGET, help=f"the records' target, measured here (default {DEFAULT_TARGET})")
     retime.add_argument("--top-k", type=int, default=1, help="records per workload (default 1: the best)")
     retime.add_argument("--from-target", metavar="TARGET", help="read the records tuned for this target instead (another processor "
                         "of the same architecture) and write them as records for --target, measured here")
@@ -77,7 +78,7 @@ def drive_merge(args) -> int:
     from ..records.merge import merge_records  # pylint: disable=import-outside-toplevel
 
     report = merge_records(args.inputs, args.output, measured_only=args.measured_only)
-    print(f"merged {report.copied} records into {report.output} ({report.skipped} duplicates left out)")
+    print(report.summary())
     return 0
 
 
@@ -85,7 +86,7 @@ def drive_filter(args) -> int:
     from ..records.merge import filter_records  # pylint: disable=import-outside-toplevel
 
     report = filter_records(args.input, parse_target(args.target), args.output, measured_only=args.measured_only)
-    print(f"kept {report.copied} records in {report.output}; {report.other_target} for another target left out")
+    print(report.summary())
     return 0
 
 
@@ -95,5 +96,5 @@ def drive_retime(args) -> int:
     target = tuning_target(parse_target(args.target))
     source = tuning_target(parse_target(args.from_target)) if args.from_target else None
     report = retime_records(args.input, target, args.output, top_k=args.top_k, measure=measure_options_from_args(args), from_target=source)
-    print(report.line())
+    print(report.summary())
     return 0

@@ -23,8 +23,8 @@ class OptionHook:
     """Options a plugin adds to another command, and how it turns them into work.
 
     The driver calls ``add_arguments(parser)`` on the command's parser; the command calls ``apply(args, plan)``
-    before it runs, with its own extension object (for ``tune`` a ``TunePlan``, for ``transfer`` a
-    ``TransferPlan``, whose phases it may extend).
+    before it runs, with its own extension object (for ``tune`` and ``transfer`` a ``Plan``, whose
+    phases it may extend).
     """
 
     add_arguments: Callable[[argparse.ArgumentParser], None]

@@ -2,11 +2,11 @@
 outputs compared with the unscheduled kernel's (transfer's ``KernelCheck``).
 
 A check needs two builds, the unscheduled kernel and the candidate. Built one at a time and JIT-compiled at -O3
-as ``KernelCheck`` builds them, they were most of the time DenseNet-121's defaults took (608 s compile, 360 s of
-it choosing defaults): LLVM optimizing one unscheduled elementwise kernel took up to 2.6 s. Here every kernel
-of a batch goes into one module, is compiled at -O0 (``check_target``; the unscheduled kernels ran as fast
-from -O0 as from -O2 objects) and linked into one shared library by the host's compiler, as a package is
-(an LLVM JIT per module took 3-4x as long as writing the object file).
+as ``KernelCheck`` builds them, they were most of the time DenseNet-121's defaults took, LLVM optimizing each
+unscheduled kernel (BENCHMARKS, "Figures moved out of the code"). Here every kernel of a batch goes into one module, is compiled at -O0
+(``check_target``; the unscheduled kernels ran as fast from -O0 as from -O2 objects) and linked into one shared
+library by the host's compiler, as a package is (an LLVM JIT per module took longer than writing the object
+file).
 """
 
 import logging
@@ -26,7 +26,7 @@ log = logging.getLogger("tvmc")
 
 def build_together(mods: list, target) -> list:
     """Each of ``mods`` (one-function kernels) built for ``target``, as an object ``lib["main"]`` runs: all in
-    one compile, linked as one library (an LLVM JIT per module took 3-4x as long as writing the object file).
+    one compile, linked as one library (an LLVM JIT per module took longer than writing the object file).
     None for a kernel that does not build; when the whole fails, each is built on its own to find which."""
     import tvm  # pylint: disable=import-outside-toplevel
 
@@ -120,8 +120,8 @@ def _linked(tvm, executable):
 def check_target(target):
     """The target the numeric check builds for: ``target`` itself when its code runs on this machine, else the
     host's generic ``llvm`` (a schedule computes the same numbers whatever instructions it is compiled to);
-    either without LLVM's optimizations (``opt-level`` 0), which cost more than the check's runs: at -O3,
-    LLVM took up to 2.6 s on one unscheduled DenseNet-121 kernel, at -O0 0.08 s."""
+    either without LLVM's optimizations (``opt-level`` 0), which cost more than the check's runs
+    (BENCHMARKS, "Figures moved out of the code")."""
     import tvm  # pylint: disable=import-outside-toplevel
 
 

@@ -3,10 +3,10 @@
 For a kernel the schedule library does not cover, MetaSchedule's design space for the target is sampled (each
 space's trace replayed with fresh random decisions, post-processed), and the samples are ranked by an XGBModel
 trained on the project's tuning records (``tvmc_transfer/data/default_cost_model.ubj``, trained by
-``bench/train_default_cost_model.py``). The model scores a schedule against the fastest one of its workload, so
+``cli/train_cost_model.py``). The model scores a schedule against the fastest one of its workload, so
 it only has to rank candidates of one kernel, on any processor: this is what a target the library does not know
 gets. The caller checks the pick numerically before using it, and times the best ranked where it can
-(``default_schedules.py``). ``tvmc transfer`` ranks a kernel's replayed
+(``defaults/schedules.py``). ``tvmc transfer`` ranks a kernel's replayed
 candidates with the same model (``predicted_order``) to measure the most promising first.
 """
 

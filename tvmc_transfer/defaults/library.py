@@ -3,7 +3,7 @@
 A library file (``tvmc_transfer/data/schedules-<family>.json.xz``) holds, for every workload of the records
 folders it was built from, its best few measured tuning records: the workload's TIR and each record's trace,
 times, target and argument info, in MetaSchedule's own JSON forms, compressed with xz. ``tvmc compile`` without
-tuning records transfers these schedules onto the model's kernels (``default_schedules.py``), and ``tvmc
+tuning records transfers these schedules onto the model's kernels (``defaults/schedules.py``), and ``tvmc
 transfer`` transfers from it as from a records folder, measuring them here (``transfer/sources.library_source``);
 nothing in a library is applied without being replayed and checked on the kernel first.
 
@@ -13,9 +13,10 @@ features every one of them has (``requires``) and the processor it was tuned on.
 processor, tuned for the narrower unit. A target of the same architecture outside every family (plain ``llvm``:
 generic x86-64 without AVX2) still uses the library, as "outside its family": its loop nests are still better
 there than design-space samples picked by the cost model (ResNet-50 on generic x86-64, measured side by side:
-8.1-8.7x ONNX Runtime against 9.6-13.4x, under load). Another architecture gets no library.
+(BENCHMARKS, "Figures moved out of the code")). Another architecture gets no library.
 
-``bench/build_schedule_library.py`` rebuilds a library from records folders (``write_library``).
+``cli/build_library.py`` rebuilds a library from records folders (``write_library``;
+``python -m tvmc_transfer.cli.build_library``).
 """
 
 import collections.abc

@@ -1,41 +1,39 @@
 """Default schedules: every kernel of a compile without tuning records gets a checked schedule worth running.
 
 Without this, a kernel that no tuning record matches keeps the loops ``LegalizeOps`` emits: one thread, no
-vectors, 50-180x slower than ONNX Runtime on the zoo. ``add_default_schedules`` gives each such kernel, in order:
+vectors, far slower than ONNX Runtime (BENCHMARKS, the "unscheduled" columns). ``add_default_schedules`` gives
+each such kernel, in order:
 
 1. **library**: the schedule library shipped for the target's CPU family, or outside every family, for its
-   architecture (``schedule_library.py``), applied by
-   transfer (``transfer.py``): the records of the library workloads of the kernel's class (or, failing that,
+   architecture (``defaults/library.py``), applied by
+   transfer (``kernels/replay.py``): the records of the library workloads of the kernel's class (or, failing that,
    of its anchor with another epilogue), nearest shapes first, are replayed on the kernel with their decisions
    remapped, post-processed and checked numerically against the unscheduled kernel. A record of this very
    kernel (the library's own model, same shapes) is used as it is; at other shapes the correct ones are ranked
    with the design-space samples below by the cost model, and the best predicted is used.
 2. **model**: samples of the kernel's MetaSchedule design space for the target, ranked by the shipped cost
-   model (``default_picks.py``) with the library's schedules at other shapes: the best predicted that is correct.
+   model (``defaults/cost_model.py``) with the library's schedules at other shapes: the best predicted that is correct.
 3. **none**: the unscheduled kernel, as before (when nothing replays or checks out).
 
 **Timed** (``_Chooser._timed``), where the target's code runs on this machine: the cost model's first pick can be
-far off (SqueezeNet's classifier convolution took a GoogLeNet schedule that ran 20 ms where a sample ran 1.2
-ms; its package ran at 7.7x ONNX Runtime), so every family's pick is timed as the package builds it, and the
-families that make up ``TIMED_SHARE`` of that time get up to ``timed`` correct candidates timed: the rest of
-their ranking, then fresh samples, best predicted first. The fastest is used. On a quiet 2-core Zen 4 this took
-the five onnx-wheel networks' untuned packages from 1.2-7.7x ONNX Runtime to the figures in BENCHMARKS, and
-DenseNet-121's defaults from 33 s to 50 s the first time (nothing the next).
+far off (SqueezeNet's classifier convolution took a GoogLeNet schedule many times slower than a design-space
+sample), so every family's pick is timed as the package builds it, and the families that make up
+``TIMED_SHARE`` of that time get up to ``timed`` correct candidates timed: the rest of their ranking, then fresh
+samples, best predicted first. The fastest is used. What that did to the onnx-wheel networks' untuned packages,
+and what it costs a compile the first time (nothing the next): BENCHMARKS, session 22.
 
 What that costs is paid once per *shape family*, not per kernel (``shape_family``): the kernels of one class
 whose reduction blocks have the same loops but for the reduction's extents, which lie in the same power of
 two, or, for a kernel without a reduction (elementwise, layout, concatenation), its whole class; DenseNet-121's
 190 kernels are 11 classes and 26 families. The heaviest kernel of a family is chosen for as above; every other
 one takes the same schedule, its trace replayed at the kernel's shapes as transfer replays it
-(``transfer/replay.py``) and checked, where that leaves the innermost tiles as they were (``_innermost_tiles``),
+(``kernels/replay.py``) and checked, where that leaves the innermost tiles as they were (``_innermost_tiles``),
 and is chosen for on its own otherwise (a record of the kernel itself in the library still comes first).
 The first candidates of a round (the first kernels of all families, then the others) are built ``BATCH`` at a
 time, with their unscheduled kernels, into one library without LLVM's optimizations, and checked in a thread per
-CPU while the next ones are drawn (``default_checks.py``). The choices are remembered on disk per target and CPU
-(``defaults_cache.py``), so the next compile of the model, or of one that shares its kernels, builds and checks
-nothing for them. On DenseNet-121 (190 kernels), on a 2-core Zen 4 shared with other jobs, choosing its defaults
-took 197 s before, and now 16-28 s the first time, 1.5-2.6 s the next; the schedules chosen are those of before
-on 183 kernels, and as fast on the other 7.
+CPU while the next ones are drawn (``defaults/checks.py``). The choices are remembered on disk per target and CPU
+(``defaults/cache.py``), so the next compile of the model, or of one that shares its kernels, builds and checks
+nothing for them (what both save on DenseNet-121: BENCHMARKS, "Figures moved out of the code").
 
 Records given by the user always win: a kernel with a record gets no default. The defaults are added to the
 in-memory database that ``compile_relax`` applies and are never written to the user's records.
@@ -53,6 +51,7 @@ import attrs
 from .. import __version__
 from ..errors import one_line
 from ..kernels.classes import iter_extents, kernel_class, main_func, sblocks
+from ..kernels.kernel import Kernel
 from ..kernels.replay import replay_candidates
 from ..records.listing import workload_hash
 from ..records.sources import Candidate, CandidateLimits, Source, SourceWorkload, candidates_for
@@ -66,6 +65,9 @@ from .library import find_library, read_library
 log = logging.getLogger("tvmc")
 
 KINDS = ("tuned", "library", "model", "none")
+SCHEDULED_BY = {"tuned": "records", "library": "library", "model": "model", "none": "none", "dlight": "dlight"}
+"""How a kernel was scheduled, in the reports' words: the user's tuning record, the shipped schedule library, a
+cost-model pick, nothing (the unscheduled loops), or on a GPU without a record DLight's default schedule."""
 WRONG_SAMPLES = 3  # samples checked before the rest of the ranking's library schedules are tried instead
 # Kernels built together for their checks: one compile and one link each (a link took 0.05-0.1 s), checked in a
 # thread while the next ones' candidates are drawn.
@@ -83,7 +85,7 @@ class DefaultOptions:
     (relative to the largest reference value), ``library`` a library file instead of the one found for the
     target (``schedule_library.find_library``); ``use_library=False`` leaves every kernel to the cost model (what
     a processor outside every library's family gets). ``share=False`` chooses for every kernel on its own
-    instead of once per shape family; ``cache=False`` neither reads nor writes the cache (``defaults_cache.py``).
+    instead of once per shape family; ``cache=False`` neither reads nor writes the cache (``defaults/cache.py``).
     ``timed``: correct candidates timed for each of the costliest kernels, where the target runs on this machine
     (1: none, the best predicted is used)."""
 
@@ -99,16 +101,12 @@ class DefaultOptions:
 
 
 @attrs.frozen
-class KernelDefault:
-    """What one kernel got: ``kind`` is tuned (the user's record), library, model or none; ``how`` (None for
-    tuned) says whether it was picked for this kernel, shared from its family's (``source`` names which) or
-    read from the cache."""
+class KernelDefault(Kernel):
+    """What one kernel got: ``kind`` is tuned (the user's record), library, model or none (``compile_model``
+    adds dlight); ``how`` (None for tuned) says whether it was picked for this kernel, shared from its family's
+    (``source`` names which) or read from the cache."""
 
-    index: int
-    task: str
     kernel_class: str
-    weight: int
-    flops: float
     kind: str
     source: str | None = None  # the library workload its schedule came from, or how many samples were ranked
     tried: int = 0  # candidates checked numerically
@@ -116,11 +114,25 @@ class KernelDefault:
     builds: int = 0  # kernels built for its checks: the unscheduled one and each candidate checked
     timed: int = 0  # correct candidates timed, the fastest taken
 
+    def to_json(self) -> dict:
+        """The row as ``tvmc compile --report`` holds it."""
+        return {
+            "index": self.index,
+            "task": self.name,
+            "class": self.kernel_class,
+            "weight": self.weight,
+            "flops": self.flops,
+            "scheduled": SCHEDULED_BY[self.kind],
+            "source": self.source,
+            "how": self.how,  # picked for it, shared from its family's, or cached
+            "timed": self.timed,  # its candidates timed here, the fastest taken (0: ranked by the cost model alone)
+        }
+
 
 @attrs.frozen
 class DefaultsReport:
-    """The defaults of one compile: the library used (if any) and each kernel's default, in task order;
-    ``cache``: the cache folder read and written (None: off)."""
+    """The defaults of one compile: the library used (if any) and each kernel's default (``KernelDefault``), in
+    task order; ``cache``: the cache folder read and written (None: off)."""
 
     library: str | None  # e.g. "x86-64 AVX2+FMA (schedules-x86-avx2.json.xz 2026.12-1, tuned on llvm -mcpu=znver3)"; None: none fits
     kernels: tuple
@@ -149,8 +161,12 @@ class DefaultsReport:
 
     def table(self) -> str:
         rows = [f"{'#':>3}  {'task':<34} {'class':<36} {'default':<8} {'how':<7} from"]
-        rows += [f"{k.index:>3}  {k.task[:34]:<34} {k.kernel_class[:36]:<36} {k.kind:<8} {k.how or '':<7} {k.source or ''}" for k in self.kernels]
+        rows += [f"{k.index:>3}  {k.name[:34]:<34} {k.kernel_class[:36]:<36} {k.kind:<8} {k.how or '':<7} {k.source or ''}" for k in self.kernels]
         return "\n".join(rows)
+
+    def to_json(self) -> dict:
+        """The report as plain data: the library, the counts, each kernel's default, the time and the cache."""
+        return {**self.metadata(), "kernels": [k.to_json() for k in self.kernels], "seconds": self.seconds, "cache": self.cache}
 
 
 def add_default_schedules(tasks: list, target, database, options: DefaultOptions = DefaultOptions()) -> DefaultsReport:
@@ -163,7 +179,7 @@ def add_default_schedules(tasks: list, target, database, options: DefaultOptions
     library = read_library(path) if path and options.use_library else None
     chooser = _Chooser(target, database, library, options) if todo else None
     rows = chooser.choose(shape_families(todo, options.share)) if todo else {}
-    kernels = tuple(rows.get(t.index) or KernelDefault(t.index, t.name, str(kernel_class(t.mod)), t.weight, t.flops, "tuned") for t in tasks)
+    kernels = tuple(rows.get(t.index) or KernelDefault.of(t, str(kernel_class(t.mod)), "tuned") for t in tasks)
     label = f"{library.family} ({library.name} {library.version}, tuned on {library.tuned_on})" if library else None
     if library and not in_family:
         label += f"; outside its family: the target lacks {', '.join(sorted(set(library.requires) - target_features(target)))}"
@@ -176,10 +192,10 @@ def shape_family(klass, mod) -> tuple:
     """The key of a kernel's shape family: its class and the extents of its (last) reduction block's loops, the
     reduction's own to the power of two they lie in (``bit_length``: 480 with 256-511). A schedule chosen for
     one kernel replays on the others of its family with only the reduction's tiles remapped to near sizes
-    (``transfer/replay.py``): DenseNet's pointwise convolutions of one block, whose input channels grow by 32
+    (``kernels/replay.py``): DenseNet's pointwise convolutions of one block, whose input channels grow by 32
     from layer to layer. Their other loops must be alike: Inception-v2's 3x3 convolution with 160 output
-    channels, given the tiles of one with 192 (remapped, its vector lanes no longer filled), ran 10-16x slower
-    than when chosen for on its own. A kernel without a reduction (elementwise, layout, concatenation) has no
+    channels, given the tiles of one with 192 (remapped, its vector lanes no longer filled), ran many times
+    slower than when chosen for on its own (BENCHMARKS, "Figures moved out of the code"). A kernel without a reduction (elementwise, layout, concatenation) has no
     tiles to fit: its family is its class, whatever the shapes (its design space is one or two schedules,
     parallelized and vectorized at its own shapes by the postprocessors)."""
 
@@ -298,7 +314,7 @@ class _Chooser:
         done, pending, batches = {}, [], []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for task, klass, shared in members:
-                row = KernelDefault(task.index, task.name, str(klass), task.weight, task.flops, "none")
+                row = KernelDefault.of(task, str(klass), "none")
                 item = self._cached(task, klass, row) or self._pending(task, klass, row, shared)
                 if isinstance(item, _Picked):
                     done[task.index] = item
@@ -396,8 +412,8 @@ class _Chooser:
     def _timed(self, heads: list, families: list) -> list:
         """``heads`` (the ``_Picked`` of each family's first kernel), the costliest ones given the fastest of
         their first ``timed`` correct candidates. The cost model ranks a kernel's candidates, but its first pick
-        can be far off: SqueezeNet's classifier convolution took a library schedule of GoogLeNet's that ran 20 ms
-        where a design-space sample ran 2.8 ms. Every first pick is timed (built as the package builds it, in one
+        can be far off: SqueezeNet's classifier convolution took a library schedule of GoogLeNet's many times
+        slower than a design-space sample (BENCHMARKS, session 22). Every first pick is timed (built as the package builds it, in one
         library), and the families costing ``TIMED_SHARE`` of that time get their other candidates timed."""
         from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
 
@@ -470,7 +486,8 @@ class _Chooser:
                 if _innermost_tiles(schedule.trace) == _innermost_tiles(shared.candidate.record.trace):
                     yield _Candidate(schedule, shared.row.kind, shared.describe(), shared.candidate.record.run_secs, "shared")
         # At other shapes a library schedule is a guess like a design-space sample: the cost model ranks them together
-        # (a MobileNetV2 took ResNet-50's pointwise schedules at 12.9x ONNX Runtime, the model's own picks at 6.5x).
+        # (a MobileNetV2 ran slower with ResNet-50's pointwise schedules than with the model's own picks: BENCHMARKS,
+        # 2026-12-03, "Untuned, on a model outside the zoo").
         nearby = [c for c in self._nearby_candidates(task, klass) if workload_hash(c.workload.mod) != key]
         library, context = self._replayed(task, klass, nearby)
         samples, sampled = self._samples(task)
@@ -544,7 +561,7 @@ def _costliest(costs: dict, share: float) -> list:
 def _innermost_tiles(trace) -> list:
     """The innermost factor of each tiling the trace samples. A family's choice is shared only where replaying
     it left them as they were: Inception-v2's 320-channel pointwise convolution, its reduction tiled 16x20 where
-    its 256-channel sibling's was 16x16, ran 3x slower than when chosen for on its own."""
+    its 256-channel sibling's was 16x16, ran slower than when chosen for on its own (BENCHMARKS, "Figures moved out of the code")."""
     tiles = []
     for inst in trace.insts:
         decision = trace.get_decision(inst) if inst.kind.name == "SamplePerfectTile" else None
@@ -554,7 +571,7 @@ def _innermost_tiles(trace) -> list:
 
 
 def _cache_context(target, library, model, options) -> dict:
-    """What a kernel's default depends on besides the kernel (``defaults_cache.py``)."""
+    """What a kernel's default depends on besides the kernel (``defaults/cache.py``)."""
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm.target import codegen
 

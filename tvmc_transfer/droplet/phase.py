@@ -1,8 +1,8 @@
 """``refine_with_droplet`` and ``droplet_phase``: droplet search on a model's tasks, and what it gained.
 
-The search itself is a MetaSchedule search strategy (``tuning/droplet_search.py``); here it runs on the tasks
+The search itself is a MetaSchedule search strategy, registered with the tuning engine as ``droplet`` (``search.py``); here it runs on the tasks
 of a model or of a session (``tvmc tune --droplet``, ``tvmc transfer --droplet``) in an open records folder,
-and ``DropletReport`` (``droplet_report.py``) says where each task's walk started and ended.
+and ``DropletReport`` (``report.py``) says where each task's walk started and ended.
 
 >>> from tvmc_transfer.droplet.phase import refine_with_droplet, DropletOptions              # doctest: +SKIP
 >>> report = refine_with_droplet(model, target, "records", DropletOptions(trials=32))    # doctest: +SKIP
@@ -12,7 +12,6 @@ and ``DropletReport`` (``droplet_report.py``) says where each task's walk starte
 import sys
 import time
 
-from ..build.intrinsics import load_tensor_intrinsics
 from ..build.lowering import Lowering
 from ..build.tasks import costliest_first, extract_tasks, select_tasks
 from ..errors import TVMCException
@@ -20,59 +19,37 @@ from ..records.folder import RecordsFolder
 from ..records.lock import writes_records
 from ..target import tuning_target
 from ..tune.measure import MeasureOptions
+from ..tune.engine import make_search, measuring, run_search
 from ..tune.scheduler import CommittingGradientScheduler
-from ..tune.task_logs import tune_contexts
 from .report import DropletReport, DropletTaskResult
-from .search import DropletOptions, DropletSearch, Shared, mean_of
+from .search import DropletOptions, Shared, mean_of
 
 
 def refine_tasks(tasks, target, folder, options: DropletOptions, measure: MeasureOptions, progress=True, deadline: float | None = None) -> DropletReport:
     """Refine each task's best schedule in the open ``RecordsFolder`` ``folder`` with droplet search. The
     walks take their first batches costliest kernel first (best record times uses), so that a ``deadline``
     (``time.monotonic()``; no batch starts after it) cuts the light kernels' walks, not the heavy ones'."""
-    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
-    from tvm_ffi import structural_hash
-
+    from tvm_ffi import structural_hash  # pylint: disable=import-outside-toplevel
 
     if measure.repeat < 2:
         raise TVMCException("droplet search compares repeated measurements with a t-test: use --repeat 2 or more")
     start = time.time()
-    load_tensor_intrinsics(target)
+    if not tasks:
+        return DropletReport((), options.pvalue, time.time() - start, options.trials)
     tasks = costliest_first(tasks, {t.index: folder.best_seconds(t.mod) for t in tasks})
     keys = {str(structural_hash(t.mod)): t for t in tasks}
     names = {k: f"#{t.index} {t.name}" for k, t in keys.items()}
     shared = Shared(options, folder, names, sys.stderr if progress else None)
-    batch = options.batch or max(16, measure.parallel)
-    with tune_contexts([t.extracted for t in tasks], folder.path, DropletSearch(options, shared), measure.parallel, seed=0) as (contexts, weights):
-        if not contexts:
-            return DropletReport((), options.pvalue, time.time() - start, options.trials)
-        builder = measure.make_builder(target)
-        scheduler = CommittingGradientScheduler(seed=0, deadline=deadline, measure_alone=not measure.rpc_tracker)
-        try:
-            ms.tune_tasks(
-                tasks=contexts,
-                task_weights=weights,
-                work_dir=folder.path,
-                # The strategy keeps each task's budget itself; the scheduler's caps only need to stay above it
-                # (the starts of the design spaces are measured on top when a task has no record).
-                max_trials_global=(options.trials + 64) * len(contexts),
-                max_trials_per_task=options.trials + 64,
-                num_trials_per_iter=batch,
-                builder=builder,
-                runner=measure.make_runner(),
-                database=folder.database,
-                cost_model=ms.cost_model.RandomModel(),  # droplet needs none; this one is free to create
-                measure_callbacks=[ms.measure_callback.AddToDatabase(), ms.measure_callback.RemoveBuildArtifact()],
-                # Commits each batch at once, as tune does; a local runner measures alone, so the t-tests compare
-                # samples no search slowed.
-                task_scheduler=scheduler,
-            )
-        finally:
-            builder.shutdown()
+    search = make_search("droplet", options=options, shared=shared, tasks=len(tasks), batch=options.batch or max(16, measure.parallel))
+    # Commits each batch at once, as tune does; a local runner measures alone, so the t-tests compare samples
+    # no search slowed.
+    scheduler = CommittingGradientScheduler(seed=0, deadline=deadline, measure_alone=not measure.rpc_tracker)
+    with measuring(target, measure) as (builder, runner):
+        run_search(tasks, folder, search, scheduler, builder, runner, measure.parallel, seed=0)
     results = []
     for key, task in keys.items():
         first, last, moves, trials, measured, converged = shared.results.get(key, (None, None, (), 0, 0, False))
-        results.append(DropletTaskResult(task.index, task.name, task.weight, mean_of(first), mean_of(last), moves, trials, measured, converged))
+        results.append(DropletTaskResult.of(task, mean_of(first), mean_of(last), moves, trials, measured, converged))
     return DropletReport(tuple(sorted(results, key=lambda r: r.index)), options.pvalue, time.time() - start, options.trials, scheduler.out_of_time)
 
 

@@ -2,12 +2,13 @@
 
 import attrs
 
+from ..kernels.kernel import Kernel
+
 
 @attrs.frozen
-class DropletTaskResult:
-    index: int
-    name: str
-    weight: int
+class DropletTaskResult(Kernel):
+    """Where droplet search's walk on one kernel started and ended, and how it got there."""
+
     start_seconds: float | None  # mean time of the schedule the walk started from, as measured beside its first batch
     final_seconds: float | None  # mean time of where it ended
     moves: tuple  # of Move
@@ -24,9 +25,27 @@ class DropletTaskResult:
         ok = self.start_seconds and self.final_seconds
         return self.start_seconds / self.final_seconds if ok else None
 
+    def to_json(self) -> dict:
+        return {
+            "index": self.index,
+            "task": self.name,
+            "weight": self.weight,
+            "start_seconds": self.start_seconds,
+            "final_seconds": self.final_seconds,
+            "speedup": self.speedup,
+            "moves": len(self.moves),
+            "move_gains": [m.gain for m in self.moves],  # each from the re-measurement after it (None: none)
+            "p_value": self.p_value,
+            "trials": self.trials,
+            "measured": self.measured,
+            "converged": self.converged,
+        }
+
 
 @attrs.frozen
 class DropletReport:
+    """What droplet search did: a ``DropletTaskResult`` per task and the weighted totals."""
+
     tasks: tuple  # of DropletTaskResult
     pvalue: float
     wall_seconds: float
@@ -56,28 +75,11 @@ class DropletReport:
 
     def to_json(self) -> dict:
         """The summary as plain data: per task where the walk started and ended, and the weighted totals."""
-        tasks = [
-            {
-                "index": t.index,
-                "task": t.name,
-                "weight": t.weight,
-                "start_seconds": t.start_seconds,
-                "final_seconds": t.final_seconds,
-                "speedup": t.speedup,
-                "moves": len(t.moves),
-                "move_gains": [m.gain for m in t.moves],  # each from the re-measurement after it (None: none)
-                "p_value": t.p_value,
-                "trials": t.trials,
-                "measured": t.measured,
-                "converged": t.converged,
-            }
-            for t in self.tasks
-        ]
         before, after = self.weighted("start_seconds"), self.weighted("final_seconds")
         return {
             "phase": "droplet",
             "pvalue": self.pvalue,
-            "tasks": tasks,
+            "tasks": [t.to_json() for t in self.tasks],
             "weighted_start_seconds": before,
             "weighted_final_seconds": after,
             "speedup": before / after if after else None,

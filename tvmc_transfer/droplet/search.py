@@ -1,10 +1,10 @@
 """Droplet search (Canesche, Pereira et al.) as a MetaSchedule search strategy: ``DropletSearch``.
 
-A convergent coordinate search. Every sampling decision of a task's trace is an axis (``droplet_space.py``);
-the walk and its t-test are in ``droplet_walk.py``.
+A convergent coordinate search. Every sampling decision of a task's trace is an axis (``droplet/space.py``);
+the walk and its t-test are in ``droplet/walk.py``.
 From the task's best schedule, droplet measures the neighbours one step away along each axis, widening the
 step (1, 2, 4, ... up to the longest axis) to fill a batch, in the order a cost model trained on the task's
-records predicts (``droplet_order.py``), and moves to the fastest neighbour that a one-sided Welch t-test on
+records predicts (``droplet/order.py``), and moves to the fastest neighbour that a one-sided Welch t-test on
 the repeated measurements, Holm-corrected over the batch, says is faster (``pvalue`` is the chance of a false
 move per batch). With ``diagonal`` K, a batch without a move is followed by combinations of its K fastest
 directions. It stops when a whole neighbourhood, widest step included, brings no significant improvement, or
@@ -24,7 +24,7 @@ database is not measured again: its recorded times are used, and it still counts
 start of each task's walk is kept in ``droplet_starts.json`` in the records folder and the controls of its
 batches (and its closing batch) in ``droplet_controls.json`` (and its neighbour orders in
 ``droplet_orders.json``), so running the same command again replays the same walk from the database and
-measures nothing. ``droplet.py`` runs it on a model's tasks (``tvmc tune --droplet``).
+measures nothing. ``phase.py`` runs it on a model's tasks (``tvmc tune --droplet``).
 """
 
 import math
@@ -37,6 +37,8 @@ from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 from ..errors import TVMCException
 from ..records.database import run_samples
 from ..records.folder import CONTROLS, ORDERS, STARTS
+from ..tune.engine import Search, register_strategy
+from ..tune.option_defaults import DROPLET_PVALUE, DROPLET_TRIALS
 from .order import ModelOrder
 from .space import DecisionSpace, recorded_points
 from .walk import Walk, significantly_faster
@@ -50,8 +52,8 @@ class DropletOptions:
     fastest directions after a batch without a move (0: off); ``model_order``: measure neighbours in the
     order a cost model trained on the task's records predicts (False: axis by axis)."""
 
-    trials: int = 64
-    pvalue: float = 0.05
+    trials: int = DROPLET_TRIALS
+    pvalue: float = DROPLET_PVALUE
     batch: int | None = None
     max_step: int | None = None
     diagonal: int = 0
@@ -365,3 +367,15 @@ class DropletSearch(PySearchStrategy):
 
     def clone(self):
         return DropletSearch(self.options, self.shared)
+
+
+@register_strategy("droplet")
+def droplet(options: DropletOptions, shared: Shared, tasks: int, batch: int) -> Search:
+    """Droplet search on ``tasks`` kernels, ``batch`` candidates per batch, sharing ``shared`` (the open folder and
+    what every walk found). It needs no cost model (MetaSchedule's free random one fills the slot) and keeps
+    each task's budget itself: the scheduler's caps only stay above it (a task with no record also measures
+    the starts of its design spaces)."""
+    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
+
+    callbacks = (ms.measure_callback.AddToDatabase(), ms.measure_callback.RemoveBuildArtifact())
+    return Search("droplet", DropletSearch(options, shared), ms.cost_model.RandomModel(), (options.trials + 64) * tasks, options.trials + 64, batch, callbacks)

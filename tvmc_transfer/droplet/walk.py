@@ -2,7 +2,7 @@
 coordinate search itself.
 
 ``Walk`` knows points only through ``space.neighbours(point, step)`` and ``space.widest(point, cap)``;
-``droplet_search.py`` gives it a ``DecisionSpace`` and the measured times, and turns it into a search strategy.
+``droplet/search.py`` gives it a ``DecisionSpace`` and the measured times, and turns it into a search strategy.
 """
 
 import itertools

@@ -36,7 +36,7 @@ class TensorInfo:
 class TVMCModel:
     """A loaded model: the Relax module and what it takes and gives."""
 
-    mod: object  # tvm.IRModule, weights bound as constants, simplified for inference (inference.py)
+    mod: object  # tvm.IRModule, weights bound as constants, simplified for inference (simplify.py)
     inputs: tuple  # of TensorInfo
     outputs: tuple  # of TensorInfo
     path: str

@@ -6,7 +6,7 @@ the inference graph, in few kernels. Run on every model, in this order:
 1. **Identities and constants** (``_Rewriter``, first pass). A weight written as ``ConstantOfShape`` (older
    exporters, the ONNX model zoo) arrives as ``broadcast_to`` of a scalar, a bias as ``Unsqueeze`` of an
    initializer: shape operators on constants are computed in NumPy, so weights are constants that the folds
-   below and weight prepacking see (TVM's ``FoldConstant`` compiled a kernel for each: 52 s on DenseNet-121).
+   below and weight prepacking see (TVM's ``FoldConstant`` compiled a kernel for each; BENCHMARKS, session 22).
    ``Dropout`` is the identity at inference. ONNX ``Sum`` is imported as ``stack`` then ``sum`` over a new
    5-D axis, which no layout conversion can carry: it becomes a chain of ``add`` (``Max``, ``Min`` and ``Mean``
    likewise). A per-channel constant of
@@ -45,7 +45,7 @@ def simplify_for_inference(mod):
 def fold_constant_shapes():
     """A module pass: shape operators on constants computed in NumPy (step 1's rule alone). After the layout
     conversion, which transposes every convolution's weights: Relax's ``FoldConstant`` compiled a kernel for
-    each of DenseNet-121's 367 (17 s of its build)."""
+    each (BENCHMARKS, session 22)."""
     import tvm  # pylint: disable=import-outside-toplevel
 
     return tvm.transform.module_pass(lambda mod, _ctx: _rewrite(mod, "shapes"), opt_level=0, name="tvmc.FoldConstantShapes")

@@ -21,7 +21,7 @@ inlines become the first instructions of the replayed trace. A shorter one (``co
 ``conv2d+bias``): the instructions on the source's extra epilogue blocks are left out, with every instruction
 that uses what they return (MetaSchedule inlines such elementwise blocks anyway, and that is all it does with
 them). Either way the first epilogue blocks and the last one correspond. Every replayed schedule must still pass the postprocessors, build and match the
-unscheduled kernel numerically before it is used (``transfer.py``).
+unscheduled kernel numerically before it is used (``check.py``).
 """
 
 import logging

@@ -5,9 +5,9 @@ convolution). Its layout-rewrite blocks say how: ``packed[f(v)] = weight[v]``, `
 modulo, sums and products of the weight's axes. Two places need the packed weights:
 
 - the build (``fold_weight_layouts``): ``SplitLayoutRewritePreproc`` splits the rewrites out as functions of the
-  constant weights, and Relax's ``FoldConstant`` would compile each one with LLVM and run it: on DenseNet-121,
-  27 s of a 111 s compile. Here they are computed in NumPy and become the package's constants directly;
-- transfer's numeric check (``transfer/check.py``), which runs the builder's library on weights packed here.
+  constant weights, and Relax's ``FoldConstant`` would compile each one with LLVM and run it, a large share of a
+  big model's compile (BENCHMARKS, session 21). Here they are computed in NumPy and become the package's constants directly;
+- transfer's numeric check (``kernels/check.py``), which runs the builder's library on weights packed here.
 
 A rewrite that is not such a plain relayout is left to ``FoldConstant``.
 """

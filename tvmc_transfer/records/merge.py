@@ -73,10 +73,22 @@ def open_nonempty(folder: str, repair: bool = False):
 
 @attrs.frozen
 class CopyReport:
+    """What ``merge_records`` (or, ``filtered``, ``filter_records``) wrote into ``output``."""
+
     output: str
     copied: int
     skipped: int  # duplicates (and, with measured_only, failed runs)
     other_target: int
+    filtered: bool = False  # filter_records: the records for one target kept
+
+    def summary(self) -> str:
+        """One line: what ``tvmc records merge`` (or ``filter``) prints."""
+        if self.filtered:
+            return f"kept {self.copied} records in {self.output}; {self.other_target} for another target left out"
+        return f"merged {self.copied} records into {self.output} ({self.skipped} duplicates left out)"
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
 
 
 def merge_records(inputs: list, output: str, measured_only: bool = False) -> CopyReport:
@@ -111,4 +123,4 @@ def filter_records(source_folder: str, target, output: str, measured_only: bool 
 
         write_folder_atomically(output, fill, replaces_input=in_place)
     total = len(source.get_all_tuning_records())
-    return CopyReport(os.path.abspath(output), counts["copied"], total - counts["copied"] - counts["other"], counts["other"])
+    return CopyReport(os.path.abspath(output), counts["copied"], total - counts["copied"] - counts["other"], counts["other"], filtered=True)

@@ -114,7 +114,7 @@ def tracker_summary(host: str, port: int, wait: float = TRACKER_WAIT) -> dict:
 
 def fleet_session(config):
     """A session on a free server with ``config``'s key (an ``RPCConfig``): how the fleet runner's worker
-    processes get one (``tuning/fleet_runner.py``). A tracker that refuses connections is given up after
+    processes get one (``tune/fleet_runner.py``). A tracker that refuses connections is given up after
     ``TRACKER_WAIT`` seconds, where TVM would retry for 60 s, a warning every 5."""
     _wait_for_listener(config.tracker_host, config.tracker_port, TRACKER_WAIT)
     return config.connect_server()

@@ -3,10 +3,10 @@
 The package follows one run: ``options`` (what to try), ``sources`` (records folders read by kernel class,
 ranked, and each kernel's candidates), ``classes`` and ``replay`` (which schedules fit a kernel, and fitting
 them), ``check`` (correct on random inputs?), ``kernel`` (one kernel's transfer), ``journal`` (resuming),
-``report`` and ``run`` (``transfer_tune``).
+``report`` and ``run`` (``transfer_tune``), ``observer`` (what a caller sees of the loop).
 """
 
-from ..session import TransferPlan, TransferSession  # noqa: F401
 from .options import TransferOptions  # noqa: F401
+from .observer import TransferObserver  # noqa: F401
 from .report import KernelTransfer, TransferReport  # noqa: F401
 from .run import transfer_tune  # noqa: F401

@@ -1,7 +1,5 @@
 """``Journal``: transfer's record of finished kernels in the output folder, so that a rerun resumes."""
 
-import attrs
-
 from ..records.folder import JOURNAL
 
 
@@ -23,7 +21,7 @@ class Journal:
 
     def finished(self, workload: str, kernel) -> None:
         """Journal a finished kernel (a ``KernelTransfer``) under its workload hash."""
-        self.folder.append_line(JOURNAL, {"fingerprint": self.fingerprint, "workload": workload, "kernel": attrs.asdict(kernel)})
+        self.folder.append_line(JOURNAL, {"fingerprint": self.fingerprint, "workload": workload, "kernel": kernel.to_json()})
 
     def session(self, seconds: float) -> None:
         self.folder.append_line(JOURNAL, {"fingerprint": self.fingerprint, "session_seconds": seconds})

@@ -11,8 +11,8 @@ measured.
 The unscheduled kernel is committed instead when it is faster than every schedule measured. It is measured
 with the same protocol only when it could be: when its one run in the check took under ``ROUGH_DEFAULT``
 seconds or under ``DEFAULT_MARGIN`` times the best schedule's time. Otherwise that one run is its reported
-time: an unscheduled ResNet-50 convolution takes 60-650 ms against 1-2 ms scheduled, and measuring it 9 times
-in each of two passes was a fifth of a transfer's search time."""
+time: an unscheduled convolution takes far longer than a scheduled one, and measuring it with the full protocol
+was a large share of a transfer's search time (BENCHMARKS, session 18)."""
 
 import logging
 import time
@@ -27,6 +27,7 @@ from ..kernels.replay import replay_candidates
 from ..records.database import mean_seconds, replayed
 from ..records.listing import workload_hash
 from ..tune.measure import measure_modules
+from .observer import TransferObserver
 from .report import KernelTransfer
 
 log = logging.getLogger("tvmc")
@@ -35,22 +36,26 @@ ROUGH_DEFAULT = 0.01  # seconds: an unscheduled kernel's one run that long is it
 DEFAULT_MARGIN = 2.0  # an unscheduled kernel this many times slower than the best schedule cannot win
 
 
-def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, model=None, deadline=None) -> KernelTransfer:
+def transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, model=None, deadline=None, observer=None) -> KernelTransfer:
     """Replay, post-process and rank the candidates of one kernel, check and measure the best ranked; commit the
     correct ones to the ``RecordsFolder`` ``folder``. ``options``: the ``TransferOptions``; ``model``: the cost
     model that ranks them (``default_picks.load_cost_model``; None: nearest shapes first); ``deadline``: a
-    ``time.monotonic()`` after which no further batch is measured (the first always is)."""
-    row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "failed")
+    ``time.monotonic()`` after which no further batch is measured (the first always is); ``observer``: a
+    ``TransferObserver`` told of each step (None: nobody)."""
+    observer = TransferObserver() if observer is None else observer
+    row = KernelTransfer.of(task, str(klass), "failed")
+    started = time.perf_counter()
     try:
         check = KernelCheck(task.mod, target, options.rtol, options.seed)
     except Exception as err:  # pylint: disable=broad-except
         # without a reference nothing can be checked, so nothing is used
         log.warning("%s: the unscheduled kernel does not build or run here (%s); no candidate can be checked", task.name, one_line(err, 200))
         return row
+    observer.reference_ran(task, time.perf_counter() - started)
     key = workload_hash(task.mod)
     identical = [c for c in candidates if workload_hash(c.workload.mod) == key]
     if identical:
-        row, reused, mod = _reuse(task, identical, check, row)
+        row, reused, mod = _reuse(task, identical, check, row, observer)
         if reused:
             done = _measure_reused(task, row, target, folder, builder, runner, reused, mod)
             if done is not None:
@@ -58,11 +63,16 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
             row = attrs.evolve(row, invalid=row.invalid + 1)
         candidates = [c for c in candidates if workload_hash(c.workload.mod) != key]
 
+    started = time.perf_counter()
     replayed, context, row = _replayed(task, klass, candidates, target, row)
+    observer.replayed(task, replayed, context, time.perf_counter() - started)
     top = options.measure_top or len(replayed)
-    queue = [replayed[i] for i in _ranking(task, context, model, replayed, top)]
+    started = time.perf_counter()
+    order = _ranking(task, context, model, replayed, top)
+    observer.ranked(task, order, time.perf_counter() - started)
+    queue = [replayed[i] for i in order]
     batch, queue = queue[:top], queue[top:]
-    measured = _measure(batch, check, builder, runner, target)
+    measured = _measure_observed(task, batch, check, builder, runner, target, observer)
     best, ran, sent, wrong = None, 0, 0, 0
     while True:
         before = best and best[0]
@@ -85,7 +95,7 @@ def transfer_kernel(task, klass, candidates, target, folder, builder, runner, op
         if not queue or not next_batch_pays(batch_best, before, len(batch)) or (deadline is not None and time.monotonic() > deadline):
             break
         batch, queue = queue[:top], queue[top:]
-        measured = _measure(batch, check, builder, runner, target)
+        measured = _measure_observed(task, batch, check, builder, runner, target, observer)
     default_secs, default_args = _default_time(task, check, best and best[0], builder, runner, target)
     row = attrs.evolve(
         row,
@@ -127,22 +137,41 @@ def _default_time(task, check, best, builder, runner, target) -> tuple:
     return secs, args
 
 
-def _measure(batch, check, builder, runner, target) -> list:
+def _measure_observed(task, batch, check, builder, runner, target, observer) -> list:
+    """``_measure``, with the ``observer`` told of each check and of the batch."""
+    started = time.perf_counter()
+    measured = _measure(batch, check, builder, runner, target, checked=lambda i, *seen: observer.checked(task, batch[i][1], *seen))
+    observer.measured(task, batch, [None if secs == WRONG else _mean(secs) for secs, _ in measured], time.perf_counter() - started)
+    return measured
+
+
+def _timed(fn, *args) -> tuple:
+    """``(fn(*args), seconds it took)``."""
+    started = time.perf_counter()
+    return fn(*args), time.perf_counter() - started
+
+
+def _measure(batch, check, builder, runner, target, checked=None) -> list:
     """Build ``batch``, check each candidate's numbers and run the correct ones: per module ``(run_secs,
     args_info)`` as ``measure_modules``, ``run_secs`` ``WRONG`` for a wrong candidate. A candidate is checked by
     running the library the builder made of it, its random weights packed as its schedule says
     (``check.weight_packing``), once the batch is built and before any candidate runs, so no measurement shares
     the CPU with a check. One whose packing is not a plain relayout, or a library built for another machine, is
-    compiled here instead, in a thread, while the builder's workers build the batch."""
+    compiled here instead, in a thread, while the builder's workers build the batch. ``checked(index, correct,
+    seconds, on_library)``, when given, is told of each check."""
     mods = [sch.mod for sch, _ in batch]
     here = getattr(builder, "cross", None) is None  # the builder's libraries run on this machine
     packings = [weight_packing(mod) if here else None for mod in mods]
     wrong = set()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        verdicts = [pool.submit(check.is_correct, mod) if packing is None else None for mod, packing in zip(mods, packings)]
+        verdicts = [pool.submit(_timed, check.is_correct, mod) if packing is None else None for mod, packing in zip(mods, packings)]
 
         def accept(i, path):
-            if verdicts[i].result() if verdicts[i] is not None else check.library_is_correct(path, packings[i]):
+            on_library = verdicts[i] is None
+            correct, seconds = _timed(check.library_is_correct, path, packings[i]) if on_library else verdicts[i].result()
+            if checked is not None:
+                checked(i, correct, seconds, on_library)
+            if correct:
                 return True
             wrong.add(i)
             return False
@@ -181,7 +210,7 @@ def _next_correct(task, queue, count, check, row):
     return batch, queue, row
 
 
-def _reuse(task, identical, check, row):
+def _reuse(task, identical, check, row, observer):
     """An identical workload in a source: its record applies as it is; still check it. ``(row, candidate,
     scheduled module)`` of the first that replays and checks out, ``(row, None, None)`` when none does."""
     for candidate in identical:
@@ -190,7 +219,9 @@ def _reuse(task, identical, check, row):
         if mod is None:
             row = attrs.evolve(row, invalid=row.invalid + 1)
             continue
-        if not check.is_correct(mod):
+        correct, seconds = _timed(check.is_correct, mod)
+        observer.checked(task, candidate, correct, seconds, False)
+        if not correct:
             row = attrs.evolve(row, wrong=row.wrong + 1)
             continue
         return row, candidate, mod

@@ -5,8 +5,7 @@ import attrs
 from ..build.lowering import Lowering
 from ..errors import TVMCException
 from ..tune.measure import MeasureOptions
-
-SOURCE_MODES = ("auto", "all")
+from ..tune.option_defaults import E2E_REPEAT, MAX_CANDIDATES, MEASURE_TOP, PASSES, POPULATION, RTOL, SEED, SOURCE_MODES, SOURCES, TUNE_REST
 
 
 def _positive_or_none(name, unlimited="left out"):
@@ -27,29 +26,29 @@ class TransferOptions:
     target stops growing, ``"all"`` every source. ``tune_rest``: trials of ``tvmc tune`` for the kernels no
     source matches. ``rtol``: largest error, relative to the largest reference value, a candidate may have.
     ``exact_classes``: a kernel takes only schedules of its own class; by default a kernel whose class no source
-    holds takes those of kernels with the same anchor and another epilogue (``classes.py``), the two epilogues
-    fitted to each other (``replay.py``). ``measure_top``: a kernel's candidates are ranked by the shipped cost
-    model (``default_picks.py``; nearest shapes first without it), then built, checked and measured in that
+    holds takes those of kernels with the same anchor and another epilogue (``kernels/classes.py``), the two epilogues
+    fitted to each other (``kernels/replay.py``). ``measure_top``: a kernel's candidates are ranked by the shipped cost
+    model (``defaults/cost_model.py``; nearest shapes first without it), then built, checked and measured in that
     order, K at a time: the first K with the unscheduled kernel, and the next K only while the last batch beat
     everything measured before it with one of its lower-ranked half (None: every candidate, unranked).
-    ``use_library``: the schedule library shipped for the target's CPU family (``schedule_library.py``) is a
+    ``use_library``: the schedule library shipped for the target's CPU family (``defaults/library.py``) is a
     source besides the records folders given; False leaves it out (a held-out experiment, say).
     """
 
-    max_candidates: int | None = attrs.field(default=1, validator=_positive_or_none("max-candidates"))
+    max_candidates: int | None = attrs.field(default=MAX_CANDIDATES, validator=_positive_or_none("max-candidates"))
     max_per_kernel: int | None = attrs.field(default=None, validator=_positive_or_none("max-per-kernel"))
-    measure_top: int | None = attrs.field(default=8, validator=_positive_or_none("measure-top", "'all'"))
-    sources: str = "all"
+    measure_top: int | None = attrs.field(default=MEASURE_TOP, validator=_positive_or_none("measure-top", "'all'"))
+    sources: str = SOURCES
     use_library: bool = True
-    tune_rest: int = 0
-    population: int = 512  # evolutionary search population for --tune-rest
-    seed: int = 0
-    rtol: float = 1e-3
+    tune_rest: int = TUNE_REST
+    population: int = POPULATION  # evolutionary search population for --tune-rest
+    seed: int = SEED
+    rtol: float = RTOL
     e2e: bool = True
-    e2e_repeat: int = 10
+    e2e_repeat: int = E2E_REPEAT
     time_limit: float | None = None  # seconds; no new kernel or batch (droplet's too) is started after it (the next run goes on)
     exact_classes: bool = False
-    measure: MeasureOptions = attrs.field(factory=lambda: MeasureOptions(passes=2))  # a batch measured twice: the stopping rule compares
+    measure: MeasureOptions = attrs.field(factory=lambda: MeasureOptions(passes=PASSES))  # a batch measured twice: the stopping rule compares
     lowering: Lowering = attrs.field(factory=Lowering)  # of the target's kernels (the sources' records match it)
 
     def __attrs_post_init__(self):

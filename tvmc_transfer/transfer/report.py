@@ -1,26 +1,19 @@
 """``TransferReport``: what transfer did for each kernel and in total, as a table and as JSON."""
 
-import json
-import os
-
 import attrs
 
-from ..atomic import atomic_write
-from ..errors import TVMCException
+from ..atomic import write_json
+from ..kernels.kernel import Kernel
 from ..records.sources import format_ranking
 
 RANKINGS = ("the cost model", "nearest shapes (no cost model)", "nearest shapes (every one measured)")
 
 
 @attrs.frozen
-class KernelTransfer:
+class KernelTransfer(Kernel):
     """What transfer did for one kernel of the target model."""
 
-    index: int
-    task: str
     kernel_class: str
-    weight: int
-    flops: float
     status: str  # transferred | reused | default (unscheduled was faster) | failed | unmatched | pending
     candidates: int = 0  # tried (after deduplication of identical schedules)
     ranked: int = 0  # replayed and post-processed: ordered by the cost model, then checked and measured in order
@@ -41,10 +34,22 @@ class KernelTransfer:
             return self.default_seconds / self.seconds
         return None
 
+    def to_json(self) -> dict:
+        """The row as plain data, as the report and transfer's journal hold it (the name under ``task``)."""
+        data = attrs.asdict(self, recurse=False)
+        return {"index": data.pop("index"), "task": data.pop("name"), "kernel_class": data.pop("kernel_class"), **data}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "KernelTransfer":
+        """The row ``to_json`` gave (a journal line read back)."""
+        data = dict(data)
+        return cls(name=data.pop("task"), **data)
+
 
 @attrs.frozen
 class TransferReport:
-    """Everything ``transfer_tune`` did: ranking, per-kernel results and totals."""
+    """Everything ``transfer_tune`` did: ranking, per-kernel results and totals; ``summary()`` is what ``tvmc
+    transfer`` prints, ``to_json()`` what its ``--report`` holds."""
 
     model: str
     target: dict
@@ -118,7 +123,8 @@ class TransferReport:
             "complete": self.complete,
         }
 
-    def table(self) -> str:
+    def summary(self) -> str:
+        """The sources, a row per kernel, the totals and the phases' summaries."""
         rows = [f"schedule library: {self.library}"] if self.library else []
         rows += format_ranking(self.sources, "sources (by weighted-FLOP coverage of the target):").split("\n")
         rows.append("")
@@ -128,7 +134,7 @@ class TransferReport:
             default = f"{k.default_seconds * 1e6:10.2f}" if k.default_seconds is not None else f"{'-':>10}"
             speed = f"{k.speedup:6.2f}" if k.speedup else f"{'-':>6}"
             rows.append(
-                f"{k.index:>3}  {k.task[:26]:<26} {k.kernel_class[:40]:<40} {k.weight:>2} {k.candidates:>4} {k.ranked:>4} {k.measured:>4} {k.valid:>3} {k.wrong:>5} {k.invalid:>3}"
+                f"{k.index:>3}  {k.name[:26]:<26} {k.kernel_class[:40]:<40} {k.weight:>2} {k.candidates:>4} {k.ranked:>4} {k.measured:>4} {k.valid:>3} {k.wrong:>5} {k.invalid:>3}"
                 f"  {best} {default} {speed}  {k.status:<11} {k.best_source or ''}"
             )
         t = self.totals()
@@ -143,7 +149,7 @@ class TransferReport:
                 f"matched kernels, weighted sum of times: {t['weighted_result_seconds'] * 1e3:.3f} ms (default schedules {t['weighted_default_seconds'] * 1e3:.3f} ms)"
             )
         if self.unmatched:
-            rows.append("no class match: " + ", ".join(f"#{k.index} {k.task} ({k.kernel_class})" for k in self.unmatched))
+            rows.append("no class match: " + ", ".join(f"#{k.index} {k.name} ({k.kernel_class})" for k in self.unmatched))
         rows += [phase.summary() for phase in self.phases]
         if t["weighted_final_seconds"] and t["weighted_result_seconds"]:
             gain = t["weighted_result_seconds"] / t["weighted_final_seconds"]
@@ -159,15 +165,13 @@ class TransferReport:
         return "\n".join(rows)
 
     def to_json(self) -> dict:
-        def plain(obj):
-            return {k: v for k, v in attrs.asdict(obj, recurse=False).items()}
-
+        """The report as plain data: what ``--report FILE.json`` holds."""
         data = {
             "model": self.model,
             "target": self.target,
             "output": self.output,
-            "sources": [plain(s) for s in self.sources],
-            "kernels": [{**plain(k), "speedup": k.speedup, **self._final(i)} for i, k in enumerate(self.kernels)],
+            "sources": [attrs.asdict(s, recurse=False) for s in self.sources],
+            "kernels": [{**k.to_json(), "speedup": k.speedup, **self._final(i)} for i, k in enumerate(self.kernels)],
             "totals": self.totals(),
             "ranked_by": self.ranked_by,
             "library": self.library,
@@ -175,9 +179,8 @@ class TransferReport:
         if self.defaults is not None:
             data["measured_defaults"] = self.defaults.seeded
         if self.tune_rest is not None:
-            seeds = self.tune_rest.seeds
-            data["tune_rest"] = {"new_trials": self.tune_rest.new_trials, "wall_seconds": self.tune_rest.wall_seconds,
-                                 "measured_defaults": seeds.seeded if seeds is not None else 0}
+            tuned = self.tune_rest.to_json()
+            data["tune_rest"] = {key: tuned[key] for key in ("new_trials", "wall_seconds", "measured_defaults")}
         if self.phases:
             data["phases"] = [phase.to_json() for phase in self.phases]
         return data
@@ -186,10 +189,5 @@ class TransferReport:
         return {"final_seconds": self.final_seconds[i]} if self.final_seconds else {}
 
     def write_json(self, path: str) -> None:
-        """Write the report as JSON atomically: a reader never sees half a file."""
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise TVMCException(f"cannot write report '{path}': folder '{folder}' does not exist")
-        with atomic_write(path) as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.write("\n")
+        """Write ``to_json()`` atomically: a reader never sees half a file."""
+        write_json(path, self.to_json())

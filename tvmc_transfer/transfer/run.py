@@ -1,17 +1,17 @@
 """``transfer_tune``: the transfer run, kernel by kernel, then ``--tune-rest``, the plan's phases and the timing.
 
 Transfer-tuning (Gibson and Cano, PACT 2022): most kernels of a model are of a kind (a *kernel class*,
-``classes.py``) that other models already tuned at other shapes. For every kernel of the target model, the
+``kernels/classes.py``) that other models already tuned at other shapes. For every kernel of the target model, the
 tuning records of its class in the source records folders are replayed on its workload with decisions remapped
-to fit (``replay.py``), post-processed, built, checked numerically against the unscheduled kernel on random
-inputs (``check.py``), and measured with the same builder, runner and ``MeasureOptions`` as ``tvmc tune``. Candidates that
+to fit (``kernels/replay.py``), post-processed, built, checked numerically against the unscheduled kernel on random
+inputs (``kernels/check.py``), and measured with the same builder, runner and ``MeasureOptions`` as ``tvmc tune``. Candidates that
 fail anywhere are counted and dropped. Before any is checked, a kernel's replayed candidates are ranked by the
 shipped cost model, and only the best ranked are checked and measured (``--measure-top``, ``kernel.py``). The survivors are written as ordinary MetaSchedule tuning records, so
 ``tvmc compile --tuning-records`` (or plain TVM) applies the fastest.
 
-The sources are the schedule library shipped for the target's CPU family (``schedule_library.py``: the zoo's
+The sources are the schedule library shipped for the target's CPU family (``defaults/library.py``: the zoo's
 tuned records; ``TransferOptions.use_library=False`` leaves it out) and the records folders given, all read
-and ranked alike in ``sources.py``; one kernel is transferred in ``kernel.py``. A second run with
+and ranked alike in ``records/sources.py``; one kernel is transferred in ``kernel.py``. A second run with
 the same output folder resumes: finished kernels are read back from the folder's journal (``journal.py``) and not
 measured again.
 
@@ -21,7 +21,7 @@ have records, in the same open records folder and with the same measurement prot
 >>> from tvmc_transfer import load_model, parse_target, transfer_tune, TransferOptions      # doctest: +SKIP
 >>> report = transfer_tune(load_model("b.onnx"), parse_target("llvm"), ["a-records"], "b-records",
 ...                        TransferOptions(max_candidates=2))                              # doctest: +SKIP
->>> print(report.table())                                                                  # doctest: +SKIP
+>>> print(report.summary())                                                                  # doctest: +SKIP
 >>> report = transfer_tune(load_model("b.onnx"), parse_target("native"), [], "b-records")  # doctest: +SKIP
 >>> report.library                         # the library alone                              # doctest: +SKIP
 'x86-64 AVX-512 (schedules-x86-avx512.json.xz 2026.12-4, tuned on llvm -mcpu=znver4, llvm -mcpu=znver5)'
@@ -38,7 +38,6 @@ import time
 import attrs
 import numpy as np
 
-from ..build.intrinsics import load_tensor_intrinsics
 from ..build.lowering import Lowering
 from ..build.tasks import extract_tasks, select_tasks
 from ..compiler import compile_model
@@ -54,10 +53,12 @@ from ..records.sources import candidates_for, format_ranking, rank_sources, read
 from ..run.module import run_module
 from ..session import Plan, Session
 from ..target import target_json, tuning_target
+from ..tune.engine import deadline, measuring
 from ..tune.model import TuneOptions, tune_tasks
 from ..tune.seeds import seed_with_defaults
 from .journal import Journal
 from .kernel import transfer_kernel
+from .observer import TransferObserver
 from .options import TransferOptions
 from .report import RANKINGS, KernelTransfer, TransferReport
 
@@ -67,7 +68,7 @@ log = logging.getLogger("tvmc")
 def _kernel_line(k: KernelTransfer) -> str:
     best = f"{k.seconds * 1e6:.1f} us" if k.seconds is not None else "-"
     default = f"{k.default_seconds * 1e6:.1f} us" if k.default_seconds is not None else "-"
-    return f"#{k.index} {k.task}: {k.candidates} candidates, {k.ranked} ranked, {k.measured} measured, {k.valid} valid, {k.wrong} wrong; best {best}, default {default} ({k.status})"
+    return f"#{k.index} {k.name}: {k.candidates} candidates, {k.ranked} ranked, {k.measured} measured, {k.valid} valid, {k.wrong} wrong; best {best}, default {default} ({k.status})"
 
 
 def _progress(enabled: bool, text: str) -> None:
@@ -77,7 +78,8 @@ def _progress(enabled: bool, text: str) -> None:
 
 
 @writes_records
-def transfer_tune(model, target, sources, output: str, options: TransferOptions = TransferOptions(), progress: bool = True, plan: Plan | None = None) -> TransferReport:
+def transfer_tune(model, target, sources, output: str, options: TransferOptions = TransferOptions(), progress: bool = True, plan: Plan | None = None,
+                  observer: TransferObserver | None = None) -> TransferReport:
     """Transfer-tune ``model`` for ``target`` from the schedule library of its CPU family and the records folders
     ``sources`` (may be empty) into the folder ``output``.
 
@@ -91,9 +93,12 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     >>> report = transfer_tune(model, target, ["cnn-records"], "cnn-b-records",
     ...                        plan=Plan([droplet_phase(DropletOptions(trials=16))]))  # doctest: +SKIP
     >>> print(report.phases[0].summary())                                              # doctest: +SKIP
+
+    ``observer``, a ``TransferObserver`` (``observer.py``), is told of each kernel's steps as they happen.
     """
 
     start = time.time()
+    observer = TransferObserver() if observer is None else observer
     sources = [sources] if isinstance(sources, str) else list(sources or ())
     out = os.path.abspath(output)
     if any(os.path.abspath(s) == out for s in sources):
@@ -136,48 +141,45 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     top = [] if options.measure_top is None else [f"measure-top {options.measure_top}"]
     fingerprint = json.dumps([sorted(identity.get(p, p) for p in chosen_paths), options.max_candidates, options.max_per_kernel, target_json(target)] + ([] if options.exact_classes else ["epilogues"]) + top)
     journal = Journal(folder, fingerprint)
-    load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
     cost_model, ranked_by = _ranking_model(options)
-    runner = options.measure.make_runner()  # first: a missing fleet is an Error: before the builder's pool starts
-    builder = options.measure.make_builder(target)
     kernels, defaults = [], None
-    # --time-limit counts from the start of the command, on the monotonic clock (as tune's: a clock set back or
-    # forward mid-run moves no deadline)
-    deadline = None if options.time_limit is None else time.monotonic() + options.time_limit - (time.time() - start)
+    until = deadline(options.time_limit, start)  # --time-limit counts from the start of the command
     try:
-        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].flops * tasks[i].weight)
-        results = {}
-        for n, i in enumerate(order):
-            task, klass = tasks[i], classes[i]
-            key = workload_hash(task.mod)
-            done = journal.done.get(key)
-            # a kernel an earlier run left unmatched is tried again when this version matches it (padding)
-            candidates = [] if done and done["status"] != "unmatched" else candidates_for(klass, iter_extents(task.mod), chosen, options)
-            if done and not candidates:
-                results[i] = attrs.evolve(KernelTransfer(**done), index=task.index, task=task.name, weight=task.weight)
-                continue
-            row = KernelTransfer(task.index, task.name, str(klass), task.weight, task.flops, "unmatched")
-            if candidates and deadline is not None and time.monotonic() > deadline:
-                results[i] = attrs.evolve(row, status="pending")  # out of time: the next run goes on here
-                continue
-            if candidates:
-                kernel_start = time.time()
-                row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, cost_model, deadline)
-                row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=candidates[0].match)
-                _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
-            results[i] = row
-            journal.finished(key, row)
-        kernels = [results[i] for i in range(len(tasks))]
-        if all(k.status != "pending" for k in kernels):
-            defaults = _measure_defaults(tasks, target, folder, builder, runner, deadline, progress)
+        with measuring(target, options.measure) as (builder, runner):
+            order = sorted(range(len(tasks)), key=lambda i: -tasks[i].flops * tasks[i].weight)
+            results = {}
+            for n, i in enumerate(order):
+                task, klass = tasks[i], classes[i]
+                key = workload_hash(task.mod)
+                done = journal.done.get(key)
+                # a kernel an earlier run left unmatched is tried again when this version matches it (padding)
+                candidates = [] if done and done["status"] != "unmatched" else candidates_for(klass, iter_extents(task.mod), chosen, options)
+                if done and not candidates:
+                    results[i] = attrs.evolve(KernelTransfer.from_json(done), index=task.index, name=task.name, weight=task.weight)
+                    continue
+                row = KernelTransfer.of(task, str(klass), "unmatched")
+                if candidates and until is not None and time.monotonic() > until:
+                    results[i] = attrs.evolve(row, status="pending")  # out of time: the next run goes on here
+                    continue
+                if candidates:
+                    kernel_start = time.time()
+                    observer.kernel_started(task, candidates)
+                    row = transfer_kernel(task, klass, candidates, target, folder, builder, runner, options, cost_model, until, observer)
+                    row = attrs.evolve(row, search_seconds=time.time() - kernel_start, match=candidates[0].match)
+                    observer.kernel_finished(task, row)
+                    _progress(progress, f"[{n + 1}/{len(tasks)}] {_kernel_line(row)}")
+                results[i] = row
+                journal.finished(key, row)
+            kernels = [results[i] for i in range(len(tasks))]
+            if all(k.status != "pending" for k in kernels):
+                defaults = _measure_defaults(tasks, target, folder, builder, runner, until, progress)
     finally:
-        builder.shutdown()
         journal.session(time.time() - start)
 
     tune_report = None
     complete = all(k.status != "pending" for k in kernels)
     unmatched = [k.index for k in kernels if k.status in ("unmatched", "failed")]
-    left = None if deadline is None else deadline - time.monotonic()  # of --time-limit, for what follows
+    left = None if until is None else until - time.monotonic()  # of --time-limit, for what follows
     if options.tune_rest and unmatched and complete and left is not None and left <= 0:
         _progress(progress, "--tune-rest not run: out of time (--time-limit); run the same command again to go on")
     elif options.tune_rest and unmatched and complete:
@@ -190,7 +192,7 @@ def transfer_tune(model, target, sources, output: str, options: TransferOptions 
     if plan is not None and plan.phases and complete:
         phase_start = time.time()
         with_records = [t for t in tasks if folder.best_seconds(t.mod) is not None]
-        phases = Session(model, target, with_records, folder, options, deadline).run(plan)  # --time-limit covers the phases
+        phases = Session(model, target, with_records, folder, options, until).run(plan)  # --time-limit covers the phases
         final = tuple(folder.best_seconds(t.mod) for t in tasks)
         journal.session(time.time() - phase_start)
     search_seconds = journal.sessions  # this session's and earlier ones' on this output

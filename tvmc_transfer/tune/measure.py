@@ -8,7 +8,7 @@ import logging
 
 import attrs
 
-from ..build.cross import CrossCompiler, add_cross_arguments, cross_from_args
+from ..build.cross import CrossCompiler
 from ..errors import TVMCException
 from ..run.remote import fleet_servers, parse_tracker
 from ..target import device_type
@@ -28,7 +28,7 @@ class MeasureOptions:
     """Measurement protocol. ``repeat`` gives the samples a droplet t-test compares; ``number`` runs are averaged
     into each sample, and at least ``min_repeat_ms`` is spent per sample. With ``passes`` above 1 a batch is
     measured that many times, every other pass in reverse order, and each candidate keeps the samples of its
-    fastest pass (``tuning/passes_runner.py``: a guard against the host slowing down for seconds)."""
+    fastest pass (``tune/passes_runner.py``: a guard against the host slowing down for seconds)."""
 
     number: int = 3
     repeat: int = 3
@@ -142,42 +142,3 @@ def measure_modules(builder, runner, target, mods: list, retries: int = 1, accep
                 log.debug("module %d failed to run: %s", i, str(result.error_msg)[-1500:])
         todo = [i for i in todo if results[i][0] is None]
     return results
-
-
-def add_measure_arguments(parser, passes: int = 1) -> None:
-    """The measurement options shared by ``tune`` and ``transfer``; ``passes``: the command's default."""
-    group = parser.add_argument_group("measurement")
-    group.add_argument("--number", type=int, default=3, help="runs averaged into one measurement (default 3)")
-    group.add_argument("--repeat", type=int, default=3, help="measurements per candidate (default 3)")
-    group.add_argument(
-        "--passes",
-        type=int,
-        default=passes,
-        help=f"times each batch of candidates is measured, every other time in reverse order; each candidate keeps its fastest (a guard against a host that slows down for seconds; default {passes})",
-    )
-    group.add_argument("--min-repeat-ms", type=int, default=20, help="minimum time of one measurement, ms (default 20)")
-    group.add_argument("--cache-flush", action="store_true", help="flush the CPU cache before each measurement")
-    group.add_argument("--timeout", type=float, default=10.0, help="seconds before a run is given up (default 10)")
-    group.add_argument("--parallel", type=int, default=None, help="build workers (default: the cores this process may use)")
-    group.add_argument("--rpc-tracker", metavar="HOST[:PORT]", help="measure on remote devices through an RPC tracker (port 9090 if not given)")
-    group.add_argument("--rpc-key", metavar="KEY", help="the device key registered with the tracker")
-    add_cross_arguments(group)
-
-
-def measure_options_from_args(args) -> MeasureOptions:
-    """The command's ``MeasureOptions``; with ``--rpc-tracker``, the tracker and a server with ``--rpc-key`` are
-    checked here, before tasks are extracted: a missing one is an ``Error:`` within seconds, not minutes later."""
-    options = MeasureOptions(
-        number=args.number,
-        repeat=args.repeat,
-        passes=args.passes,
-        min_repeat_ms=args.min_repeat_ms,
-        cache_flush=args.cache_flush,
-        timeout=args.timeout,
-        parallel=args.parallel or default_workers(),
-        rpc_tracker=args.rpc_tracker,
-        rpc_key=args.rpc_key,
-        cross_compiler=cross_from_args(args),
-    )
-    options.fleet_size()
-    return options

@@ -1,9 +1,11 @@
 """``tune_model``: MetaSchedule's evolutionary search, fast on a small machine and resumable.
 
-The search, cost model and database are TVM's own; what we add lives in ``tuning/``: a builder that does not
-pay TVM's 20 s tensor-intrinsic import per worker (``builder.py``), a search wrapper that makes a second run
-with the same records folder resume instead of starting over (``search.py``), a gradient scheduler that commits
-each batch as soon as the next starts (``scheduler.py``), and progress output (``progress.py``).
+The search, cost model and database are TVM's own, run by the tuning engine (``engine.py``: strategy
+``evolutionary``); what we add lives beside it: a builder that does not pay TVM's 20 s tensor-intrinsic import
+per worker (``builder.py``), a search wrapper that makes a second run with the same records folder resume instead
+of starting over (``search.py``), a gradient scheduler that commits each batch as soon as the next starts
+(``scheduler.py``), each kernel's default schedule measured first (``seeds.py``) and progress output
+(``progress.py``).
 """
 
 import logging
@@ -12,23 +14,20 @@ import time
 
 import attrs
 
-from ..build.intrinsics import load_tensor_intrinsics
 from ..build.lowering import Lowering
 from ..build.tasks import costliest_first, extract_tasks, select_tasks
 from ..defaults.schedules import DefaultOptions
 from ..errors import TVMCException
+from ..kernels.kernel import Kernel
 from ..records.database import copy_records, open_database, records_of
 from ..records.folder import RecordsFolder, best_seconds
 from ..records.lock import claim, writes_records
-from ..session import Plan, Session, TunePlan, TuneSession  # noqa: F401  (the names users import from here)
+from ..session import Plan, Session
 from ..target import tuning_target
-from .clock import Clock, TimedBuilder, TimedRunner, TimedSearch, default_callbacks
+from .engine import deadline, make_search, measuring, run_search
 from .measure import MeasureOptions
-from .progress import ProgressCallback
-from .scheduler import CommittingGradientScheduler
-from .search import Budget, ResumableSearch
+from .option_defaults import POPULATION, SEED, TRIALS, TRIALS_PER_ITER
 from .seeds import seed_with_defaults
-from .task_logs import tune_contexts
 
 log = logging.getLogger("tvmc")
 
@@ -38,17 +37,17 @@ class TuneOptions:
     """What to tune and how much. ``trials`` is the total budget over all tasks, trials already in the
     records included; ``trials_per_task`` caps each task (default: no cap beyond the total)."""
 
-    trials: int = 1000
+    trials: int = TRIALS
     trials_per_task: int | None = None
     trials_per_iter: int | None = None  # None: as many as lets every task have a batch, at most 64
     tasks: str | None = None  # "0,2-5"
-    seed: int | None = 0
-    population: int = 512  # evolutionary search's population; smaller is faster per batch
+    seed: int | None = SEED
+    population: int = POPULATION  # evolutionary search's population; smaller is faster per batch
     measure: MeasureOptions = attrs.field(factory=MeasureOptions)
     lowering: Lowering = attrs.field(factory=Lowering)  # records match only the lowering they were tuned under
     time_budget: float | None = None  # wall-clock seconds of the whole run; no batch starts after it
     patience: int | None = None  # stop a task whose best has not moved in this many of its batches
-    default_start: bool = True  # measure each kernel's default schedule first and search from it (tuning/seeds.py)
+    default_start: bool = True  # measure each kernel's default schedule first and search from it (tune/seeds.py)
     defaults: DefaultOptions = attrs.field(factory=DefaultOptions)  # how those defaults are chosen (the library)
 
     def __attrs_post_init__(self):
@@ -61,11 +60,9 @@ class TuneOptions:
 
 
 @attrs.frozen
-class TaskResult:
-    index: int
-    name: str
-    weight: int
-    flops: float
+class TaskResult(Kernel):
+    """What tuning holds for one kernel: its records and the best time among them."""
+
     trials: int  # records in the database for this task, old and new, failed ones included
     best_seconds: float | None
 
@@ -73,9 +70,15 @@ class TaskResult:
     def weighted_seconds(self) -> float | None:
         return None if self.best_seconds is None else self.best_seconds * self.weight
 
+    def to_json(self) -> dict:
+        return {"index": self.index, "task": self.name, "weight": self.weight, "flops": self.flops, "trials": self.trials, "best_seconds": self.best_seconds}
+
 
 @attrs.frozen
 class TuneReport:
+    """What ``tune_model`` did: per task its records and best time (``TaskResult``), the new trials, the wall
+    time and the reports of the plan's phases; ``summary()`` is what ``tvmc tune`` prints."""
+
     records: str
     tasks: tuple  # of TaskResult
     new_trials: int
@@ -86,7 +89,8 @@ class TuneReport:
     out_of_time: bool = False  # --time-budget ended the search before the trials ran out
     seeds: object = None  # tuning.seeds.Seeds: the kernels that started from their measured default schedule
 
-    def table(self) -> str:
+    def summary(self) -> str:
+        """Per task its trials, best time and GFLOP/s, then the totals and where the time went."""
         rows = [f"{'#':>3}  {'task':<36} {'weight':>6} {'trials':>6} {'best (us)':>11} {'GFLOP/s':>8}"]
         for t in self.tasks:
             best = f"{t.best_seconds * 1e6:11.2f}" if t.best_seconds is not None else f"{'-':>11}"
@@ -101,13 +105,28 @@ class TuneReport:
             rows.append(self.time.line())
         return "\n".join(rows)
 
+    def to_json(self) -> dict:
+        """The summary as plain data: per task its trials and best time, and what the run did."""
+        data = {
+            "records": self.records,
+            "tasks": [t.to_json() for t in self.tasks],
+            "new_trials": self.new_trials,
+            "wall_seconds": self.wall_seconds,
+            "measured_defaults": self.seeds.seeded if self.seeds is not None else 0,
+            "stopped": list(self.stopped),
+            "out_of_time": self.out_of_time,
+        }
+        if self.phases:
+            data["phases"] = [phase.to_json() for phase in self.phases]
+        return data
+
 
 def task_results(tasks, database) -> tuple:
     """Per task: how many measured records the database holds and the best mean time among them."""
     results = []
     for task in tasks:
         records = records_of(database, task.mod)
-        results.append(TaskResult(task.index, task.name, task.weight, task.flops, len(records), best_seconds(records)))
+        results.append(TaskResult.of(task, len(records), best_seconds(records)))
     return tuple(results)
 
 
@@ -144,28 +163,25 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
     """Evolutionary search on ``session.tasks`` into the session's open records folder, with the session's
     ``TuneOptions``, then the phases of ``plan``; what ``tune_model`` and ``transfer --tune-rest`` run."""
 
+    from .clock import Clock  # pylint: disable=import-outside-toplevel (MetaSchedule classes: see engine.py)
+    from .scheduler import CommittingGradientScheduler
+
     start = time.time() if start is None else start
     target, tasks, options, database, records = session.target, session.tasks, session.options, session.database, session.records
-    # --time-budget counts from the start of the command, task extraction included.
-    deadline = time.monotonic() + options.time_budget - (time.time() - start) if options.time_budget is not None else None
+    until = deadline(options.time_budget, start)  # --time-limit counts from the start of the command, task extraction included
     clock = Clock()
     already = sum(t.trials for t in task_results(tasks, database))
     budget = options.trials - already
     seeds, tuned = None, []
-    scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=deadline, measure_alone=not options.measure.rpc_tracker)
+    scheduler = CommittingGradientScheduler(seed=options.seed or 0, patience=options.patience, deadline=until, measure_alone=not options.measure.rpc_tracker)
     if budget > 0:
-        load_tensor_intrinsics(target)  # before TuneContext, which would import every backend's (20 s)
-        runner = TimedRunner(options.measure.make_runner(), clock)  # first: a missing fleet is an Error: before the builder's pool starts
-        builder = TimedBuilder(options.measure.make_builder(target), clock)
-        try:
+        with measuring(target, options.measure, clock) as (builder, runner):
             if options.default_start:
                 seeds = seed_with_defaults(tasks, target, session.folder, builder, runner, limit=budget, options=options.defaults)
                 log.info("%s", seeds.line())
             tuned = _search(session, builder, runner, scheduler, clock, progress, budget)
-        finally:
-            builder.shutdown()
     new_trials = sum(t.trials for t in task_results(tasks, database)) - already  # the measured defaults included
-    phases = attrs.evolve(session, deadline=deadline).run(plan)  # --time-budget covers the phases too
+    phases = attrs.evolve(session, deadline=until).run(plan)  # --time-limit covers the phases too
     stopped = tuple(sorted(tuned[i].index for i in scheduler.stalled())) if tuned else ()
     wall = time.time() - start
     return TuneReport(os.path.abspath(records), task_results(tasks, database), new_trials, wall, phases, clock.time(wall), stopped, scheduler.out_of_time, seeds)
@@ -174,10 +190,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
 def _search(session: Session, builder, runner, scheduler, clock, progress, run_trials: int) -> list:
     """MetaSchedule's evolutionary search over the trials left of this run's ``run_trials`` (progress counts
     those measured before it, the defaults); the scheduler's tasks (ids index them)."""
-    from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
-
-
-    tasks, options, database, records = session.tasks, session.options, session.database, session.records
+    tasks, options, database = session.tasks, session.options, session.database
     results = task_results(tasks, database)  # read once: the budget left and the first round's order
     budget = options.trials - sum(t.trials for t in results)  # the measured defaults count
     if budget <= 0:
@@ -188,33 +201,20 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
             "--trials-per-iter %d with %d tasks and %d trials to go: the %d lightest task(s) may get no trial "
             "(leave --trials-per-iter out to size batches so every task gets one)", options.trials_per_iter, len(tasks), budget, starved
         )
-    search = ResumableSearch(ms.search_strategy.EvolutionarySearch(population_size=options.population), Budget(budget))
-    strategy = TimedSearch(search, clock)
     # The scheduler's first round visits tasks in order: the costliest first by their measured defaults (or
     # records), the others by FLOPs, so a small budget goes where the time is, not to reshapes.
     by_cost = costliest_first(tasks, {r.index: r.best_seconds for r in results})
     callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget,
                                   deadline=scheduler.deadline)
-    with tune_contexts([t.extracted for t in by_cost], records, strategy, options.measure.parallel, options.seed) as (contexts, weights):
-        tuned = [next(t for t in by_cost if t.name == c.task_name) for c in contexts]  # the scheduler's task ids
-        try:
-            ms.tune_tasks(
-                tasks=contexts,
-                task_weights=weights,
-                work_dir=records,
-                max_trials_global=budget,
-                max_trials_per_task=options.trials_per_task or options.trials,
-                num_trials_per_iter=options.trials_per_iter or batch_size(budget, len(tasks)),
-                builder=builder,
-                runner=runner,
-                database=database,
-                cost_model=ms.cost_model.XGBModel(num_tuning_cores=options.measure.parallel),
-                task_scheduler=scheduler,
-                measure_callbacks=[default_callbacks(clock), *callback],
-            )
-        finally:
-            for cb in callback:
-                cb.close()
+    search = make_search(
+        "evolutionary", trials=budget, per_task=options.trials_per_task or options.trials, batch=options.trials_per_iter or batch_size(budget, len(tasks)),
+        population=options.population, parallel=options.measure.parallel, clock=clock, callbacks=callback,
+    )
+    try:
+        tuned = run_search(by_cost, session.folder, search, scheduler, builder, runner, options.measure.parallel, options.seed)
+    finally:
+        for cb in callback:
+            cb.close()
     return tuned
 
 
@@ -230,10 +230,12 @@ def stop_lines(report) -> list:
 
 def batch_size(budget: int, tasks: int) -> int:
     """MetaSchedule's 64 candidates per batch, smaller when the budget would not give every task one."""
-    return max(4, min(64, budget // max(tasks, 1)))
+    return max(4, min(TRIALS_PER_ITER, budget // max(tasks, 1)))
 
 
 def _progress_callback(progress, total: int, names: list, done: int = 0, deadline: float | None = None) -> list:
+    from .progress import ProgressCallback  # pylint: disable=import-outside-toplevel
+
     if not progress:
         return []
 

@@ -1,8 +1,7 @@
 """A runner that measures a batch more than once, in alternating order, and keeps each candidate's fastest pass.
 
 MetaSchedule's runners take a candidate's samples back to back. On a shared host the machine can slow down for
-seconds at a time (measured here: the same schedules 2-3x apart an hour apart, the samples of each run within a
-few percent of each other), so a slow spell marks a good candidate slow with full confidence, and whatever
+seconds at a time while the samples of each run stay close to each other (BENCHMARKS, "Figures moved out of the code"), so a slow spell marks a good candidate slow with full confidence, and whatever
 decides on the measurements (a transfer's stopping rule, a droplet t-test, the best record kept) is misled.
 ``PassesRunner`` runs the batch's built candidates ``passes`` times, the second pass in reverse order, so a
 candidate's two measurements lie a batch's run time apart, and returns for each the samples of its fastest pass:

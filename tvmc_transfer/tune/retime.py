@@ -19,16 +19,18 @@ import statistics
 
 import attrs
 
-from ..build.intrinsics import load_tensor_intrinsics
 from ..errors import TVMCException
 from ..records.database import commit_record, copy_records, mean_seconds, replayed, target_label
 from ..records.listing import workload_hash
 from ..records.merge import check_output, open_nonempty, write_folder_atomically
+from .engine import measuring
 from .measure import MeasureOptions, measure_modules
 
 
 @attrs.frozen
 class RetimeReport:
+    """What ``retime_records`` did: how many records it measured again, how many failed, and the time ratios."""
+
     output: str
     workloads: int
     retimed: int
@@ -36,10 +38,14 @@ class RetimeReport:
     other_target: int  # records for another target, left out
     ratios: tuple  # new time / old time, per retimed record
 
-    def line(self) -> str:
+    def summary(self) -> str:
+        """One line: what ``tvmc records retime`` prints."""
         median = f"; new/old time: median {statistics.median(self.ratios):.2f}, {min(self.ratios):.2f}-{max(self.ratios):.2f}" if self.ratios else ""
         return (f"retimed {self.retimed} records of {self.workloads} workloads into {self.output}{median}; "
                 f"{self.failed} failed to build or run, {self.other_target} for another target left out")
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
 
 
 def retime_records(source_folder: str, target, output: str, top_k: int = 1, measure=None, from_target=None) -> RetimeReport:
@@ -69,13 +75,8 @@ def retime_records(source_folder: str, target, output: str, top_k: int = 1, meas
                 continue
             picked.append(record)
             mods.append(scheduled)
-    load_tensor_intrinsics(target)  # traces may tensorize
-    measure = measure or MeasureOptions()
-    builder, runner = measure.make_builder(target), measure.make_runner()
-    try:
+    with measuring(target, measure or MeasureOptions()) as (builder, runner):  # (tensor intrinsics loaded: traces may tensorize)
         results = measure_modules(builder, runner, target, mods)
-    finally:
-        builder.shutdown()
     retimed = [(record, secs, args) for record, (secs, args) in zip(picked, results) if secs is not None]
     failed += len(picked) - len(retimed)
 

@@ -1,8 +1,8 @@
 """A gradient task scheduler that commits every batch as soon as the next one starts.
 
 MetaSchedule's ``GradientBased`` scheduler joins a task's measurements (which is when the database commits them)
-only when it comes back to that task, and during its first round it comes back to none: on ResNet-50 (43 tasks)
-that is about 15 minutes with no record written, all lost if the run stops. This scheduler picks tasks with the
+only when it comes back to that task, and during its first round it comes back to none: on ResNet-50 that is
+many minutes with no record written (BENCHMARKS, "Figures moved out of the code"), all lost if the run stops. This scheduler picks tasks with the
 same rule (round robin first, then the largest weighted latency gradient, ``alpha`` and ``window`` as in TVM)
 but joins every running task except the one just sent, so at most one batch is ever uncommitted and a remote
 runner still overlaps with the next search: through a tracker (``measure_alone=False``), the batch just sent is
@@ -10,9 +10,8 @@ measured on every server of the fleet at once (``fleet_runner.py``) while the ne
 
 With a local runner (``measure_alone``) it joins the one just sent too: MetaSchedule's runner measures in a
 worker process while the next batch's evolutionary search runs on the same cores, and on a 2-core machine that
-search slowed the measurements it overlapped (records inflated up to 8x, BENCHMARKS), so the search learned
-from, and kept, the wrong schedules. Measuring alone costs the overlap (about a fifth of a trial's time on
-ResNet-50) and buys records that time what the kernels cost.
+search slowed the measurements it overlapped (BENCHMARKS, "Figures moved out of the code"), so the search learned from, and kept, the
+wrong schedules. Measuring alone costs the overlap and buys records that time what the kernels cost.
 """
 
 import random

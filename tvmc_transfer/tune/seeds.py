@@ -2,7 +2,7 @@
 
 Without it a short ``tvmc tune`` could end slower than no tuning at all: the search starts from random samples
 of the design space, while ``tvmc compile`` without records already gives each kernel a checked default
-schedule (``default_schedules.py``: the shipped library's, or the cost model's pick). ``seed_with_defaults``
+schedule (``defaults/schedules.py``: the shipped library's, or the cost model's pick). ``seed_with_defaults``
 measures those defaults with the tuning session's own builder and runner and commits them as ordinary records
 (they count as trials). MetaSchedule's evolutionary search then draws part of its first population from the
 best records of each workload, so the search mutates the default instead of starting over, and the best
