@@ -3,7 +3,7 @@
 import argparse
 
 from ..errors import lowering_hint, tvm_errors
-from ..tune.option_defaults import E2E_REPEAT, MAX_CANDIDATES, MEASURE_TOP, PASSES, POPULATION, RTOL, SEED, SOURCE_MODES, SOURCES, TUNE_REST
+from ..tune.option_defaults import E2E_REPEAT, MAX_CANDIDATES, MEASURE_TOP, PASSES, POPULATION, POPULATION_HELP, RTOL, SEED, SOURCE_MODES, SOURCES, TUNE_REST
 from .build import add_lowering_arguments, lowering_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args, shown
 from .measure import add_measure_arguments, measure_options_from_args
@@ -46,7 +46,7 @@ def add_transfer_parser(subparsers, main_parser, json_config):
         help="a kernel takes only schedules of its own class (by default one whose class no source holds also takes those of a kernel with another epilogue: conv2d+bias+relu for conv2d+bias+add+relu or conv2d+bias; and a pool with padding for one without, and back)",
     )
     parser.add_argument("--tune-rest", type=int, default=TUNE_REST, metavar="N", help="tune the kernels no source matches with N trials of 'tvmc tune'")
-    parser.add_argument("--population", type=int, default=POPULATION, help=f"evolutionary search population for --tune-rest (default {POPULATION})")
+    parser.add_argument("--population", type=int, default=POPULATION, help=f"evolutionary search population for --tune-rest ({POPULATION_HELP})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the random check inputs and of --tune-rest (default {SEED})")
     parser.add_argument("--rtol", type=float, default=RTOL, help=f"largest error a candidate may have, relative to the largest reference value (default {shown(RTOL)})")
     parser.add_argument("--time-limit", "--time-budget", dest="time_limit", type=float, metavar="SECONDS", help="start no new kernel (nor a kernel's next batch, nor a --droplet or --tune-rest batch: those go to the costliest kernels first) after this long; run the same command again to go on; --time-budget is the same")

@@ -1,7 +1,8 @@
 """``tvmc tune``: MetaSchedule evolutionary search into a records folder; re-running it resumes."""
 
+from ..atomic import write_json
 from ..errors import TVMCException, lowering_hint, tvm_errors
-from ..tune.option_defaults import POPULATION, SEED, TRIALS, TRIALS_PER_ITER
+from ..tune.option_defaults import POPULATION, POPULATION_HELP, SEED, TRIALS, TRIALS_PER_ITER
 from .build import add_lowering_arguments, lowering_from_args
 from .common import add_model_arguments, check_output_folder, load_model_from_args, plan_from_args
 from .measure import add_measure_arguments, measure_options_from_args
@@ -28,8 +29,9 @@ def add_tune_parser(subparsers, main_parser, json_config):
     parser.add_argument("--trials-per-iter", type=int, help=f"candidates measured per batch (default: {TRIALS_PER_ITER}, fewer if the budget is small)")
     parser.add_argument("--tasks", metavar="list|SPEC", help="'list' to show the tasks, or which to tune: 0,2-5")
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed of the search (default {SEED})")
-    parser.add_argument("--population", type=int, default=POPULATION, help=f"evolutionary search population (default {POPULATION})")
+    parser.add_argument("--population", type=int, default=POPULATION, help=f"evolutionary search population ({POPULATION_HELP})")
     parser.add_argument("--tuning-records", action="append", default=[], metavar="PRIOR", help="records to start from (repeatable)")
+    parser.add_argument("--report", metavar="FILE.json", help="also write the report as JSON: per task its trials and best time, and where the wall time went")
     parser.add_argument(
         "--no-default-schedules", dest="default_start", action="store_false",
         help="start the search from random samples only; by default each kernel without a record first gets the "
@@ -53,12 +55,16 @@ def drive_tune(args) -> int:
             print(format_task_table(extract_tasks(model, target, lowering_from_args(args))))
         return 0
     check_output_folder(args.output, "records")
+    if args.report:
+        check_output_folder(args.report, "report")
     options = tune_options_from_args(args)
     with tvm_errors("tuning", what_to_try):
         report = tune_model(model, target, args.output, options, prior_records=args.tuning_records, plan=plan_from_args("tune", args))
     print(report.summary())
     for phase in report.phases:
         print(phase.summary())
+    if args.report:
+        write_json(args.report, report.to_json())
     print(f"records: {report.records}")
     return 0
 

@@ -41,7 +41,7 @@ class TransferOptions:
     sources: str = SOURCES
     use_library: bool = True
     tune_rest: int = TUNE_REST
-    population: int = POPULATION  # evolutionary search population for --tune-rest
+    population: int | None = POPULATION  # evolutionary search population for --tune-rest (None: sized to the batch)
     seed: int = SEED
     rtol: float = RTOL
     e2e: bool = True
@@ -54,7 +54,7 @@ class TransferOptions:
     def __attrs_post_init__(self):
         if self.sources not in SOURCE_MODES:
             raise TVMCException(f"--sources must be one of {', '.join(SOURCE_MODES)}, got '{self.sources}'")
-        if self.tune_rest < 0 or self.population < 2:
+        if self.tune_rest < 0 or (self.population is not None and self.population < 2):
             raise TVMCException("--tune-rest must be >= 0 and --population >= 2")
         if not 0 < self.rtol < 1 or self.e2e_repeat < 1:
             raise TVMCException("--rtol must be in (0, 1) and the end-to-end repeat at least 1")

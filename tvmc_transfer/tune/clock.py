@@ -4,6 +4,12 @@ MetaSchedule's task scheduler calls the search strategy, the builder, the runner
 callbacks one after another in one thread, so wrapping each of them with a stopwatch splits the wall time into
 parts that do not overlap; what none of them took (task extraction, tune contexts, progress output, later
 phases) is "other", so the parts always sum to the total.
+
+Search and cost model is split further with MetaSchedule's own profiler (``SEARCH_DETAIL``): sampling the
+initial population, mutating it (each mutant applied and post-processed: its validity check), the cost model's
+predictions and its training. The search is charged to the task it searched for; build and measurement to the
+task whose batch came last (one batch is built and measured at a time). ``busy`` is the share of the cores' time
+this process and its workers used: the rest the cores stood idle.
 """
 
 import time
@@ -16,7 +22,16 @@ from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 
+from ..threads import usable_cpus
+
 SEARCH, DATABASE, BUILD, MEASURE = "search", "database", "build", "measure"
+# MetaSchedule profiler scopes (tvm.s_tir.meta_schedule.Profiler) -> how the breakdown names them
+SEARCH_DETAIL = {
+    "EvoSearch/SampleInitPopulation": "sampling",
+    "EvoSearch/Evolve/Mutation": "mutation and validity checks",
+    "EvoSearch/Evolve/PredictNormalizedScore": "cost model prediction",
+    "MeasureCallback/UpdateCostModel": "cost model training",
+}
 
 
 @attrs.frozen
@@ -29,6 +44,9 @@ class TuneTime:
     measure: float  # waiting for measurements (the runner)
     other: float
     total: float
+    detail: dict = attrs.field(factory=dict)  # search and cost model by SEARCH_DETAIL's names (the rest: "other search")
+    tasks: dict = attrs.field(factory=dict)  # task name -> {part: seconds}
+    busy: float | None = None  # share of the cores' time used (None: not known)
 
     def parts(self) -> dict:
         return {
@@ -40,9 +58,18 @@ class TuneTime:
         }
 
     def line(self) -> str:
-        """One line: ``wall time 52.1 s: search and cost model 20.3 s (39%), database ...``."""
+        """``wall time 52.1 s: search and cost model 20.3 s (39%), database ...``, then what the search spent and
+        how busy the cores were, when known."""
         share = lambda s: f" ({100 * s / self.total:.0f}%)" if self.total > 0 else ""  # noqa: E731
-        return f"wall time {self.total:.1f} s: " + ", ".join(f"{name} {s:.1f} s{share(s)}" for name, s in self.parts().items())
+        line = f"wall time {self.total:.1f} s: " + ", ".join(f"{name} {s:.1f} s{share(s)}" for name, s in self.parts().items())
+        if self.detail:
+            line += "\nsearch and cost model: " + ", ".join(f"{name} {s:.1f} s" for name, s in self.detail.items())
+        if self.busy is not None:
+            line += f"; cores busy {100 * self.busy:.0f}% of the wall time"
+        return line
+
+    def to_json(self) -> dict:
+        return {"seconds": {**self.parts(), "total": self.total}, "search": self.detail, "cores_busy": self.busy, "tasks": self.tasks}
 
 
 class Clock:
@@ -50,18 +77,51 @@ class Clock:
 
     def __init__(self):
         self.seconds = {SEARCH: 0.0, DATABASE: 0.0, BUILD: 0.0, MEASURE: 0.0}
+        self.profile = {}  # MetaSchedule profiler scope -> seconds (engine.run_search fills it)
+        self.tasks = {}  # task name -> {part: seconds}
+        self.task = None  # the task whose batch is being searched, built or measured
+        self.started_cpu = cpu_seconds()
+        self.cpu = None
 
     @contextmanager
-    def part(self, name: str):
+    def part(self, name: str, task: str | None = None):
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            self.seconds[name] += seconds
+            task = task or self.task
+            if task is not None:
+                parts = self.tasks.setdefault(task, {})
+                parts[name] = parts.get(name, 0.0) + seconds
+
+    def stop_cpu(self) -> None:
+        """Read the CPU seconds used so far (call before the builder's workers are shut down)."""
+        self.cpu = cpu_seconds() - self.started_cpu
 
     def time(self, total: float) -> TuneTime:
         s = self.seconds
-        return TuneTime(s[SEARCH], s[DATABASE], s[BUILD], s[MEASURE], total - sum(s.values()), total)
+        detail = {name: float(self.profile[scope]) for scope, name in SEARCH_DETAIL.items() if scope in self.profile}
+        if detail:
+            detail["other search"] = max(0.0, s[SEARCH] - sum(detail.values()))
+        busy = self.cpu / (total * len(usable_cpus())) if self.cpu is not None and total > 0 else None
+        tasks = {name: {k: round(v, 3) for k, v in parts.items()} for name, parts in self.tasks.items()}
+        return TuneTime(s[SEARCH], s[DATABASE], s[BUILD], s[MEASURE], total - sum(s.values()), total, detail, tasks, busy)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds this process and its workers (live ones included: the builder's pool) have used."""
+    import psutil  # pylint: disable=import-outside-toplevel
+
+    me = psutil.Process()
+    used = sum(me.cpu_times()[:4])  # user, system, and those of children already waited for
+    for child in me.children(recursive=True):
+        try:
+            used += sum(child.cpu_times()[:2])
+        except psutil.Error:  # gone in between
+            pass
+    return used
 
 
 @derived_object
@@ -72,9 +132,6 @@ class TimedSearch(PySearchStrategy):
         super().__init__()
         self.inner, self.clock = inner, clock
 
-    def _initialize_with_tune_context(self, context) -> None:
-        self.inner._initialize_with_tune_context(context)  # pylint: disable=protected-access
-
     def pre_tuning(self, max_trials, num_trials_per_iter, design_spaces, database=None, cost_model=None):
         with self.clock.part(DATABASE):
             self.inner.pre_tuning(max_trials, num_trials_per_iter, design_spaces, database, cost_model)
@@ -82,7 +139,12 @@ class TimedSearch(PySearchStrategy):
     def post_tuning(self):
         self.inner.post_tuning()
 
+    def _initialize_with_tune_context(self, context) -> None:
+        self.task = str(context.task_name)
+        self.inner._initialize_with_tune_context(context)  # pylint: disable=protected-access
+
     def generate_measure_candidates(self):
+        self.clock.task = getattr(self, "task", None)  # what is built and measured next is this task's batch
         with self.clock.part(SEARCH):
             return self.inner.generate_measure_candidates()
 

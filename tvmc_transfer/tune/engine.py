@@ -84,31 +84,40 @@ def measuring(target, measure, clock=None):
         builder.shutdown()
 
 
-def run_search(tasks: list, folder, search: Search, scheduler, builder, runner, parallel: int, seed: int = 0) -> list:
+def run_search(tasks: list, folder, search: Search, scheduler, builder, runner, parallel: int, seed: int = 0, profile: dict | None = None) -> list:
     """Run ``search`` on ``tasks`` (``build.tasks.Task``) into the open records folder ``folder`` with MetaSchedule's
     task loop, its ``scheduler`` (a ``TaskScheduler``) and ``builder``/``runner``; ``parallel`` threads search.
-    Returns the tasks in the scheduler's order (its task ids index them); [] when none is left to tune."""
+    Returns the tasks in the scheduler's order (its task ids index them); [] when none is left to tune.
+    ``profile``, when given, gets the seconds of each MetaSchedule profiler scope (``clock.SEARCH_DETAIL``)."""
     from tvm.s_tir import meta_schedule as ms  # pylint: disable=import-outside-toplevel
 
-    with tune_contexts([t.extracted for t in tasks], folder.path, search.strategy, parallel, seed) as (contexts, weights):
+    with tune_contexts([t.extracted for t in tasks], folder.path, search.strategy, parallel, seed) as (contexts, weights), ms.Profiler() as profiler:
         if not contexts:
             return []
         ordered = [next(t for t in tasks if t.name == c.task_name) for c in contexts]
-        ms.tune_tasks(
-            tasks=contexts,
-            task_weights=weights,
-            work_dir=folder.path,
-            max_trials_global=search.max_trials_global,
-            max_trials_per_task=search.max_trials_per_task,
-            num_trials_per_iter=search.num_trials_per_iter,
-            builder=builder,
-            runner=runner,
-            database=folder.database,
-            cost_model=search.cost_model,
-            task_scheduler=scheduler,
-            measure_callbacks=list(search.callbacks),
-        )
+        try:
+            _tune_tasks(ms, contexts, weights, folder, search, scheduler, builder, runner)
+        finally:
+            if profile is not None:
+                profile.update({str(k): float(v) for k, v in profiler.get().items()})
     return ordered
+
+
+def _tune_tasks(ms, contexts, weights, folder, search, scheduler, builder, runner) -> None:
+    ms.tune_tasks(
+        tasks=contexts,
+        task_weights=weights,
+        work_dir=folder.path,
+        max_trials_global=search.max_trials_global,
+        max_trials_per_task=search.max_trials_per_task,
+        num_trials_per_iter=search.num_trials_per_iter,
+        builder=builder,
+        runner=runner,
+        database=folder.database,
+        cost_model=search.cost_model,
+        task_scheduler=scheduler,
+        measure_callbacks=list(search.callbacks),
+    )
 
 
 @register_strategy("evolutionary")

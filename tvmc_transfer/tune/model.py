@@ -26,7 +26,7 @@ from ..session import Plan, Session
 from ..target import tuning_target
 from .engine import deadline, make_search, measuring, run_search
 from .measure import MeasureOptions
-from .option_defaults import POPULATION, SEED, TRIALS, TRIALS_PER_ITER
+from .option_defaults import POPULATION, SEED, TRIALS, TRIALS_PER_ITER, population_for
 from .seeds import seed_with_defaults
 
 log = logging.getLogger("tvmc")
@@ -42,7 +42,7 @@ class TuneOptions:
     trials_per_iter: int | None = None  # None: as many as lets every task have a batch, at most 64
     tasks: str | None = None  # "0,2-5"
     seed: int | None = SEED
-    population: int = POPULATION  # evolutionary search's population; smaller is faster per batch
+    population: int | None = POPULATION  # evolutionary search's population (None: population_for the batch)
     measure: MeasureOptions = attrs.field(factory=MeasureOptions)
     lowering: Lowering = attrs.field(factory=Lowering)  # records match only the lowering they were tuned under
     time_budget: float | None = None  # wall-clock seconds of the whole run; no batch starts after it
@@ -53,7 +53,7 @@ class TuneOptions:
     def __attrs_post_init__(self):
         if self.trials < 0 or (self.trials_per_task is not None and self.trials_per_task < 1):
             raise TVMCException("--trials must be >= 0 and --trials-per-task >= 1")
-        if (self.trials_per_iter is not None and self.trials_per_iter < 1) or self.population < 2:
+        if (self.trials_per_iter is not None and self.trials_per_iter < 1) or (self.population is not None and self.population < 2):
             raise TVMCException("--trials-per-iter must be >= 1 and --population >= 2")
         if (self.time_budget is not None and self.time_budget <= 0) or (self.patience is not None and self.patience < 1):
             raise TVMCException("--time-limit must be a positive number of seconds and --patience at least 1")
@@ -116,6 +116,8 @@ class TuneReport:
             "stopped": list(self.stopped),
             "out_of_time": self.out_of_time,
         }
+        if self.time is not None:
+            data["time"] = self.time.to_json()
         if self.phases:
             data["phases"] = [phase.to_json() for phase in self.phases]
         return data
@@ -180,6 +182,7 @@ def tune_tasks(session: Session, plan: Plan | None = None, progress=True, start:
                 seeds = seed_with_defaults(tasks, target, session.folder, builder, runner, limit=budget, options=options.defaults)
                 log.info("%s", seeds.line())
             tuned = _search(session, builder, runner, scheduler, clock, progress, budget)
+            clock.stop_cpu()  # before the builder's workers go
     new_trials = sum(t.trials for t in task_results(tasks, database)) - already  # the measured defaults included
     phases = attrs.evolve(session, deadline=until).run(plan)  # --time-limit covers the phases too
     stopped = tuple(sorted(tuned[i].index for i in scheduler.stalled())) if tuned else ()
@@ -206,12 +209,13 @@ def _search(session: Session, builder, runner, scheduler, clock, progress, run_t
     by_cost = costliest_first(tasks, {r.index: r.best_seconds for r in results})
     callback = _progress_callback(progress, run_trials, [f"#{t.index} {t.name}" for t in by_cost], done=run_trials - budget,
                                   deadline=scheduler.deadline)
+    batch = options.trials_per_iter or batch_size(budget, len(tasks))
     search = make_search(
-        "evolutionary", trials=budget, per_task=options.trials_per_task or options.trials, batch=options.trials_per_iter or batch_size(budget, len(tasks)),
-        population=options.population, parallel=options.measure.parallel, clock=clock, callbacks=callback,
+        "evolutionary", trials=budget, per_task=options.trials_per_task or options.trials, batch=batch,
+        population=options.population or population_for(batch), parallel=options.measure.parallel, clock=clock, callbacks=callback,
     )
     try:
-        tuned = run_search(by_cost, session.folder, search, scheduler, builder, runner, options.measure.parallel, options.seed)
+        tuned = run_search(by_cost, session.folder, search, scheduler, builder, runner, options.measure.parallel, options.seed, clock.profile)
     finally:
         for cb in callback:
             cb.close()

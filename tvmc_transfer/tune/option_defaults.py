@@ -9,7 +9,8 @@ checks that what each command builds from a bare command line equals its option 
 # Evolutionary search: `tvmc tune`, and `tvmc transfer --tune-rest` for the kernels no source matches.
 TRIALS = 1000  # over all tasks, recorded ones included
 TRIALS_PER_ITER = 64  # candidates per batch unless --trials-per-iter says (fewer when the budget is small)
-POPULATION = 512
+POPULATION = None  # None: sized to the batch (population_for)
+POPULATION_HELP = "default: the batch, at least 64 and at most 512"
 SEED = 0  # of the search; transfer's also seeds its random check inputs
 
 # Droplet search (`--droplet`).
@@ -25,3 +26,11 @@ TUNE_REST = 0  # trials of evolutionary search for the kernels no source matches
 RTOL = 1e-3  # largest error of a candidate, relative to the largest reference value
 E2E_REPEAT = 10  # end-to-end runs timed
 PASSES = 2  # measurements of each batch: the stopping rule of --measure-top compares batches
+
+
+def population_for(batch: int) -> int:
+    """The evolutionary search's population for batches of ``batch`` candidates: the batch, 64 to 512. At
+    MetaSchedule's 512 much of a run (most of a small one) went to mutating candidates never measured; 64 reached
+    the same latency in the same wall time, on a tiny CNN and on ResNet-50's heaviest kernels (BENCHMARKS, session
+    24)."""
+    return min(512, max(64, batch))
