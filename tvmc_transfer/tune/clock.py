@@ -46,7 +46,7 @@ class TuneTime:
     total: float
     detail: dict = attrs.field(factory=dict)  # search and cost model by SEARCH_DETAIL's names (the rest: "other search")
     tasks: dict = attrs.field(factory=dict)  # task name -> {part: seconds}
-    busy: float | None = None  # share of the cores' time used (None: not known)
+    busy: float | None = None  # share of the cores' time used while tuning (None: not known)
 
     def parts(self) -> dict:
         return {
@@ -65,7 +65,7 @@ class TuneTime:
         if self.detail:
             line += "\nsearch and cost model: " + ", ".join(f"{name} {s:.1f} s" for name, s in self.detail.items())
         if self.busy is not None:
-            line += f"; cores busy {100 * self.busy:.0f}% of the wall time"
+            line += f"; cores busy {100 * self.busy:.0f}% while tuning"
         return line
 
     def to_json(self) -> dict:
@@ -80,34 +80,33 @@ class Clock:
         self.profile = {}  # MetaSchedule profiler scope -> seconds (engine.run_search fills it)
         self.tasks = {}  # task name -> {part: seconds}
         self.task = None  # the task whose batch is being searched, built or measured
-        self.started_cpu = cpu_seconds()
-        self.cpu = None
+        self.started = time.perf_counter(), cpu_seconds()
+        self.busy = None  # share of the cores' time used from the start to stop_cpu
 
     @contextmanager
-    def part(self, name: str, task: str | None = None):
+    def part(self, name: str):
         start = time.perf_counter()
         try:
             yield
         finally:
             seconds = time.perf_counter() - start
             self.seconds[name] += seconds
-            task = task or self.task
-            if task is not None:
-                parts = self.tasks.setdefault(task, {})
+            if self.task is not None:
+                parts = self.tasks.setdefault(self.task, {})
                 parts[name] = parts.get(name, 0.0) + seconds
 
     def stop_cpu(self) -> None:
-        """Read the CPU seconds used so far (call before the builder's workers are shut down)."""
-        self.cpu = cpu_seconds() - self.started_cpu
+        """How busy the cores were since the clock started (call before the builder's workers are shut down)."""
+        wall, cpu = time.perf_counter() - self.started[0], cpu_seconds() - self.started[1]
+        self.busy = cpu / (wall * len(usable_cpus())) if wall > 0 else None
 
     def time(self, total: float) -> TuneTime:
         s = self.seconds
         detail = {name: float(self.profile[scope]) for scope, name in SEARCH_DETAIL.items() if scope in self.profile}
         if detail:
             detail["other search"] = max(0.0, s[SEARCH] - sum(detail.values()))
-        busy = self.cpu / (total * len(usable_cpus())) if self.cpu is not None and total > 0 else None
         tasks = {name: {k: round(v, 3) for k, v in parts.items()} for name, parts in self.tasks.items()}
-        return TuneTime(s[SEARCH], s[DATABASE], s[BUILD], s[MEASURE], total - sum(s.values()), total, detail, tasks, busy)
+        return TuneTime(s[SEARCH], s[DATABASE], s[BUILD], s[MEASURE], total - sum(s.values()), total, detail, tasks, self.busy)
 
 
 def cpu_seconds() -> float:

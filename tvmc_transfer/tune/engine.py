@@ -96,28 +96,24 @@ def run_search(tasks: list, folder, search: Search, scheduler, builder, runner, 
             return []
         ordered = [next(t for t in tasks if t.name == c.task_name) for c in contexts]
         try:
-            _tune_tasks(ms, contexts, weights, folder, search, scheduler, builder, runner)
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=folder.path,
+                max_trials_global=search.max_trials_global,
+                max_trials_per_task=search.max_trials_per_task,
+                num_trials_per_iter=search.num_trials_per_iter,
+                builder=builder,
+                runner=runner,
+                database=folder.database,
+                cost_model=search.cost_model,
+                task_scheduler=scheduler,
+                measure_callbacks=list(search.callbacks),
+            )
         finally:
             if profile is not None:
                 profile.update({str(k): float(v) for k, v in profiler.get().items()})
     return ordered
-
-
-def _tune_tasks(ms, contexts, weights, folder, search, scheduler, builder, runner) -> None:
-    ms.tune_tasks(
-        tasks=contexts,
-        task_weights=weights,
-        work_dir=folder.path,
-        max_trials_global=search.max_trials_global,
-        max_trials_per_task=search.max_trials_per_task,
-        num_trials_per_iter=search.num_trials_per_iter,
-        builder=builder,
-        runner=runner,
-        database=folder.database,
-        cost_model=search.cost_model,
-        task_scheduler=scheduler,
-        measure_callbacks=list(search.callbacks),
-    )
 
 
 @register_strategy("evolutionary")
